@@ -1,0 +1,44 @@
+# Everyday tasks. On a fresh machine: `make run` or `make test`; both install what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test lint format bench system-deps services clean help
+
+help:  ## List the tasks
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+run: $(STAMP)  ## Build issues/ and serve on http://127.0.0.1:8000 (SQLite, mail to var/mail/)
+	$(BIN)/feedsvc build
+	$(BIN)/feedsvc serve --host $(HOST) --port $(PORT)
+
+test: $(STAMP) system-deps services  ## Install everything the tests need and run them all
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check .
+
+format: $(STAMP)  ## ruff format and import order
+	$(BIN)/ruff check --fix --select I .
+	$(BIN)/ruff format .
+
+bench: $(STAMP) system-deps services  ## Run the benchmarks under bench/ and print their figures
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+system-deps:  ## Debian packages the tests drive: chromium, newsboat, CJK fonts
+	scripts/system-deps.sh
+
+services:  ## Start PostgreSQL and Redis if they are down
+	scripts/services.sh
+
+clean:  ## Remove the virtualenv and generated files
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis test-artifacts

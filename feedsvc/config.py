@@ -1,0 +1,212 @@
+"""Settings: the publication from feedsvc.toml, the deployment from FEEDSVC_* environment variables.
+
+Secrets (secret key, SMTP credentials, admin password, database URL) only ever come from the
+environment. Everything here is plain frozen data: pure modules take a `Publication`, shells take
+`Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+CONFIG_FILE = "feedsvc.toml"
+
+
+class ConfigError(Exception):
+    """feedsvc.toml or the environment is wrong; the message says what and where."""
+
+
+@dataclass(frozen=True)
+class SectionConfig:
+    """A section of the publication: its heading as written in issues, and its URL slug."""
+
+    name: str
+    slug: str
+    name_en: str = ""
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What the pure core needs to know about the publication."""
+
+    name: str
+    publisher: str
+    sections: tuple[SectionConfig, ...]
+    language: str = "zh-CN"
+    name_en: str = ""
+    publisher_en: str = ""
+    description: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    id_authority: str = "feedsvc.example.org"
+    id_since: str = "2024"
+    summary_heading: str = "摘要"
+    colophon_markers: tuple[str, ...] = ()
+    feed_limit: int = 100
+    websub_hub: str = ""
+    from_name: str = ""
+    from_address: str = "newsletter@example.org"
+    reply_to: str = ""
+    unsubscribe_mailto: str = ""
+
+    def section_by_name(self, name: str) -> SectionConfig | None:
+        """The configured section whose heading is `name`, if any."""
+        return next((s for s in self.sections if s.name == name), None)
+
+    def section_by_slug(self, slug: str) -> SectionConfig | None:
+        """The configured section with URL slug `slug`, if any."""
+        return next((s for s in self.sections if s.slug == slug), None)
+
+    @property
+    def slugs(self) -> tuple[str, ...]:
+        return tuple(s.slug for s in self.sections)
+
+    @property
+    def mail_domain(self) -> str:
+        """The domain of the sender address (Message-ID, List-Id)."""
+        return self.from_address.rpartition("@")[2] or self.id_authority
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a running feedsvc needs: the publication plus where things live and secrets."""
+
+    publication: Publication
+    root: Path
+    issues_dir: Path
+    site_dir: Path
+    templates_dir: Path
+    var_dir: Path
+    mail_dir: Path
+    database_url: str
+    secret_key: str
+    smtp_url: str = ""
+    admin_password: str = ""
+    lease_seconds: int = 300
+    send_rate: float = 0.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return self.publication.base_url
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some fields replaced (tests, CLI options)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def find_config(start: Path | None = None) -> Path:
+    """FEEDSVC_CONFIG, else feedsvc.toml in the current directory or one of its parents."""
+    explicit = os.environ.get("FEEDSVC_CONFIG")
+    if explicit:
+        return Path(explicit)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"no {CONFIG_FILE} in {here} or its parents (set FEEDSVC_CONFIG to its path)")
+
+
+def load_publication(path: Path, base_url: str | None = None) -> Publication:
+    """Read the publication part of feedsvc.toml, checking sections and slugs."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    pub = data.get("publication", {})
+    feeds = data.get("feeds", {})
+    mail = data.get("mail", {})
+    sections = tuple(_section(path, i, raw) for i, raw in enumerate(data.get("sections", []), 1))
+    if not sections:
+        raise ConfigError(f"{path}: no [[sections]] configured")
+    for attr in ("name", "slug"):
+        values = [getattr(s, attr) for s in sections]
+        dupes = sorted({v for v in values if values.count(v) > 1})
+        if dupes:
+            raise ConfigError(f"{path}: section {attr} repeated: {', '.join(dupes)}")
+    for required in ("name", "publisher"):
+        if not pub.get(required):
+            raise ConfigError(f"{path}: [publication] {required} is missing")
+    url = (base_url or pub.get("base_url") or "http://127.0.0.1:8000").rstrip("/")
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        raise ConfigError(f"{path}: base_url {url!r} is not an absolute http(s) URL")
+    return Publication(
+        name=pub["name"],
+        publisher=pub["publisher"],
+        sections=sections,
+        language=pub.get("language", "zh-CN"),
+        name_en=pub.get("name_en", ""),
+        publisher_en=pub.get("publisher_en", ""),
+        description=pub.get("description", ""),
+        base_url=url,
+        id_authority=pub.get("id_authority") or urlsplit(url).hostname or "localhost",
+        id_since=str(pub.get("id_since", "2024")),
+        summary_heading=pub.get("summary_heading", "摘要"),
+        colophon_markers=tuple(pub.get("colophon_markers", ())),
+        feed_limit=int(feeds.get("limit", 100)),
+        websub_hub=feeds.get("websub_hub", ""),
+        from_name=mail.get("from_name") or pub["name"],
+        from_address=mail.get("from_address", "newsletter@example.org"),
+        reply_to=mail.get("reply_to", ""),
+        unsubscribe_mailto=mail.get("unsubscribe_mailto", ""),
+    )
+
+
+def _section(path: Path, index: int, raw: dict) -> SectionConfig:
+    name, slug = raw.get("name", ""), raw.get("slug", "")
+    if not name or not slug:
+        raise ConfigError(f"{path}: [[sections]] number {index} needs both name and slug")
+    if not slug.isascii() or not slug.replace("-", "").isalnum() or slug != slug.lower():
+        raise ConfigError(f"{path}: section slug {slug!r} must be lower-case ASCII letters, digits and '-'")
+    if slug in ("all", "issues"):
+        raise ConfigError(f"{path}: section slug {slug!r} is reserved for a feed of its own")
+    return SectionConfig(name=name, slug=slug, name_en=raw.get("name_en", ""))
+
+
+def load_settings(config_path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from feedsvc.toml and the environment (FEEDSVC_*, DATABASE_URL)."""
+    env = os.environ if env is None else env
+    path = config_path or find_config()
+    root = path.resolve().parent
+    publication = load_publication(path, env.get("FEEDSVC_BASE_URL"))
+    var_dir = Path(env.get("FEEDSVC_VAR_DIR", root / "var"))
+    secret = env.get("FEEDSVC_SECRET_KEY", "")
+    if not secret:
+        # A development fallback kept on disk so that links stay valid across restarts.
+        # Production sets FEEDSVC_SECRET_KEY; the file is never committed (var/ is ignored).
+        secret = _dev_secret(var_dir)
+    return Settings(
+        publication=publication,
+        root=root,
+        issues_dir=Path(env.get("FEEDSVC_ISSUES_DIR", root / "issues")),
+        site_dir=Path(env.get("FEEDSVC_SITE_DIR", var_dir / "site")),
+        templates_dir=Path(env.get("FEEDSVC_TEMPLATES_DIR", root / "templates")),
+        var_dir=var_dir,
+        mail_dir=Path(env.get("FEEDSVC_MAIL_DIR", var_dir / "mail")),
+        database_url=env.get("DATABASE_URL", f"sqlite:///{var_dir / 'feedsvc.db'}"),
+        secret_key=secret,
+        smtp_url=env.get("FEEDSVC_SMTP_URL", ""),
+        admin_password=env.get("FEEDSVC_ADMIN_PASSWORD", ""),
+        lease_seconds=int(env.get("FEEDSVC_LEASE_SECONDS", "300")),
+        send_rate=float(env.get("FEEDSVC_SEND_RATE", "0")),
+        extra={k: v for k, v in env.items() if k.startswith("FEEDSVC_")},
+    )
+
+
+def _dev_secret(var_dir: Path) -> str:
+    import secrets
+
+    path = var_dir / "dev-secret-key"
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        var_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        path.write_text(value, encoding="ascii")
+        path.chmod(0o600)
+        return value
