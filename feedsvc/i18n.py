@@ -1,0 +1,46 @@
+"""UI text in Chinese (zh-CN, the source language) with English available. Pure.
+
+Templates and code write the Chinese text; `translate(text, lang)` returns the English for "en". The
+English catalogs are TOML files under feedsvc/locales/en/, one per area (web pages, subscription pages,
+email), merged at start. A text with no entry is shown in Chinese, never as a key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+
+LANGUAGES = ("zh-CN", "en")
+DEFAULT_LANGUAGE = "zh-CN"
+LOCALES = Path(__file__).parent / "locales"
+
+
+@cache
+def catalog(lang: str) -> Mapping[str, str]:
+    """Every translation for `lang`, merged from its TOML files (each a table of 中文 = "English")."""
+    merged: dict[str, str] = {}
+    folder = LOCALES / lang.split("-")[0]
+    for path in sorted(folder.glob("*.toml")):
+        merged.update(tomllib.loads(path.read_text(encoding="utf-8")))
+    return merged
+
+
+def translate(text: str, lang: str, **values: object) -> str:
+    """`text` in `lang`, with {placeholders} filled from `values`."""
+    result = text if lang == DEFAULT_LANGUAGE else catalog(lang).get(text, text)
+    return result.format(**values) if values else result
+
+
+def negotiate(requested: str | None, accept: Iterable[tuple[str, float]] = ()) -> str:
+    """An explicit choice (?lang=, cookie) if known, else the best of Accept-Language, else zh-CN."""
+    if requested in LANGUAGES:
+        return requested
+    for tag, _quality in sorted(accept, key=lambda pair: -pair[1]):
+        tag = tag.lower()
+        if tag.startswith("zh"):
+            return "zh-CN"
+        if tag.startswith("en"):
+            return "en"
+    return DEFAULT_LANGUAGE
