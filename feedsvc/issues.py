@@ -242,7 +242,8 @@ class _Reader:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = mark.line + 2 if mark else 1
-            raise ParseError(self.source, f"front matter is not valid YAML: {exc}", line) from None
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ParseError(self.source, f"front matter is not valid YAML: {problem}", line) from None
         if not isinstance(front, dict):
             raise ParseError(self.source, "front matter must be key: value pairs", 2)
         for key in sorted(set(map(str, front)) - _FRONT_KEYS):
@@ -290,6 +291,9 @@ class _Reader:
         rest = blocks[body_start:] if body_start is not None else []
         rest, colophon = self._split_colophon(rest)
         title, publisher, number, date = self._header(header)
+        if not any(self._section_of(b) for b in rest):
+            names = "、".join(s.name for s in self.pub.sections)
+            raise ParseError(self.source, f"has no configured section heading (write ## and one of: {names})")
         summary, sections = self._body(rest)
         if not any(s.items for s in sections):
             names = "、".join(s.name for s in self.pub.sections)
@@ -307,6 +311,12 @@ class _Reader:
             subject=subject,
             source=self.source,
         )
+
+    def _section_of(self, block: _Block) -> bool:
+        """True when `block` is a heading that names a configured section."""
+        if block.kind != "heading" or block.level > 2:
+            return False
+        return self.pub.section_by_name(_inline_text(block.content).rstrip("：:").strip()) is not None
 
     def _split_colophon(self, blocks: list[_Block]) -> tuple[list[_Block], list[str]]:
         """The trailing run of marker paragraphs (and rules between them) is the colophon."""
