@@ -134,6 +134,8 @@ class ParseError(Exception):
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
 MARKDOWN = make_markdown()
+# The first pass only needs block structure and line numbers: no inline parsing of the whole file.
+STRUCTURE = make_markdown().disable(["inline", "linkify", "text_join"])
 
 # ---------------------------------------------------------------------------------------- the reader
 
@@ -262,7 +264,7 @@ class _Reader:
         return "\n".join(out)
 
     def _blocks(self) -> list[_Block]:
-        tokens = MARKDOWN.parse("\n".join(self.lines))
+        tokens = STRUCTURE.parse("\n".join(self.lines))
         blocks: list[_Block] = []
         for index, token in enumerate(tokens):
             if token.level != 0 or token.nesting == -1 or token.map is None:
