@@ -338,21 +338,32 @@ class _Reader:
         return blocks[:start], colophon
 
     def _header(self, blocks: list[_Block]) -> tuple[str, str, tuple[int, int] | None, tuple[dt.date, int] | None]:
+        """Title, publisher, number and date from the blocks before the first ``##``.
+
+        Number (第 N 期) and date (YYYY 年 M 月 D 日) are found wherever they stand, one line or two,
+        in the title or not; the first other paragraph is the publisher.
+        """
         title = publisher = ""
         number: tuple[int, int] | None = None
         date: tuple[dt.date, int] | None = None
         for block in blocks:
-            text = _inline_text(block.content) if block.content else block.source.strip()
-            if block.kind == "heading" and not title:
-                title = text
-            elif block.kind == "hr":
+            if block.kind == "hr":
                 continue
-            elif (m := _NUMBER.search(text)) and number is None:
+            text = _inline_text(block.content) if block.content else block.source.strip()
+            rest = text
+            if number is None and (m := _NUMBER.search(text)):
                 number = (int(m.group(1)), block.line)
-            elif (m := _DATE_CN.search(text) or _DATE_ISO.match(text)) and date is None:
+                rest = rest.replace(m.group(0), " ")
+            if date is None and (m := _DATE_CN.search(text) or _DATE_ISO.match(text)):
                 date = (self._date(m.groups(), block.line), block.line)
+                rest = rest.replace(m.group(0), " ")
+            rest = " ".join(rest.split())
+            if block.kind == "heading" and not title:
+                title = rest
+            elif not rest:
+                continue
             elif block.kind == "paragraph" and not publisher:
-                publisher = text
+                publisher = rest
             else:
                 self.warn(block.line, f"header text {_clip(text)!r} is not used")
         return title, publisher, number, date

@@ -111,3 +111,13 @@ def test_duplicate_titles_get_distinct_keys(publication) -> None:
     text = MINIMAL + "\n### 一条新闻\n\n另一条。\n"
     items = parse_text(text, publication).sections[0].items
     assert items[0].key != items[1].key and items[1].key == items[0].key + "-2"
+
+
+def test_number_and_date_on_one_line_or_in_the_title(publication) -> None:
+    one_line = MINIMAL.replace("第 12 期\n\n2024 年 3 月 4 日", "中国网络视听协会\n\n第 12 期 2024 年 3 月 4 日")
+    issue = parse_text(one_line, publication)
+    assert (issue.number, issue.date, issue.publisher) == (12, dt.date(2024, 3, 4), "中国网络视听协会")
+    assert issue.warnings == ()
+    in_title = "# 行业动态周报 第 12 期\n\n2024-03-04\n\n## 技术\n\n### 新闻\n\n正文。\n"
+    issue = parse_text(in_title, publication)
+    assert (issue.number, issue.date, issue.title) == (12, dt.date(2024, 3, 4), "行业动态周报")
