@@ -1,0 +1,1 @@
+"""Alembic migrations for the feedsvc database (run with `feedsvc db upgrade`)."""
