@@ -1,0 +1,52 @@
+"""`feedsvc build` and `feedsvc serve`: write the static site, and serve it with the web app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from feedsvc.cli import get_settings, main
+from feedsvc.issues import ParseError
+from feedsvc.site import SiteError
+from feedsvc.site import build as build_site
+
+
+@main.command()
+@click.option(
+    "--issues",
+    "issues_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of issue files (default: issues/ beside feedsvc.toml).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    help="Where the site goes (default: where `feedsvc serve` looks, var/site or FEEDSVC_SITE_DIR).",
+)
+def build(issues_dir: Path | None, out_dir: Path | None) -> None:
+    """Write feeds and archive pages for every issue, atomically: a failed build changes nothing."""
+    settings = get_settings()
+    issues_dir = issues_dir or settings.issues_dir
+    out_dir = out_dir or settings.site_dir
+    try:
+        result = build_site(issues_dir, out_dir, settings.publication, settings.templates_dir)
+    except (ParseError, SiteError) as exc:
+        raise click.ClickException(f"build failed, the previous site is unchanged: {exc}") from exc
+    changed = f"{len(result.changed)} changed" if result.changed else "nothing changed"
+    click.echo(f"built {result.issues} issue(s) into {result.out_dir}: {result.files} files, {changed}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--debug", is_flag=True, help="Flask debug mode (reloader and debugger; never in production).")
+def serve(host: str, port: int, debug: bool) -> None:
+    """Serve the site, feeds and subscription pages (development server; deploy/ has gunicorn)."""
+    from feedsvc import create_app
+
+    settings = get_settings()
+    if not (settings.site_dir / "site.json").exists():
+        click.echo(f"note: no site built in {settings.site_dir} yet; run `feedsvc build`", err=True)
+    create_app(settings).run(host=host, port=port, debug=debug, threaded=True)

@@ -1,0 +1,165 @@
+"""Public side of the web app: the landing page, the archive and feeds of the built site, /healthz, the 404 page.
+
+Archive pages and feeds are files that `feedsvc build` wrote (see feedsvc.site); this module serves them
+with HTTP caching done right: a strong ETag (a content hash), Last-Modified (when the bytes last changed),
+Cache-Control, 304 on If-None-Match or If-Modified-Since, HEAD, and gzip when the client asks for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from typing import Any
+
+from flask import Blueprint, Flask, Response, abort, current_app, g, render_template, request
+from werkzeug.http import http_date
+
+from feedsvc.site import SITE_META, SiteFile, SiteReader, install_template_helpers, page_name, section_label
+
+bp = Blueprint("public", __name__)
+
+CACHE_CONTROL = "public, max-age=300"
+_FEED_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+_ISSUE_PATH = re.compile(r"/issues/(\d+)(?:\.html)?/?")
+_FEED_ENDPOINTS = frozenset({"public.feed_atom", "public.feed_json"})
+
+
+def init_app(app: Flask) -> None:
+    """Attach the reader of the built site and the template filters the pages use."""
+    settings = app.extensions["feedsvc.settings"]
+    app.extensions["feedsvc.site"] = SiteReader(settings.site_dir)
+    install_template_helpers(app.jinja_env)
+    # Runs after every other after_request function (they run in reverse order of registration).
+    app.after_request_funcs.setdefault(None, []).insert(0, _feeds_vary_on_encoding_only)
+
+
+def _site() -> SiteReader:
+    return current_app.extensions["feedsvc.site"]
+
+
+# ------------------------------------------------------------------------------------------------ pages
+
+
+@bp.get("/")
+def landing() -> str:
+    """The publication, its latest issue and every feed (with autodiscovery links)."""
+    meta = _site().metadata()
+    return render_template(
+        "web/index.html",
+        latest=_latest(meta),
+        feeds=meta["feeds"],
+        section_label=_section_label,
+    )
+
+
+@bp.get("/issues/")
+def archive() -> Response:
+    """Every issue, newest first (a built page)."""
+    return _serve(page_name("issues/index", g.get("lang", "zh-CN")))
+
+
+@bp.get("/issues/<int:number>")
+def issue(number: int) -> Response:
+    """The web version of one issue (a built page), with anchors per section and item."""
+    return _serve(page_name(f"issues/{number}", g.get("lang", "zh-CN")))
+
+
+@bp.get("/feeds/<name>.atom")
+def feed_atom(name: str) -> Response:
+    """An Atom feed: a section slug, `all` or `issues`."""
+    return _serve_feed(name, "atom")
+
+
+@bp.get("/feeds/<name>.json")
+def feed_json(name: str) -> Response:
+    """The JSON Feed beside each Atom feed."""
+    return _serve_feed(name, "json")
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """Liveness for load balancers and monitors; says whether a built site is in place."""
+    built = os.path.exists(os.path.join(_site().site_dir, SITE_META))
+    body = '{"status": "ok", "site": "%s"}\n' % ("built" if built else "missing")
+    return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+@bp.app_errorhandler(404)
+def not_found(_error: Exception) -> tuple[str, int]:
+    """A 404 page that says what is there instead."""
+    meta = _site().metadata()
+    issue_match = _ISSUE_PATH.fullmatch(request.path)
+    page = render_template(
+        "web/404.html",
+        path=request.path,
+        latest=_latest(meta),
+        missing_issue=int(issue_match.group(1)) if issue_match else None,
+        feed_asked=request.path.startswith("/feeds/"),
+        feeds=meta["feeds"],
+    )
+    return page, 404
+
+
+# -------------------------------------------------------------------------------------------- serving
+
+
+def _serve_feed(name: str, extension: str) -> Response:
+    if not _FEED_NAME.fullmatch(name):
+        abort(404)
+    return _serve(f"feeds/{name}.{extension}")
+
+
+def _serve(path: str) -> Response:
+    """A built file with validators; 304 when the client's copy is current; gzip when asked."""
+    found = _site().get(path)
+    if found is None:
+        abort(404)
+    compressed = _wants_gzip(found)
+    body, tag = (found.gzipped, found.gzip_etag) if compressed else (found.data, found.etag)
+    headers = {
+        "ETag": f'"{tag}"',
+        "Last-Modified": http_date(found.last_modified),
+        "Cache-Control": CACHE_CONTROL,
+        "Vary": "Accept-Encoding",
+    }
+    if _not_modified(tag, found.last_modified):
+        return Response(status=304, headers=headers)
+    response = Response(body, headers=headers, content_type=found.content_type)
+    if compressed:
+        response.headers["Content-Encoding"] = "gzip"
+    return response
+
+
+def _wants_gzip(found: SiteFile) -> bool:
+    return request.accept_encodings["gzip"] > 0 and len(found.gzipped) < len(found.data)
+
+
+def _not_modified(tag: str, last_modified: dt.datetime) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match (weak comparison) decides when present, else If-Modified-Since."""
+    if request.headers.get("If-None-Match"):
+        return request.if_none_match.contains_weak(tag)
+    since = request.if_modified_since
+    return since is not None and last_modified <= since
+
+
+def _feeds_vary_on_encoding_only(response: Response) -> Response:
+    """A feed does not depend on the reader's language or cookies; say so, so shared caches can keep it."""
+    if request.endpoint in _FEED_ENDPOINTS:
+        response.headers["Vary"] = "Accept-Encoding"
+    return response
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _latest(meta: dict[str, Any]) -> dict[str, Any] | None:
+    if not meta["issues"]:
+        return None
+    latest = dict(meta["issues"][0])
+    latest["date"] = dt.date.fromisoformat(latest["date"])
+    return latest
+
+
+def _section_label(slug: str) -> str:
+    return section_label(current_app.extensions["feedsvc.settings"].publication, slug, g.get("lang", "zh-CN"))
