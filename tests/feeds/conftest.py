@@ -1,0 +1,130 @@
+"""Fixtures for feeds, the site build and the public web app: settings on tmp folders, issue writers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from feedsvc import create_app
+from feedsvc.config import Publication, Settings, load_settings
+from feedsvc.issues import Issue, parse
+from feedsvc.site import build
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = ROOT / "issues" / "2024-01-22-398.md"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+SEED_COUNTS = {"industry": 12, "content": 5, "technology": 4, "capital": 2, "people": 3, "research": 1}
+
+IssueWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def golden_publication(publication: Publication) -> Publication:
+    """The real publication with the deployment-dependent parts pinned, so golden files do not drift."""
+    return replace(publication, base_url="https://news.example.org", id_authority="feedsvc.example.org", websub_hub="")
+
+
+@pytest.fixture
+def seed_issue(publication: Publication) -> Issue:
+    return parse(SEED, publication)
+
+
+def make_settings(tmp: Path, **env: str) -> Settings:
+    """Settings from the real feedsvc.toml with every folder under `tmp` (nothing read from os.environ)."""
+    base = {
+        "FEEDSVC_VAR_DIR": str(tmp / "var"),
+        "FEEDSVC_SITE_DIR": str(tmp / "var" / "site"),
+        "FEEDSVC_ISSUES_DIR": str(tmp / "issues"),
+        "FEEDSVC_SECRET_KEY": "test-secret",
+        "FEEDSVC_TEMPLATES_DIR": str(ROOT / "templates"),
+    }
+    return load_settings(ROOT / "feedsvc.toml", env={**base, **env})
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings on tmp folders, with the seed issue in the issues folder (not built yet)."""
+    result = make_settings(tmp_path)
+    result.issues_dir.mkdir(parents=True)
+    shutil.copy(SEED, result.issues_dir / SEED.name)
+    return result
+
+
+def build_site(settings: Settings) -> None:
+    build(settings.issues_dir, settings.site_dir, settings.publication, settings.templates_dir)
+
+
+@pytest.fixture
+def built(settings: Settings) -> Settings:
+    """`settings` after a build of the seed."""
+    build_site(settings)
+    return settings
+
+
+@pytest.fixture
+def app(built: Settings):  # type: ignore[no-untyped-def]
+    return create_app(built, TESTING=True)
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
+
+
+def issue_text(
+    number: int,
+    date: dt.date,
+    sections: Mapping[str, Sequence[tuple[str, str]]],
+    summary: Sequence[str] = ("本期要点",),
+) -> str:
+    """The Markdown of an issue in the seed's shape: header, summary, sections of (title, body) items, colophon."""
+    header = ["# 行业动态周报", "中国网络视听协会", f"第 {number} 期", f"{date.year} 年 {date.month} 月 {date.day} 日"]
+    lines = [part for line in header for part in (line, "")]
+    lines += ["## 摘要：", ""] + [f"- ◆{line}" for line in summary] + [""]
+    for name, items in sections.items():
+        lines += [f"## {name}", ""]
+        for title, body in items:
+            lines += [f"### {title}", "", body, ""]
+    lines += ["**编辑部：**中国网络视听协会", ""]
+    return "\n".join(lines)
+
+
+@pytest.fixture
+def write_issue(settings: Settings) -> IssueWriter:
+    """Write an issue file into the settings' issues folder; returns its path."""
+
+    def write(number: int, date: dt.date, sections: Mapping[str, Sequence[tuple[str, str]]], **kw: object) -> Path:
+        path = settings.issues_dir / f"{date.isoformat()}-{number}.md"
+        path.write_text(issue_text(number, date, sections, **kw), encoding="utf-8")  # type: ignore[arg-type]
+        return path
+
+    return write
+
+
+def site_files(site_dir: Path) -> dict[str, bytes]:
+    """Every file of a built site, relative path → bytes."""
+    root = site_dir.resolve()
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def read_site() -> Callable[[Path], dict[str, bytes]]:
+    """`site_files` as a fixture, for test modules (they cannot import this conftest)."""
+    return site_files
+
+
+@pytest.fixture
+def rebuild() -> Callable[[Settings], None]:
+    """`build_site` as a fixture."""
+    return build_site
+
+
+@pytest.fixture
+def seed_counts() -> dict[str, int]:
+    """Items per section slug in the seed issue."""
+    return dict(SEED_COUNTS)
