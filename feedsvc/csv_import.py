@@ -1,0 +1,150 @@
+"""Read a subscriber CSV for `feedsvc subscribers import`. Pure: bytes in, rows and line-numbered problems out.
+
+The file is the counterpart of `subscribers export`: a header row naming at least ``email``, optionally
+``sections`` (slugs separated by ``;``, empty meaning every section) and ``status`` (as export writes it).
+Every bad row is reported with its line number in the file and skipped; every good row is kept, so one
+typo never costs the rest of the import. Rows an export marked ``unsubscribed`` or ``bounced`` are never
+imported: re-importing an export must not bring back people who left.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+
+#: export statuses that may be imported; anything else is skipped with a note.
+IMPORTABLE_STATUSES = frozenset({"", "active", "pending"})
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """One good row: the normalised address and its sections (empty tuple: every section)."""
+
+    line: int
+    email: str
+    sections: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A row that was not imported, and why."""
+
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line else self.message
+
+
+@dataclass(frozen=True)
+class ParsedCsv:
+    """The outcome of reading a subscriber CSV."""
+
+    rows: tuple[ImportRow, ...]
+    errors: tuple[RowProblem, ...]
+    skipped: tuple[RowProblem, ...] = ()
+
+
+def normalise_address(address: str) -> str:
+    """The address as stored: syntax checked (no DNS), domain lower-cased and IDNA-normalised.
+
+    Raises ValueError with a readable reason when the address is not valid.
+    """
+    try:
+        return validate_email(address.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def parse_sections(value: str, known: Iterable[str]) -> tuple[str, ...]:
+    """`a; b` → ("a", "b") in configured order, duplicates dropped; empty → () (every section).
+
+    Raises ValueError naming unknown slugs.
+    """
+    order = list(known)
+    wanted = {s.strip().lower() for s in value.replace(",", ";").split(";") if s.strip()}
+    unknown = sorted(wanted - set(order))
+    if unknown:
+        raise ValueError(f"unknown section {', '.join(unknown)} (known: {', '.join(order)})")
+    return tuple(s for s in order if s in wanted)
+
+
+def parse_csv(
+    data: bytes,
+    known_sections: Iterable[str],
+    normalise: Callable[[str], str] = normalise_address,
+) -> ParsedCsv:
+    """Parse a subscriber CSV (UTF-8, a BOM accepted); see the module docstring for the format."""
+    known = tuple(known_sections)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return ParsedCsv((), (RowProblem(line, "not UTF-8 text (save the file as UTF-8)"),))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return ParsedCsv((), (RowProblem(1, "the file is empty; expected a header row with 'email'"),))
+    except csv.Error as exc:
+        return ParsedCsv((), (RowProblem(1, f"unreadable header: {exc}"),))
+    columns = [h.strip().lower() for h in header]
+    if "email" not in columns:
+        return ParsedCsv((), (RowProblem(1, f"the header row has no 'email' column (found: {', '.join(columns)})"),))
+    at = {name: columns.index(name) for name in ("email", "sections", "status") if name in columns}
+
+    rows: list[ImportRow] = []
+    errors: list[RowProblem] = []
+    skipped: list[RowProblem] = []
+    first_seen: dict[str, int] = {}
+    line = reader.line_num
+    while True:
+        start = line + 1  # a quoted field may span lines: report where the row starts
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            errors.append(RowProblem(start, f"unreadable row: {exc}"))
+            line = reader.line_num
+            continue
+        line = reader.line_num
+        if not any(field.strip() for field in record):
+            continue
+        if len(record) > len(columns):
+            errors.append(RowProblem(start, f"{len(record)} fields, the header has {len(columns)}"))
+            continue
+
+        def field(name: str, record: list[str] = record) -> str:
+            index = at.get(name)
+            return record[index].strip() if index is not None and index < len(record) else ""
+
+        raw = field("email")
+        if not raw:
+            errors.append(RowProblem(start, "no email address"))
+            continue
+        try:
+            email = normalise(raw)
+        except ValueError as exc:
+            errors.append(RowProblem(start, f"{raw!r} is not a valid address: {exc}"))
+            continue
+        try:
+            sections = parse_sections(field("sections"), known)
+        except ValueError as exc:
+            errors.append(RowProblem(start, f"{email}: {exc}"))
+            continue
+        status = field("status").lower()
+        if status not in IMPORTABLE_STATUSES:
+            skipped.append(RowProblem(start, f"{email}: status {status!r} is not imported"))
+            continue
+        key = email.lower()
+        if key in first_seen:
+            errors.append(RowProblem(start, f"{email} repeats line {first_seen[key]}"))
+            continue
+        first_seen[key] = start
+        rows.append(ImportRow(start, email, sections))
+    return ParsedCsv(tuple(rows), tuple(errors), tuple(skipped))
