@@ -147,7 +147,13 @@ def render_pages(issues: Sequence[Issue], publication: Publication, templates_di
 
 
 def _render(env: jinja2.Environment, template: str, **context: Any) -> bytes:
-    return env.get_template(template).render(**context).encode("utf-8")
+    """Render one page; a template mistake becomes a SiteError naming the template (and line, when known)."""
+    try:
+        return env.get_template(template).render(**context).encode("utf-8")
+    except jinja2.TemplateSyntaxError as exc:
+        raise SiteError(f"template {exc.filename or exc.name}:{exc.lineno}: {exc.message}") from exc
+    except jinja2.TemplateError as exc:
+        raise SiteError(f"template {template}: {exc}") from exc
 
 
 def site_metadata(issues: Sequence[Issue], publication: Publication) -> dict[str, Any]:
