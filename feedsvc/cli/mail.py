@@ -1,0 +1,90 @@
+"""`feedsvc preview`: the newsletter email of an issue for one section choice, as files and as a test send."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from feedsvc.cli import get_settings, main
+from feedsvc.emails import GMAIL_CLIP_BYTES, EmailError, Links, build_message, render, serialise
+from feedsvc.i18n import LANGUAGES
+from feedsvc.issues import ParseError, parse
+from feedsvc.transport import TransportFailure, open_transport
+
+#: The token shown in preview links; real ones are made per subscriber when the issue is sent.
+PREVIEW_TOKEN = "preview"  # noqa: S105 - a visible stand-in, not a secret
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--sections",
+    default="all",
+    show_default=True,
+    help="Section slugs, comma-separated (industry,technology), or all.",
+)
+@click.option("--to", "to", default="", help="The recipient shown in the preview (default: the sender address).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the .eml, .html and .txt files (default: var/preview).",
+)
+@click.option(
+    "--lang", type=click.Choice(LANGUAGES), default="zh-CN", show_default=True, help="Language of the mail's own text."
+)
+@click.option(
+    "--send-test",
+    "send_test",
+    default="",
+    metavar="ADDR",
+    help="Also send the message to ADDR through the configured transport.",
+)
+def preview(path: Path, sections: str, to: str, out: Path | None, lang: str, send_test: str) -> None:
+    """Write the email of issue PATH for a section choice: DIR/<name>.eml, .html (the HTML part), .txt."""
+    settings = get_settings()
+    publication = settings.publication
+    try:
+        issue = parse(path, publication)
+        rendered = render(issue, sections, publication, lang=lang, templates=settings.templates_dir)
+        base = publication.base_url
+        links = Links(f"{base}/manage/{PREVIEW_TOKEN}", f"{base}/unsubscribe/{PREVIEW_TOKEN}")
+        message = build_message(rendered, to or publication.from_address, links, publication)
+    except (ParseError, EmailError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    folder = out or settings.var_dir / "preview"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{issue.number}-{'-'.join(rendered.sections) if sections != 'all' else 'all'}"
+    html_part, text_part = message.get_body(("html",)), message.get_body(("plain",))
+    assert html_part is not None and text_part is not None
+    files = {
+        folder / f"{stem}.eml": serialise(message),
+        folder / f"{stem}.html": html_part.get_content().encode("utf-8"),
+        folder / f"{stem}.txt": text_part.get_content().encode("utf-8"),
+    }
+    for file, data in files.items():
+        file.write_bytes(data)
+        click.echo(f"wrote {file} ({len(data):,} bytes)")
+    size = len(files[folder / f"{stem}.html"])
+    encoded = len(html_part.as_bytes())
+    verdict = "under" if max(size, encoded) < GMAIL_CLIP_BYTES else "OVER"
+    click.echo(
+        f"HTML part: {size:,} bytes ({encoded:,} as sent, base64), {verdict} Gmail's clipping size "
+        f"({GMAIL_CLIP_BYTES:,} bytes)"
+    )
+    if send_test:
+        try:
+            test = build_message(rendered, send_test, links, publication)
+            transport = open_transport(settings)
+            try:
+                message_id = transport.send(test)
+            finally:
+                transport.close()
+        except EmailError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except TransportFailure as exc:
+            kind = "temporary" if exc.temporary else "permanent"
+            raise click.ClickException(f"test send to {send_test} failed ({kind}): {exc}") from exc
+        where = "by SMTP" if settings.smtp_url else f"into {settings.mail_dir}"
+        click.echo(f"sent {message_id} to {send_test} {where}")
