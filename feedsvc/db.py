@@ -145,3 +145,12 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def insert_for(session: Session, table: Any) -> Any:
+    """The dialect's INSERT for `table`: with ``on_conflict_do_nothing``/``_do_update`` on SQLite and PostgreSQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)

@@ -1,0 +1,35 @@
+"""`feedsvc subscribers`: the subscriber list for the publisher's records and for checks."""
+
+from __future__ import annotations
+
+import csv
+import sys
+
+import click
+
+from feedsvc import subscriptions
+from feedsvc.cli import get_settings, main
+from feedsvc.db import Database
+from feedsvc.models import SUBSCRIBER_STATUSES
+
+EXPORT_COLUMNS = ("email", "status", "sections")
+
+
+@main.group("subscribers")
+def subscribers_group() -> None:
+    """List and export subscribers."""
+
+
+@subscribers_group.command("export")
+@click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), help="Only subscribers with this status.")
+def export_command(status: str | None) -> None:
+    """Print every subscriber as CSV: email, status, sections (slugs separated by ';')."""
+    database = Database(get_settings().database_url)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    try:
+        with database.session(readonly=True) as session:
+            for email, state, sections in subscriptions.subscriber_rows(session, status):
+                writer.writerow((email, state, ";".join(sections)))
+    finally:
+        database.dispose()

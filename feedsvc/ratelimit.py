@@ -1,0 +1,60 @@
+"""Rate limits shared by every web process: fixed-window counters in the database. No Flask.
+
+A counter is one row per (action, client) key, bumped with a single atomic upsert, so any number of
+gunicorn workers (or machines, on PostgreSQL) agree without a lock or a Redis. Client addresses are
+stored only as a keyed hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from sqlalchemy import case, delete
+from sqlalchemy.orm import Session
+
+from feedsvc.db import insert_for
+from feedsvc.models import RateLimit
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `count` hits per `window` seconds."""
+
+    count: int
+    window: int
+
+    @classmethod
+    def parse(cls, value: str) -> Limit:
+        """``"10/600"``: ten per 600 seconds."""
+        count, _, window = value.partition("/")
+        limit = cls(int(count), int(window or 60))
+        if limit.count < 1 or limit.window < 1:
+            raise ValueError(f"rate limit {value!r}: both numbers must be positive")
+        return limit
+
+
+def client_key(action: str, client: str, secret: str) -> str:
+    """The counter key for `client` (an IP address) doing `action`; the address itself is not stored."""
+    digest = hmac.new(secret.encode(), client.encode(), hashlib.sha256).hexdigest()[:40]
+    return f"{action}:{digest}"
+
+
+def hit(session: Session, key: str, limit: Limit, now: float) -> bool:
+    """Count one hit under `key`; True while the window's hits are within the limit."""
+    window_start = int(now) - int(now) % limit.window
+    stmt = insert_for(session, RateLimit).values(key=key, window_start=window_start, hits=1)
+    same_window = RateLimit.window_start == stmt.excluded.window_start
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[RateLimit.key],
+        set_={"hits": case((same_window, RateLimit.hits + 1), else_=1), "window_start": stmt.excluded.window_start},
+    ).returning(RateLimit.hits)
+    hits = session.execute(stmt).scalar_one()
+    return hits <= limit.count
+
+
+def prune(session: Session, now: float, older_than: int = 86_400) -> int:
+    """Delete counters whose window started more than `older_than` seconds ago; how many went."""
+    result = session.execute(delete(RateLimit).where(RateLimit.window_start < int(now) - older_than))
+    return result.rowcount or 0

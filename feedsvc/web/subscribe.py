@@ -1,0 +1,394 @@
+"""Subscription pages: sign up, confirm, manage, unsubscribe (one-click too). A thin shell over feedsvc.subscriptions.
+
+Rules every handler keeps:
+
+- GET never changes anything (mail scanners prefetch links): confirm and unsubscribe show a button.
+- Every form POST carries a CSRF token tied to the session cookie, except the RFC 8058 one-click
+  unsubscribe (``List-Unsubscribe=One-Click``), which needs no cookie and no token and answers 200.
+- Sign-up and manage-link requests give the same answer whatever the address's state (no enumeration),
+  are rate limited per client (a counter in the database, shared by every process), and have a honeypot.
+- Token pages are never cached and never leak their URL in a Referer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, session, url_for
+from sqlalchemy.orm import Session
+
+from feedsvc import ratelimit, subscriptions
+from feedsvc.config import Settings
+from feedsvc.db import Database
+from feedsvc.i18n import translate
+from feedsvc.models import ACTIVE, PENDING, Subscriber
+from feedsvc.subscriptions import InvalidAddress, NoSections, TokenError
+
+bp = Blueprint("subscribe", __name__)
+
+CSRF_FIELD = "csrf_token"
+HONEYPOT_FIELD = "website"
+DEFAULT_SIGNUP_LIMIT = "10/600"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+
+def init_app(app: Flask) -> None:
+    """The database, session-cookie safety, and the template helpers the subscribe form uses."""
+    settings: Settings = app.extensions["feedsvc.settings"]
+    app.extensions.setdefault("feedsvc.db", Database(settings.database_url))
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    if settings.base_url.startswith("https://"):
+        app.config["SESSION_COOKIE_SECURE"] = True
+    signup_limit = ratelimit.Limit.parse(settings.extra.get("FEEDSVC_SIGNUP_RATE_LIMIT", DEFAULT_SIGNUP_LIMIT))
+    app.extensions["feedsvc.signup_limit"] = signup_limit
+
+    @app.context_processor
+    def subscribe_helpers() -> dict[str, Any]:
+        return {"csrf_token": csrf_token, "section_choices": section_choices, "honeypot_field": HONEYPOT_FIELD}
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _settings() -> Settings:
+    return current_app.extensions["feedsvc.settings"]
+
+
+def _db() -> Database:
+    return current_app.extensions["feedsvc.db"]
+
+
+def _lang() -> str:
+    return g.get("lang", "zh-CN")
+
+
+def _t(text: str, **values: object) -> str:
+    return translate(text, _lang(), **values)
+
+
+def csrf_token() -> str:
+    """This session's CSRF token (created on first use, which sets the session cookie)."""
+    token = session.get("csrf")
+    if not isinstance(token, str) or len(token) < 32:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def _csrf_ok() -> bool:
+    expected = session.get("csrf")
+    given = request.form.get(CSRF_FIELD, "")
+    return isinstance(expected, str) and bool(given) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+def section_choices(chosen: list[str] | None = None) -> list[dict[str, Any]]:
+    """The publication's sections for checkboxes: slug, label in the page language, checked."""
+    publication = _settings().publication
+    selected = set(publication.slugs if chosen is None else chosen)
+    english = _lang() == "en"
+    return [
+        {"slug": s.slug, "label": (s.name_en or s.name) if english else s.name, "checked": s.slug in selected}
+        for s in publication.sections
+    ]
+
+
+def _client_address() -> str:
+    """The client's IP: the socket peer, or the address FEEDSVC_TRUSTED_PROXIES proxies vouch for."""
+    trusted = int(_settings().extra.get("FEEDSVC_TRUSTED_PROXIES", "0") or 0)
+    peer = request.remote_addr or "unknown"
+    if trusted <= 0:
+        return peer
+    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+    chain = [*forwarded, peer]
+    return chain[-(trusted + 1)] if len(chain) > trusted else chain[0]
+
+
+def _rate_limited(action: str) -> Response | None:
+    """None while the client is within the limit for `action`; else the 429 page."""
+    limit: ratelimit.Limit = current_app.extensions["feedsvc.signup_limit"]
+    now = time.time()
+    key = ratelimit.client_key(action, _client_address(), _settings().secret_key)
+    with _db().session() as s:
+        allowed = ratelimit.hit(s, key, limit, now)
+    if allowed:
+        return None
+    response = _page("web/rate_limited.html", 429)
+    response.headers["Retry-After"] = str(limit.window - int(now) % limit.window)
+    return response
+
+
+def _page(template: str, status: int = 200, **context: Any) -> Response:
+    response = current_app.make_response((render_template(template, **context), status))
+    return response
+
+
+def _token_error(error: TokenError) -> Response:
+    return _page("web/token_error.html", 400 if error.reason != "stale" else 409, reason=error.reason)
+
+
+def _chosen_sections() -> list[str]:
+    return request.form.getlist("sections")
+
+
+@bp.after_request
+def _secure(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+# ------------------------------------------------------------------------------------------------ sign up
+
+
+@bp.get("/subscribe")
+def subscribe_form() -> Response:
+    """The sign-up form: address and sections (all checked)."""
+    return _page("web/subscribe.html")
+
+
+@bp.post("/subscribe")
+def subscribe() -> Response:
+    """Ask for a subscription; the same 'check your inbox' answer whatever the address's state."""
+    limited = _rate_limited("signup")
+    if limited:
+        return limited
+    email, chosen = request.form.get("email", ""), _chosen_sections()
+
+    def again(error: str, status: int = 400) -> Response:
+        return _page("web/subscribe.html", status, error=error, email=email[:320], chosen=chosen)
+
+    if not _csrf_ok():
+        return again(_t("表单已过期，请再提交一次（需要允许本站的 Cookie）。"))
+    if request.form.get(HONEYPOT_FIELD):
+        return _page("web/subscribe_sent.html")  # a bot: answer as usual, do nothing
+    try:
+        with _db().session() as s:
+            subscriptions.subscribe(s, _settings(), email, chosen, lang=_lang(), source="form")
+    except InvalidAddress:
+        return again(_t("这不是一个有效的电子邮件地址。"))
+    except NoSections:
+        return again(_t("请至少选择一个栏目。"))
+    return _page("web/subscribe_sent.html")
+
+
+# ------------------------------------------------------------------------------------------------ confirm
+
+
+@bp.get("/confirm/<token>")
+def confirm_page(token: str) -> Response:
+    """Show what confirming does, with a button; changes nothing."""
+    try:
+        with _db().session(readonly=True) as s:
+            subscriber = subscriptions.resolve(s, _settings(), subscriptions.CONFIRM, token)
+            if subscriber.status not in (PENDING, ACTIVE):
+                raise TokenError("stale")
+            return _page("web/confirm.html", subscriber=subscriber, sections=_labels(subscriber), done=False)
+    except TokenError as error:
+        return _token_error(error)
+
+
+@bp.post("/confirm/<token>")
+def confirm(token: str) -> Response:
+    """Activate the subscription."""
+    if not _csrf_ok():
+        return _page("web/csrf_error.html", 400, back=request.path)
+    try:
+        with _db().session() as s:
+            already = subscriptions.resolve(s, _settings(), subscriptions.CONFIRM, token).status == ACTIVE
+            subscriber = subscriptions.confirm(s, _settings(), token)
+            manage = _manage_url(subscriber)
+            return _page(
+                "web/confirm.html",
+                subscriber=subscriber,
+                sections=_labels(subscriber),
+                done=True,
+                already=already,
+                manage_url=manage,
+            )
+    except TokenError as error:
+        return _token_error(error)
+
+
+# ------------------------------------------------------------------------------------------------ manage
+
+
+@bp.get("/manage")
+def manage_request_form() -> Response:
+    """Ask for a manage link by address."""
+    return _page("web/manage_request.html")
+
+
+@bp.post("/manage")
+def manage_request() -> Response:
+    """Mail a manage link to a known address; the same answer for any address."""
+    limited = _rate_limited("signup")
+    if limited:
+        return limited
+    email = request.form.get("email", "")
+    if not _csrf_ok():
+        return _page(
+            "web/manage_request.html",
+            400,
+            email=email[:320],
+            error=_t("表单已过期，请再提交一次（需要允许本站的 Cookie）。"),
+        )
+    if request.form.get(HONEYPOT_FIELD):
+        return _page("web/subscribe_sent.html", manage=True)
+    try:
+        with _db().session() as s:
+            subscriptions.request_manage_link(s, _settings(), email)
+    except InvalidAddress:
+        return _page("web/manage_request.html", 400, email=email[:320], error=_t("这不是一个有效的电子邮件地址。"))
+    return _page("web/subscribe_sent.html", manage=True)
+
+
+@bp.get("/manage/<token>")
+def manage(token: str) -> Response:
+    """The subscriber's own page: status, sections, and every action."""
+    try:
+        with _db().session(readonly=True) as s:
+            subscriber = subscriptions.resolve(s, _settings(), subscriptions.MANAGE, token)
+            return _page(
+                "web/manage.html",
+                subscriber=subscriber,
+                choices=section_choices(subscriber.section_slugs),
+                done=request.args.get("done", ""),
+                error=request.args.get("error", ""),
+            )
+    except TokenError as error:
+        return _token_error(error)
+
+
+MANAGE_ACTIONS: dict[str, Callable[[Session, Subscriber, str], Response]] = {}
+
+
+def _action(name: str) -> Callable[[Callable[[Session, Subscriber, str], Response]], Any]:
+    def register(handler: Callable[[Session, Subscriber, str], Response]) -> Any:
+        MANAGE_ACTIONS[name] = handler
+        return handler
+
+    return register
+
+
+@bp.post("/manage/<token>")
+def manage_action(token: str) -> Response:
+    """Change sections, unsubscribe, subscribe again, download data, reset links, or erase."""
+    if not _csrf_ok():
+        return _page("web/csrf_error.html", 400, back=request.path)
+    handler = MANAGE_ACTIONS.get(request.form.get("action", ""))
+    if handler is None:
+        return _page("web/csrf_error.html", 400, back=request.path)
+    try:
+        with _db().session() as s:
+            subscriber = subscriptions.resolve(s, _settings(), subscriptions.MANAGE, token, lock=True)
+            return handler(s, subscriber, token)
+    except TokenError as error:
+        return _token_error(error)
+
+
+def _back(token: str, **args: str) -> Response:
+    return redirect(url_for("subscribe.manage", token=token, **args), code=303)
+
+
+@_action("sections")
+def _sections(s: Session, subscriber: Subscriber, token: str) -> Response:
+    try:
+        subscriptions.change_sections(s, subscriber, _chosen_sections(), _settings().publication)
+    except NoSections:
+        return _back(token, error="no-sections")
+    return _back(token, done="sections")
+
+
+@_action("unsubscribe")
+def _unsubscribe(s: Session, subscriber: Subscriber, token: str) -> Response:
+    subscriptions.unsubscribe(s, subscriber, how="manage page")
+    return _back(token, done="unsubscribed")
+
+
+@_action("resubscribe")
+def _resubscribe(s: Session, subscriber: Subscriber, token: str) -> Response:
+    if subscriber.status != ACTIVE:
+        subscriptions.resubscribe(s, _settings(), subscriber)
+    return _back(token, done="resubscribe")
+
+
+@_action("export")
+def _export(s: Session, subscriber: Subscriber, token: str) -> Response:
+    body = subscriptions.export_json(s, subscriber)
+    response = Response(body, mimetype="application/json")
+    response.headers["Content-Disposition"] = 'attachment; filename="my-subscription.json"'
+    return response
+
+
+@_action("reset")
+def _reset(s: Session, subscriber: Subscriber, token: str) -> Response:
+    subscriptions.reset_links(s, subscriber)
+    return _back(_token_for(subscriber, subscriptions.MANAGE), done="reset")
+
+
+@_action("erase")
+def _erase(s: Session, subscriber: Subscriber, token: str) -> Response:
+    if request.form.get("confirm") != "yes":
+        return _back(token, error="erase-unconfirmed")
+    subscriptions.erase(s, subscriber)
+    return _page("web/erased.html")
+
+
+# ------------------------------------------------------------------------------------------------ unsubscribe
+
+
+@bp.get("/unsubscribe/<token>")
+def unsubscribe_page(token: str) -> Response:
+    """Ask before unsubscribing; changes nothing."""
+    try:
+        with _db().session(readonly=True) as s:
+            subscriber = subscriptions.resolve(s, _settings(), subscriptions.UNSUBSCRIBE, token)
+            return _page("web/unsubscribe.html", subscriber=subscriber, done=False)
+    except TokenError as error:
+        return _token_error(error)
+
+
+@bp.post("/unsubscribe/<token>")
+def unsubscribe(token: str) -> Response:
+    """Unsubscribe: from the page's form (CSRF) or an RFC 8058 one-click POST (no cookie, no token); 200."""
+    one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    if not one_click and not _csrf_ok():
+        return _page("web/csrf_error.html", 400, back=request.path)
+    try:
+        with _db().session() as s:
+            subscriber = subscriptions.resolve(s, _settings(), subscriptions.UNSUBSCRIBE, token, lock=True)
+            subscriptions.unsubscribe(s, subscriber, how="one-click" if one_click else "unsubscribe page")
+            manage = _manage_url(subscriber)
+            return _page("web/unsubscribe.html", subscriber=subscriber, done=True, manage_url=manage)
+    except TokenError as error:
+        return _token_error(error)
+
+
+# ------------------------------------------------------------------------------------------------ small helpers
+
+
+def _token_for(subscriber: Subscriber, purpose: str) -> str:
+    return subscriptions.make_token(_settings(), purpose, subscriber.id, subscriber.token_version)
+
+
+def _manage_url(subscriber: Subscriber) -> str:
+    return url_for("subscribe.manage", token=_token_for(subscriber, subscriptions.MANAGE))
+
+
+def _labels(subscriber: Subscriber) -> list[str]:
+    return [c["label"] for c in section_choices(subscriber.section_slugs) if c["checked"]]
