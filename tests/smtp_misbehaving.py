@@ -124,7 +124,7 @@ class MisbehavingSmtp:
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+        return f"smtp://127.0.0.1:{self.port}?starttls=off"
 
     @property
     def total_accepted(self) -> int:
