@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -122,6 +123,21 @@ def read_site() -> Callable[[Path], dict[str, bytes]]:
 def rebuild() -> Callable[[Settings], None]:
     """`build_site` as a fixture."""
     return build_site
+
+
+def _shared_conftest():  # type: ignore[no-untyped-def]
+    """tests/conftest.py as a module: a test module cannot import it by name (every conftest is "conftest")."""
+    spec = importlib.util.spec_from_file_location("feedsvc_shared_conftest", ROOT / "tests" / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def require_tool() -> Callable[[str], str]:
+    """The shared `require_tool`: the path of an executable; skip without it locally, fail in CI."""
+    return _shared_conftest().require_tool
 
 
 @pytest.fixture
