@@ -370,7 +370,7 @@ def change_sections(
     now = now or utcnow()
     chosen = choose_sections(publication, sections)
     before = subscriber.section_slugs
-    if chosen == before:
+    if sorted(chosen) == sorted(before):
         return False
     _set_sections(session, subscriber.id, chosen)
     session.expire(subscriber, ["sections"])

@@ -1,0 +1,325 @@
+"""feedsvc.subscriptions without the web: workflow, tokens, throttling, export, erasure (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import func, select
+
+from feedsvc import ratelimit, subscriptions
+from feedsvc.config import Settings
+from feedsvc.db import Database, utcnow
+from feedsvc.models import (
+    ACTIVE,
+    CANCELLED,
+    PENDING,
+    QUEUED,
+    UNSUBSCRIBED,
+    OutboxMessage,
+    Subscriber,
+    SubscriberEvent,
+    SubscriberSection,
+    Suppression,
+)
+from feedsvc.subscriptions import CONFIRM, MANAGE, UNSUBSCRIBE, InvalidAddress, NoSections, TokenError
+
+
+def count(db: Database, model: type) -> int:
+    with db.session(readonly=True) as s:
+        return s.scalar(select(func.count()).select_from(model)) or 0
+
+
+def outbox(db: Database) -> list[OutboxMessage]:
+    with db.session(readonly=True) as s:
+        return list(s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def subscriber(db: Database, email: str) -> Subscriber:
+    with db.session(readonly=True) as s:
+        found = s.scalars(select(Subscriber).where(Subscriber.email == email)).one()
+        found.section_slugs  # noqa: B018 - load the sections while the session is open
+        return found
+
+
+def token_of(settings: Settings, db: Database, email: str, purpose: str) -> str:
+    sub = subscriber(db, email)
+    return subscriptions.make_token(settings, purpose, sub.id, sub.token_version)
+
+
+def confirmed(db: Database, settings: Settings, email: str, sections: list[str]) -> Subscriber:
+    with db.session() as s:
+        subscriptions.subscribe(s, settings, email, sections)
+    with db.session() as s:
+        subscriptions.confirm(s, settings, token_of(settings, db, email, CONFIRM))
+    return subscriber(db, email)
+
+
+# --- addresses --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("Reader@Example.ORG", "reader@example.org"),
+        ("  reader@example.org \n", "reader@example.org"),
+        ("用户@例子.广告", "用户@例子.广告"),
+        ("a@xn--fsqu00a.xn--4rr70v", "a@例子.广告"),
+    ],
+)
+def test_addresses_are_normalised(raw: str, normalised: str) -> None:
+    assert subscriptions.normalise_email(raw) == normalised
+
+
+@pytest.mark.parametrize("raw", ["", "plain", "a@b", "a@localhost", "a@@example.org", "a b@example.org", "x" * 300])
+def test_bad_addresses_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidAddress):
+        subscriptions.normalise_email(raw)
+
+
+# --- subscribing ------------------------------------------------------------------------------------
+
+
+def test_subscribe_creates_a_pending_subscriber_and_queues_one_confirmation(db: Database, settings: Settings) -> None:
+    with db.session() as s:
+        outcome = subscriptions.subscribe(s, settings, "Reader@Example.org", ["research", "industry", "nope"])
+    assert outcome.action == "confirm_queued"
+    sub = subscriber(db, "reader@example.org")
+    assert (sub.status, sub.section_slugs, sub.source) == (PENDING, ["industry", "research"], "form")
+    [row] = outbox(db)
+    assert (row.kind, row.priority, row.state, row.recipient, row.subscriber_id) == (
+        "confirm",
+        0,
+        QUEUED,
+        "reader@example.org",
+        sub.id,
+    )
+    assert row.message and b"/confirm/" in row.message
+
+
+def test_one_mail_per_address_per_ten_minutes(db: Database, settings: Settings) -> None:
+    start = utcnow()
+    actions = []
+    for minutes in (0, 1, 9, 10, 11, 25):
+        with db.session() as s:
+            outcome = subscriptions.subscribe(
+                s, settings, "reader@example.org", ["industry"], now=start + timedelta(minutes=minutes)
+            )
+        actions.append(outcome.action)
+    assert actions == ["confirm_queued", "throttled", "throttled", "confirm_queued", "throttled", "confirm_queued"]
+    assert count(db, Subscriber) == 1
+    assert count(db, OutboxMessage) == 3
+
+
+def test_active_subscriber_gets_a_manage_link_and_keeps_their_sections(db: Database, settings: Settings) -> None:
+    confirmed(db, settings, "reader@example.org", ["industry"])
+    later = utcnow() + timedelta(minutes=11)
+    with db.session() as s:
+        outcome = subscriptions.subscribe(s, settings, "reader@example.org", ["capital"], now=later)
+    assert outcome.action == "manage_queued"
+    sub = subscriber(db, "reader@example.org")
+    assert (sub.status, sub.section_slugs) == (ACTIVE, ["industry"])
+    assert [m.kind for m in outbox(db)] == ["confirm", "manage"]
+
+
+def test_no_sections_is_refused_and_changes_nothing(db: Database, settings: Settings) -> None:
+    with pytest.raises(NoSections), db.session() as s:
+        subscriptions.subscribe(s, settings, "reader@example.org", ["unknown"])
+    assert count(db, Subscriber) == 0
+
+
+def test_confirm_activates_once_and_is_harmless_twice(db: Database, settings: Settings) -> None:
+    with db.session() as s:
+        subscriptions.subscribe(s, settings, "reader@example.org", ["industry"])
+    token = token_of(settings, db, "reader@example.org", CONFIRM)
+    for _ in range(2):
+        with db.session() as s:
+            sub = subscriptions.confirm(s, settings, token)
+        assert sub.status == ACTIVE
+    with db.session(readonly=True) as s:
+        kinds = list(s.scalars(select(SubscriberEvent.kind).order_by(SubscriberEvent.id)))
+    assert kinds.count("confirmed") == 1
+
+
+def test_unsubscribe_cancels_queued_mail_and_resubscribing_needs_confirmation(db: Database, settings: Settings) -> None:
+    sub = confirmed(db, settings, "reader@example.org", ["industry", "people"])
+    now = utcnow()
+    with db.session() as s:
+        s.add(
+            OutboxMessage(
+                kind="issue",
+                subscriber_id=sub.id,
+                issue_number=398,
+                sections="industry;people",
+                recipient=sub.email,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    for expected in (True, False):
+        with db.session() as s:
+            assert subscriptions.unsubscribe(s, s.get(Subscriber, sub.id), how="test") is expected
+    assert [(m.kind, m.state) for m in outbox(db)] == [("confirm", CANCELLED), ("issue", CANCELLED)]
+    assert subscriber(db, sub.email).status == UNSUBSCRIBED
+    # An old confirmation link does not bring the subscription back.
+    with pytest.raises(TokenError) as error, db.session() as s:
+        subscriptions.confirm(s, settings, token_of(settings, db, sub.email, CONFIRM))
+    assert error.value.reason == "stale"
+    with db.session() as s:
+        outcome = subscriptions.subscribe(s, settings, sub.email, ["capital"], now=now + timedelta(minutes=11))
+    assert outcome.action == "confirm_queued"
+    again = subscriber(db, sub.email)
+    assert (again.status, again.section_slugs) == (PENDING, ["capital"])
+
+
+def test_change_sections(db: Database, settings: Settings) -> None:
+    sub = confirmed(db, settings, "reader@example.org", ["industry"])
+    with db.session() as s:
+        current = s.get(Subscriber, sub.id)
+        assert subscriptions.change_sections(s, current, ["research", "content"], settings.publication)
+        assert not subscriptions.change_sections(s, current, ["content", "research"], settings.publication)
+        with pytest.raises(NoSections):
+            subscriptions.change_sections(s, current, [], settings.publication)
+    assert subscriber(db, sub.email).section_slugs == ["content", "research"]
+
+
+# --- tokens -------------------------------------------------------------------------------------------
+
+
+def test_tokens_are_per_purpose_and_revocable(db: Database, settings: Settings) -> None:
+    sub = confirmed(db, settings, "reader@example.org", ["industry"])
+    manage = subscriptions.make_token(settings, MANAGE, sub.id, sub.token_version)
+    with db.session(readonly=True) as s:
+        assert subscriptions.resolve(s, settings, MANAGE, manage).id == sub.id
+        for purpose in (CONFIRM, UNSUBSCRIBE):  # a manage token is foreign to the other purposes
+            with pytest.raises(TokenError):
+                subscriptions.resolve(s, settings, purpose, manage)
+        with pytest.raises(TokenError):  # tampered
+            subscriptions.resolve(s, settings, MANAGE, manage[:-2] + ("AA" if manage[-2:] != "AA" else "BB"))
+        other = settings.with_overrides(secret_key="another-installation")
+        with pytest.raises(TokenError):  # another installation's key
+            subscriptions.resolve(s, settings, MANAGE, subscriptions.make_token(other, MANAGE, sub.id, 1))
+        with pytest.raises(TokenError):  # a subscriber that does not exist
+            subscriptions.resolve(s, settings, MANAGE, subscriptions.make_token(settings, MANAGE, sub.id + 99, 1))
+    with db.session() as s:
+        assert subscriptions.reset_links(s, s.get(Subscriber, sub.id)) == 2
+    with pytest.raises(TokenError), db.session(readonly=True) as s:
+        subscriptions.resolve(s, settings, MANAGE, manage)
+
+
+def test_confirmation_tokens_expire(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import itsdangerous.timed
+
+    fresh = subscriptions.make_token(settings, CONFIRM, 1, 1)
+    assert subscriptions.read_token(settings, CONFIRM, fresh) == (1, 1)
+    signed_at = utcnow().timestamp() - subscriptions.CONFIRM_MAX_AGE.total_seconds() - 60
+    monkeypatch.setattr(itsdangerous.timed, "time", SimpleNamespace(time=lambda: signed_at))
+    old_confirm = subscriptions.make_token(settings, CONFIRM, 1, 1)
+    old_manage = subscriptions.make_token(settings, MANAGE, 1, 1)
+    monkeypatch.undo()
+    with pytest.raises(TokenError) as error:
+        subscriptions.read_token(settings, CONFIRM, old_confirm)
+    assert error.value.reason == "expired"
+    # Manage and unsubscribe tokens do not expire (RFC 8058 links live in old mail).
+    assert subscriptions.read_token(settings, MANAGE, old_manage) == (1, 1)
+
+
+@pytest.mark.parametrize("token", ["", "abc", "W10.x.y", "WzEsMV0", "." * 50, "../../etc/passwd", "ü" * 10])
+def test_garbage_tokens_are_invalid(settings: Settings, token: str) -> None:
+    with pytest.raises(TokenError) as error:
+        subscriptions.read_token(settings, MANAGE, token)
+    assert error.value.reason == "invalid"
+
+
+def test_a_validly_signed_token_with_the_wrong_shape_is_invalid(settings: Settings) -> None:
+    signer = URLSafeTimedSerializer(settings.secret_key, salt="feedsvc.manage")
+    for payload in ({"id": 1}, [1], [1, "1"], [True, 1], "x"):
+        with pytest.raises(TokenError):
+            subscriptions.read_token(settings, MANAGE, signer.dumps(payload))
+
+
+# --- export and erasure --------------------------------------------------------------------------------
+
+
+def test_export_holds_everything_kept(db: Database, settings: Settings) -> None:
+    sub = confirmed(db, settings, "reader@example.org", ["industry", "capital"])
+    with db.session(readonly=True) as s:
+        data = json.loads(subscriptions.export_json(s, s.get(Subscriber, sub.id)))
+    assert data["email"] == "reader@example.org"
+    assert data["status"] == ACTIVE
+    assert data["sections"] == ["capital", "industry"]
+    assert [e["event"] for e in data["events"]] == ["subscribe_requested", "confirm_mail_queued", "confirmed"]
+    assert [(m["kind"], m["state"]) for m in data["mail"]] == [("confirm", "queued")]
+    assert data["confirmed_at"] is not None
+
+
+def test_erase_removes_everything_but_a_hash_and_blocks_old_links(db: Database, settings: Settings) -> None:
+    sub = confirmed(db, settings, "reader@example.org", ["industry"])
+    manage = subscriptions.make_token(settings, MANAGE, sub.id, sub.token_version)
+    with db.session() as s:
+        subscriptions.erase(s, s.get(Subscriber, sub.id))
+    for model in (Subscriber, SubscriberSection, SubscriberEvent, OutboxMessage):
+        assert count(db, model) == 0, model
+    with db.session(readonly=True) as s:
+        [entry] = s.scalars(select(Suppression))
+        assert entry.email_hash == subscriptions.email_hash("reader@example.org")
+        assert "reader" not in entry.email_hash
+        assert subscriptions.is_suppressed(s, "READER@example.org")
+        with pytest.raises(TokenError):
+            subscriptions.resolve(s, settings, MANAGE, manage)
+    # Subscribing again through double opt-in is the reader's own consent: it lifts the suppression.
+    with db.session() as s:
+        subscriptions.subscribe(s, settings, "reader@example.org", ["industry"])
+    again = subscriber(db, "reader@example.org")
+    assert again.id != sub.id  # ids are never reused, so the erased subscriber's links stay dead
+    with db.session(readonly=True) as s:
+        assert subscriptions.is_suppressed(s, "reader@example.org")
+    with db.session() as s:
+        subscriptions.confirm(s, settings, token_of(settings, db, "reader@example.org", CONFIRM))
+    with db.session(readonly=True) as s:
+        assert not subscriptions.is_suppressed(s, "reader@example.org")
+
+
+def test_unconfirmed_signups_are_purged_after_thirty_days(db: Database, settings: Settings) -> None:
+    start = utcnow()
+    with db.session() as s:
+        subscriptions.subscribe(s, settings, "old@example.org", ["industry"], now=start - timedelta(days=31))
+        subscriptions.subscribe(s, settings, "new@example.org", ["industry"], now=start - timedelta(days=1))
+    confirmed(db, settings, "kept@example.org", ["industry"])
+    with db.session() as s:
+        assert subscriptions.purge_unconfirmed(s, now=start) == 1
+    with db.session(readonly=True) as s:
+        assert sorted(s.scalars(select(Subscriber.email))) == ["kept@example.org", "new@example.org"]
+
+
+def test_subscriber_rows_for_export(db: Database, settings: Settings) -> None:
+    confirmed(db, settings, "b@example.org", ["research", "industry"])
+    with db.session() as s:
+        subscriptions.subscribe(s, settings, "a@example.org", ["people"])
+    with db.session(readonly=True) as s:
+        assert list(subscriptions.subscriber_rows(s)) == [
+            ("a@example.org", PENDING, ["people"]),
+            ("b@example.org", ACTIVE, ["industry", "research"]),
+        ]
+        assert list(subscriptions.subscriber_rows(s, ACTIVE)) == [("b@example.org", ACTIVE, ["industry", "research"])]
+
+
+# --- rate limits ----------------------------------------------------------------------------------------
+
+
+def test_rate_limit_counts_per_key_and_window(db: Database) -> None:
+    limit = ratelimit.Limit.parse("3/60")
+    key = ratelimit.client_key("signup", "192.0.2.1", "secret")
+    assert "192.0.2.1" not in key
+    results = []
+    for t in (0, 1, 2, 3, 60):
+        with db.session() as s:
+            results.append(ratelimit.hit(s, key, limit, 1_000_020 + t))
+    assert results == [True, True, True, False, True]  # 1_000_080 starts a new window
+    with db.session() as s:
+        assert ratelimit.hit(s, ratelimit.client_key("signup", "192.0.2.2", "secret"), limit, 1_000_022)
+        assert ratelimit.prune(s, 1_000_020 + 86_400 * 2) == 2
