@@ -203,9 +203,7 @@ def unwanted(session: Session, rows: Sequence[Claimed]) -> dict[int, str]:
     ids = {r.subscriber_id for r in rows if r.subscriber_id is not None}
     if not ids:
         return {}
-    status = dict(
-        session.execute(select(Subscriber.id, Subscriber.status).where(Subscriber.id.in_(ids))).tuples().all()
-    )
+    status = dict(session.execute(select(Subscriber.id, Subscriber.status).where(Subscriber.id.in_(ids))).all())
     reasons: dict[int, str] = {}
     for row in rows:
         if row.subscriber_id is None:
