@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import email.utils
 import fcntl
 import gzip
 import hashlib
@@ -349,9 +350,10 @@ class SiteFile:
     path: str
     data: bytes
     gzipped: bytes
-    etag: str
+    etag: str  # quoted, as in the ETag header
     gzip_etag: str
     last_modified: dt.datetime
+    last_modified_http: str  # as in the Last-Modified header
     content_type: str
 
 
@@ -409,12 +411,14 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
 
 def _site_file(path: str, data: bytes, mtime_ns: int) -> SiteFile:
     digest = hashlib.sha256(data).hexdigest()[:32]
+    modified = dt.datetime.fromtimestamp(mtime_ns // 1_000_000_000, tz=dt.UTC)
     return SiteFile(
         path=path,
         data=data,
         gzipped=gzip.compress(data, compresslevel=6, mtime=0),
-        etag=digest,
-        gzip_etag=f"{digest}-gzip",
-        last_modified=dt.datetime.fromtimestamp(mtime_ns // 1_000_000_000, tz=dt.UTC),
+        etag=f'"{digest}"',
+        gzip_etag=f'"{digest}-gzip"',
+        last_modified=modified,
+        last_modified_http=email.utils.format_datetime(modified, usegmt=True),
         content_type=CONTENT_TYPES.get(os.path.splitext(path)[1], "application/octet-stream"),
     )

@@ -13,7 +13,6 @@ import re
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, render_template, request
-from werkzeug.http import http_date
 
 from feedsvc.site import SITE_META, SiteFile, SiteReader, install_template_helpers, page_name, section_label
 
@@ -116,29 +115,30 @@ def _serve(path: str) -> Response:
     if found is None:
         abort(404)
     compressed = _wants_gzip(found)
-    body, tag = (found.gzipped, found.gzip_etag) if compressed else (found.data, found.etag)
-    headers = {
-        "ETag": f'"{tag}"',
-        "Last-Modified": http_date(found.last_modified),
-        "Cache-Control": CACHE_CONTROL,
-        "Vary": "Accept-Encoding",
-    }
-    if _not_modified(tag, found.last_modified):
+    body, etag = (found.gzipped, found.gzip_etag) if compressed else (found.data, found.etag)
+    headers = [
+        ("ETag", etag),
+        ("Last-Modified", found.last_modified_http),
+        ("Cache-Control", CACHE_CONTROL),
+        ("Vary", "Accept-Encoding"),
+    ]
+    if _not_modified(etag, found.last_modified):
         return Response(status=304, headers=headers)
-    response = Response(body, headers=headers, content_type=found.content_type)
     if compressed:
-        response.headers["Content-Encoding"] = "gzip"
-    return response
+        headers.append(("Content-Encoding", "gzip"))
+    return Response(body, headers=headers, content_type=found.content_type)
 
 
 def _wants_gzip(found: SiteFile) -> bool:
-    return request.accept_encodings["gzip"] > 0 and len(found.gzipped) < len(found.data)
+    accept = request.headers.get("Accept-Encoding", "")
+    return "gzip" in accept and request.accept_encodings["gzip"] > 0 and len(found.gzipped) < len(found.data)
 
 
-def _not_modified(tag: str, last_modified: dt.datetime) -> bool:
+def _not_modified(etag: str, last_modified: dt.datetime) -> bool:
     """RFC 9110 §13.2.2: If-None-Match (weak comparison) decides when present, else If-Modified-Since."""
-    if request.headers.get("If-None-Match"):
-        return request.if_none_match.contains_weak(tag)
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match:
+        return if_none_match.strip() == etag or request.if_none_match.contains_weak(etag.strip('"'))
     since = request.if_modified_since
     return since is not None and last_modified <= since
 

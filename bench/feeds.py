@@ -1,0 +1,186 @@
+"""Benchmark of feeds and the site: build time, and feed serving throughput relative to /healthz.
+
+Prints:
+  * `feedsvc build` time (parse + render + atomic write) for the seed issue and for 50 issues;
+  * requests per second, from wrk against gunicorn on a loopback port, for /healthz, a feed (in full and
+    gzipped) and the feed's 304 path (If-None-Match), each feed figure as a ratio to /healthz measured on
+    the same server in the same run: the cases are interleaved in ROUNDS rounds and each ratio is the
+    median of the per-round ratios.
+
+Bounded: each load run lasts DURATION seconds; the whole bench takes about a minute.
+Run with `make bench` or `.venv/bin/python bench/feeds.py`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from feedsvc.config import load_publication  # noqa: E402
+from feedsvc.site import build  # noqa: E402
+
+SEED = ROOT / "issues" / "2024-01-22-398.md"
+GENERATED_ISSUES = 50
+BUILD_RUNS = 5
+DURATION = 3  # seconds per measured load run
+ROUNDS = 3
+WARMUP = 1
+CONNECTIONS = 8
+WORKERS = 2
+THREADS = 4
+
+
+def generate_issues(folder: Path, count: int) -> None:
+    """`count` weekly issues made from the seed: numbers 398, 397, …; dates a week apart."""
+    text = SEED.read_text(encoding="utf-8")
+    for offset in range(count):
+        number = 398 - offset
+        date = dt.date(2024, 1, 22) - dt.timedelta(weeks=offset)
+        issue = text.replace("第 398 期", f"第 {number} 期").replace(
+            "2024 年 1 月 22 日", f"{date.year} 年 {date.month} 月 {date.day} 日"
+        )
+        (folder / f"{date.isoformat()}-{number}.md").write_text(issue, encoding="utf-8")
+
+
+def time_builds(issues_dir: Path, work: Path, label: str) -> float:
+    """Median seconds of BUILD_RUNS full builds, each into a fresh output folder."""
+    publication = load_publication(ROOT / "feedsvc.toml")
+    times = []
+    for run in range(BUILD_RUNS):
+        out = work / f"{label}-{run}" / "site"
+        start = time.perf_counter()
+        build(issues_dir, out, publication, ROOT / "templates")
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(url: str, server: subprocess.Popen[bytes], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"gunicorn did not answer {url}") from None
+            time.sleep(0.1)
+
+
+def wrk(url: str, headers: dict[str, str], duration: int) -> float:
+    """Requests per second that wrk measured (one thread, CONNECTIONS keep-alive connections)."""
+    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True, timeout=duration + 30).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if non_2xx:
+        raise SystemExit(f"{url}: {non_2xx.group(1)} error responses during the run:\n{output}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if not match:
+        raise SystemExit(f"could not read wrk's output:\n{output}")
+    return float(match.group(1))
+
+
+def fetch_headers(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str], int]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), len(response.read())
+    except urllib.error.HTTPError as error:  # 304 arrives as an HTTPError
+        return error.code, dict(error.headers), 0
+
+
+def serve_bench(site_dir: Path, work: Path) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: run scripts/system-deps.sh (or apt-get install wrk)")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "FEEDSVC_CONFIG": str(ROOT / "feedsvc.toml"),
+        "FEEDSVC_VAR_DIR": str(work / "var"),
+        "FEEDSVC_SITE_DIR": str(site_dir),
+        "FEEDSVC_SECRET_KEY": "bench",
+        "FEEDSVC_BASE_URL": base,
+    }
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class", "gthread"]
+    command += ["--threads", str(THREADS), "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
+    command += ["--chdir", str(ROOT), "feedsvc:create_app()"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(f"{base}/healthz", server)
+        cases = [("/healthz", f"{base}/healthz", {}), *feed_cases(base, "technology"), *feed_cases(base, "all")[:1]]
+        for _, url, headers in cases:
+            wrk(url, headers, WARMUP)
+        # Rounds interleave the cases, so that drift on a shared machine hits every case alike; each feed
+        # figure is compared with /healthz of its own round.
+        rates: dict[str, list[float]] = {label: [] for label, _, _ in cases}
+        for _ in range(ROUNDS):
+            for label, url, headers in cases:
+                rates[label].append(wrk(url, headers, DURATION))
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    print(
+        f"serving: gunicorn {WORKERS} workers x {THREADS} threads (gthread), wrk 1 thread x {CONNECTIONS} "
+        f"connections, loopback, {os.cpu_count()} CPUs; median of {ROUNDS} interleaved {DURATION} s runs"
+    )
+    healthz = rates["/healthz"]
+    print(f"  {'/healthz':<44} {statistics.median(healthz):8.0f} req/s")
+    for label, values in list(rates.items())[1:]:
+        ratio = statistics.median(v / h for v, h in zip(values, healthz, strict=True))
+        print(f"  {label:<44} {statistics.median(values):8.0f} req/s   ratio to /healthz {ratio:.2f}")
+
+
+def feed_cases(base: str, feed: str) -> list[tuple[str, str, dict[str, str]]]:
+    """A feed in full, gzipped, and its 304 path, checked once before they are measured."""
+    url = f"{base}/feeds/{feed}.atom"
+    status, headers, size = fetch_headers(url, {})
+    _, _, gz_size = fetch_headers(url, {"Accept-Encoding": "gzip"})
+    not_modified, _, _ = fetch_headers(url, {"If-None-Match": headers["ETag"]})
+    assert status == 200 and not_modified == 304, (status, not_modified)
+    return [
+        (f"/feeds/{feed}.atom 200 ({size} B)", url, {}),
+        (f"/feeds/{feed}.atom 200 gzip ({gz_size} B)", url, {"Accept-Encoding": "gzip"}),
+        (f"/feeds/{feed}.atom 304 If-None-Match", url, {"If-None-Match": headers["ETag"]}),
+    ]
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="feedsvc-bench-") as tmp:
+        work = Path(tmp)
+        seed_dir = work / "seed"
+        seed_dir.mkdir()
+        shutil.copy(SEED, seed_dir / SEED.name)
+        many_dir = work / "many"
+        many_dir.mkdir()
+        generate_issues(many_dir, GENERATED_ISSUES)
+        seed_time = time_builds(seed_dir, work, "seed")
+        many_time = time_builds(many_dir, work, "many")
+        print(f"build (parse + render + atomic write), median of {BUILD_RUNS}:")
+        print(f"  seed issue (27 items):          {seed_time * 1000:8.1f} ms")
+        print(f"  {GENERATED_ISSUES} issues ({GENERATED_ISSUES * 27} items):       {many_time * 1000:8.1f} ms")
+        serve_bench(work / "many-0" / "site", work)
+
+
+if __name__ == "__main__":
+    main()
