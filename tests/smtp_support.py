@@ -10,7 +10,8 @@
 
 It can also offer STARTTLS or speak TLS from the start (`tls_context`/`implicit_tls` with a certificate
 from `self_signed_certificate`), require AUTH (`users`), answer a stage with a chosen reply
-(`sink.replies["RCPT"] = "550 5.1.1 no such user"`) or drop the connection at a stage
+(`sink.replies["RCPT"] = "550 5.1.1 no such user"`), refuse one recipient
+(`sink.refuse["b@example.com"] = "550 5.1.1 no such user"`) or drop the connection at a stage
 (`sink.drop_at = "DATA"`). Tests that import it share nothing: each sink has its own port and lists.
 """
 
@@ -71,7 +72,7 @@ class _Handler:
         return "250 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]) -> str:
-        reply = self._override(server, "RCPT")
+        reply = self._override(server, "RCPT") or self.sink.refuse.get(address)
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -128,6 +129,7 @@ class SmtpSink:
         self.users = users
         self.messages: list[Received] = []
         self.replies: dict[str, str] = {}  # stage (MAIL, RCPT, DATA) -> reply, e.g. "550 5.1.1 no such user"
+        self.refuse: dict[str, str] = {}  # recipient address -> RCPT reply, for refusing some recipients
         self.drop_at: str | None = None  # stage at which to close the connection instead of answering
         self.connections = 0
         self._lock = threading.Lock()
@@ -192,8 +194,10 @@ class SmtpSink:
     def _authenticate(self, server: SMTP, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         if isinstance(data, LoginPassword) and self.users is not None:
             user, password = data.login.decode(), data.password.decode()
-            return AuthResult(success=self.users.get(user) == password, auth_data=data)
-        return AuthResult(success=False)
+            ok = self.users.get(user) == password
+            # handled=False makes aiosmtpd answer a refusal with 535 itself (handled defaults to True)
+            return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
+        return AuthResult(success=False, handled=False)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
