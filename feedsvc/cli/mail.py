@@ -60,8 +60,8 @@ def preview(path: Path, sections: str, to: str, out: Path | None, lang: str, sen
     assert html_part is not None and text_part is not None
     files = {
         folder / f"{stem}.eml": serialise(message),
-        folder / f"{stem}.html": html_part.get_content().encode("utf-8"),
-        folder / f"{stem}.txt": text_part.get_content().encode("utf-8"),
+        folder / f"{stem}.html": _lf(html_part.get_content()).encode("utf-8"),
+        folder / f"{stem}.txt": _lf(text_part.get_content()).encode("utf-8"),
     }
     for file, data in files.items():
         file.write_bytes(data)
@@ -88,3 +88,8 @@ def preview(path: Path, sections: str, to: str, out: Path | None, lang: str, sen
             raise click.ClickException(f"test send to {send_test} failed ({kind}): {exc}") from exc
         where = "by SMTP" if settings.smtp_url else f"into {settings.mail_dir}"
         click.echo(f"sent {message_id} to {send_test} {where}")
+
+
+def _lf(text: str) -> str:
+    """A MIME text part's canonical CRLF line ends as a Unix file's LF."""
+    return text.replace("\r\n", "\n")
