@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import os
 import shutil
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -21,6 +27,7 @@ SEED = ROOT / "issues" / "2024-01-22-398.md"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SEED_COUNTS = {"industry": 12, "content": 5, "technology": 4, "capital": 2, "people": 3, "research": 1}
 
+FEEDSVC = Path(sys.executable).with_name("feedsvc")
 IssueWriter = Callable[..., Path]
 
 
@@ -144,3 +151,57 @@ def require_tool() -> Callable[[str], str]:
 def seed_counts() -> dict[str, int]:
     """Items per section slug in the seed issue."""
     return dict(SEED_COUNTS)
+
+
+@dataclass
+class LiveServer:
+    """A running `feedsvc serve`: its address, its access log, the site it serves."""
+
+    url: str
+    log: Path
+    site_dir: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """`feedsvc build` (issues/ of the repository, defaults otherwise) then `feedsvc serve` on a free port."""
+    tmp = tmp_path_factory.mktemp("live")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "FEEDSVC_CONFIG": str(ROOT / "feedsvc.toml"),
+        "FEEDSVC_VAR_DIR": str(tmp / "var"),
+        "FEEDSVC_SITE_DIR": str(tmp / "var" / "site"),
+        "FEEDSVC_SECRET_KEY": "test-secret",
+        "FEEDSVC_BASE_URL": f"http://127.0.0.1:{port}",
+    }
+    env.pop("FEEDSVC_ISSUES_DIR", None)
+    built = subprocess.run([FEEDSVC, "build"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert built.returncode == 0, built.stderr
+    log = tmp / "server.log"
+    with open(log, "wb") as sink:
+        server = subprocess.Popen(
+            [FEEDSVC, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=sink, stderr=sink
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert server.poll() is None, log.read_text("utf-8", "replace")
+                assert time.monotonic() < deadline, "feedsvc serve did not answer within 30 s"
+                time.sleep(0.1)
+        yield LiveServer(url, log, tmp / "var" / "site")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
