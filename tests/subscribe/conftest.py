@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib.util
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -28,3 +30,14 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def mailbox(app: Flask, settings: Settings) -> Mailbox:
     return Mailbox(app.extensions["feedsvc.db"], settings)
+
+
+@pytest.fixture(scope="session")
+def require() -> Callable[[bool, str], None]:
+    """tests/conftest.py's `require` (skip locally, fail in CI); test modules cannot import a conftest by name."""
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("feedsvc_tests_conftest", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.require

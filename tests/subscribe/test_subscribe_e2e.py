@@ -1,0 +1,223 @@
+"""End to end: gunicorn and `feedsvc worker` as processes, Debian's chromium driven by Playwright, mail over SMTP.
+
+A reader subscribes on the landing page, the confirmation mail arrives at an aiosmtpd sink, they confirm,
+change their sections on the manage page, and the first issue mail's RFC 8058 List-Unsubscribe one-click
+POST (made the way a mailbox provider makes it: no cookie, no CSRF token) unsubscribes them. Runs on
+SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from smtp_support import SmtpSink
+
+from feedsvc import emails, subscriptions
+from feedsvc.config import Settings
+from feedsvc.issues import parse
+from feedsvc.transport import SmtpTransport
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+LINK = re.compile(r"https?://\S+/(confirm|manage)/[A-Za-z0-9._-]+")
+
+
+@dataclass
+class Live:
+    url: str
+    sink: SmtpSink
+    env: dict[str, str]
+    settings: Settings
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_up(url: str, processes: list[subprocess.Popen[bytes]], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.poll() is not None:
+                raise AssertionError(f"a server process exited: {log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"the server did not start: {log.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture
+def live(settings: Settings, database_url: str, tmp_path: Path) -> Iterator[Live]:
+    """gunicorn (2 workers) and `feedsvc worker` on the test database, mail to an SMTP sink."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    with SmtpSink() as sink:
+        env = {
+            **os.environ,
+            "FEEDSVC_CONFIG": str(ROOT / "feedsvc.toml"),
+            "FEEDSVC_VAR_DIR": str(settings.var_dir),
+            "FEEDSVC_SECRET_KEY": settings.secret_key,
+            "FEEDSVC_BASE_URL": url,
+            "DATABASE_URL": database_url,
+            "FEEDSVC_SMTP_URL": sink.url,
+            "FEEDSVC_BIND": f"127.0.0.1:{port}",
+            "FEEDSVC_WEB_WORKERS": "2",
+        }
+        with open(log, "wb") as out:
+            web = subprocess.Popen(
+                [BIN / "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "feedsvc:create_app()"],
+                env=env,
+                stdout=out,
+                stderr=out,
+                cwd=ROOT,
+            )
+            worker = subprocess.Popen([BIN / "feedsvc", "worker", "--poll", "0.2"], env=env, stdout=out, stderr=out)
+        processes = [web, worker]
+        try:
+            _wait_until_up(url, processes, log)
+            yield Live(url, sink, env, settings.with_overrides(publication=_with_base(settings, url)))
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+    assert "Traceback" not in log.read_text(errors="replace"), log.read_text(errors="replace")[-3000:]
+
+
+def _with_base(settings: Settings, url: str):
+    from dataclasses import replace
+
+    return replace(settings.publication, base_url=url)
+
+
+def _mail_link(sink: SmtpSink, index: int, purpose: str) -> str:
+    received = sink.wait_for(index + 1, timeout=30)[index]
+    text = received.message.get_body(("plain",)).get_content()
+    for match in LINK.finditer(text):
+        if match.group(1) == purpose:
+            return match.group(0)
+    raise AssertionError(f"no {purpose} link in:\n{text}")
+
+
+def test_subscribe_confirm_manage_and_one_click_unsubscribe(
+    live: Live, seed_path: Path, require: Callable[[bool, str], None]
+) -> None:
+    require(Path(CHROMIUM).exists(), "Debian's chromium at /usr/bin/chromium")
+    try:
+        import playwright.sync_api as playwright_api
+    except ImportError:
+        require(False, "the playwright package")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(java_script_enabled=False, locale="zh-CN")  # no JavaScript needed
+        page = context.new_page()
+
+        # Subscribe on the landing page: two sections of six.
+        page.goto(live.url + "/")
+        page.fill("#subscribe-email", "Reader@Example.org")
+        for slug in ("content", "technology", "capital", "people"):
+            page.uncheck(f"input[name=sections][value={slug}]")
+        page.click("form.subscribe-form button[type=submit]")
+        assert "请查收邮件" in page.content()
+
+        # The confirmation mail arrives; its link shows a button, and the button confirms.
+        confirm = _mail_link(live.sink, 0, "confirm")
+        assert confirm.startswith(live.url + "/confirm/")
+        page.goto(confirm)
+        assert page.locator("h1").inner_text() == "确认订阅"
+        page.click("button[type=submit]")
+        assert page.locator("h1").inner_text() == "订阅成功"
+
+        # Manage: switch to English, change the sections.
+        page.click("a[href^='/manage/']")
+        page.click("text=English")
+        assert page.locator("h1").inner_text() == "Manage subscription"
+        assert page.locator("#status").get_attribute("data-status") == "active"
+        page.uncheck("input[name=sections][value=industry]")
+        page.check("input[name=sections][value=people]")
+        page.click("text=Save sections")
+        assert "Your sections are saved." in page.content()
+        checked = [box.get_attribute("value") for box in page.locator("input[name=sections]:checked").all()]
+        assert checked == ["people", "research"]
+        manage_url = page.url.split("?")[0]
+
+        # The first issue goes out (as issue 6's sender will build it) with List-Unsubscribe headers.
+        issue = parse(seed_path, live.settings.publication)
+        sub_id, version = _subscriber(live)
+        links = emails.Links(
+            manage=subscriptions.link(live.settings, "manage", sub_id, version),
+            unsubscribe=subscriptions.link(live.settings, "unsubscribe", sub_id, version),
+        )
+        rendered = emails.render(issue, ["people", "research"], live.settings.publication)
+        with SmtpTransport(live.sink.url) as transport:
+            transport.send(emails.build_message(rendered, "reader@example.org", links, live.settings.publication))
+        received = live.sink.wait_for(2, timeout=30)[1].message
+        assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        target = re.search(r"<(https?://[^>]+)>", received["List-Unsubscribe"])
+        assert target
+        assert target.group(1).startswith(live.url + "/unsubscribe/")
+
+        # The mailbox provider's one-click POST: no cookie, no CSRF token; 200, no redirect.
+        anon = playwright.request.new_context()
+        response = anon.post(
+            target.group(1),
+            form={"List-Unsubscribe": "One-Click"},
+            max_redirects=0,
+        )
+        assert response.status == 200
+        anon.dispose()
+
+        page.goto(manage_url)
+        assert page.locator("#status").get_attribute("data-status") == "unsubscribed"
+        browser.close()
+
+    exported = subprocess.run(
+        [BIN / "feedsvc", "subscribers", "export"], env=live.env, capture_output=True, text=True, check=True
+    ).stdout
+    assert exported.splitlines() == ["email,status,sections", "reader@example.org,unsubscribed,people;research"]
+
+
+def _subscriber(live: Live) -> tuple[int, int]:
+    from sqlalchemy import select
+
+    from feedsvc.db import Database
+    from feedsvc.models import Subscriber
+
+    database = Database(live.env["DATABASE_URL"])
+    try:
+        with database.session(readonly=True) as s:
+            sub = s.scalars(select(Subscriber).where(Subscriber.email == "reader@example.org")).one()
+            return sub.id, sub.token_version
+    finally:
+        database.dispose()
