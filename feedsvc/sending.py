@@ -1,0 +1,360 @@
+"""The ledger of an issue's send: publish (record + enqueue), its counts, and pause, resume and cancel. No Flask.
+
+Publishing records the issue (its Markdown as published, so a worker on any machine can render it) and,
+in the same transaction, writes one outbox row per active subscriber whose chosen sections this issue
+has, with the *variant* (the slugs they get, sorted, joined by ';'). That is one ``INSERT … SELECT``:
+the database does the work, in one statement, whatever the number of subscribers, and the unique
+(issue, subscriber) constraint makes a second enqueue a no-op. Rows are written before any is sent:
+a ledger, not a checkpoint, so a crash can never make the send forget who is left.
+
+A send is ``sending`` (workers claim its rows), ``paused`` (workers leave its rows alone and hand back
+those they hold but have not started) or ``cancelled`` (its queued rows become ``cancelled``; rows in
+flight finish). Resuming a cancelled send queues its cancelled rows again: they were never sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, Date, Integer, String, Text, and_, case, func, literal, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from feedsvc.db import insert_for, utcnow
+from feedsvc.emails import subject_for
+from feedsvc.issues import Issue
+from feedsvc.models import (
+    ACTIVE,
+    CANCELLED,
+    FAILED,
+    KIND_ISSUE,
+    PRIORITY_BULK,
+    QUEUED,
+    SENDING,
+    SENT,
+    SKIPPED,
+    Base,
+    OutboxMessage,
+    Subscriber,
+    SubscriberSection,
+    UTCDateTime,
+)
+
+# Send states of an issue.
+RUNNING, PAUSED, STOPPED = "sending", "paused", "cancelled"
+SEND_STATES = (RUNNING, PAUSED, STOPPED)
+
+
+class IssueSend(Base):
+    """A published issue and the state of its send. The Markdown is kept as published."""
+
+    __tablename__ = "issues"
+    __table_args__ = (CheckConstraint("send_state IN ('sending', 'paused', 'cancelled')", name="send_state"),)
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    issue_date: Mapped[date] = mapped_column(Date)
+    title: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(998))
+    sections: Mapped[str] = mapped_column(String(512))  # slugs this issue has, in issue order, ';'-joined
+    source_name: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(Text)
+    send_state: Mapped[str] = mapped_column(String(16), default=RUNNING)
+    enqueued: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_no_sections: Mapped[int] = mapped_column(Integer, default=0)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What `publish` did: rows enqueued, active subscribers left out (none of their sections), and
+    whether the issue had been published before (then nothing is enqueued)."""
+
+    number: int
+    enqueued: int
+    skipped_no_sections: int
+    already_published: bool
+
+
+@dataclass(frozen=True)
+class IssueCounts:
+    """Outbox rows of one issue by state."""
+
+    number: int
+    queued: int = 0
+    sending: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+    state: str = ""
+
+    def to_json(self) -> dict[str, int]:
+        """The documented `feedsvc status --json` object."""
+        return {
+            "number": self.number,
+            "queued": self.queued,
+            "sending": self.sending,
+            "sent": self.sent,
+            "failed": self.failed,
+            "skipped": self.skipped,
+        }
+
+    @property
+    def remaining(self) -> int:
+        return self.queued + self.sending
+
+
+class SendError(Exception):
+    """A send cannot be changed as asked (unknown issue, or the state does not allow it)."""
+
+
+# ------------------------------------------------------------------------------------------ variants
+
+
+def variant_key(slugs: Iterable[str]) -> str:
+    """The outbox's name for a section set: slugs sorted and joined by ';'."""
+    return ";".join(sorted(set(slugs)))
+
+
+def _variants(slugs: Sequence[str]):  # type: ignore[no-untyped-def]
+    """SELECT subscriber_id, variant: the issue's sections each subscriber chose, as `variant_key` spells it.
+
+    Built from one CASE per slug under MAX, concatenated in sorted order, so it is deterministic and the
+    same SQL on SQLite (whose group_concat has no ORDER BY before 3.44) and PostgreSQL.
+    """
+    table = SubscriberSection.__table__
+    parts = [
+        func.max(case((table.c.section == slug, literal(slug + ";")), else_=literal(""))) for slug in sorted(slugs)
+    ]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.op("||")(part)
+    return (
+        select(table.c.subscriber_id.label("subscriber_id"), func.rtrim(joined, ";").label("variant"))
+        .where(table.c.section.in_(list(slugs)))
+        .group_by(table.c.subscriber_id)
+        .subquery("variants")
+    )
+
+
+def plan(session: Session, slugs: Sequence[str]) -> tuple[dict[str, int], int]:
+    """For a dry run: active recipients per variant, and active subscribers with none of `slugs`."""
+    if not slugs:
+        return {}, _active_count(session)
+    variants = _variants(slugs)
+    rows = session.execute(
+        select(variants.c.variant, func.count())
+        .select_from(variants.join(Subscriber, Subscriber.id == variants.c.subscriber_id))
+        .where(Subscriber.status == ACTIVE)
+        .group_by(variants.c.variant)
+        .order_by(func.count().desc(), variants.c.variant)
+    ).all()
+    per_variant: dict[str, int] = {str(v): int(c) for v, c in rows}
+    return per_variant, _active_count(session) - sum(per_variant.values())
+
+
+def _active_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Subscriber).where(Subscriber.status == ACTIVE)) or 0
+
+
+# ------------------------------------------------------------------------------------------- publish
+
+
+def publish(
+    session: Session, issue: Issue, source: str, *, source_name: str = "", now: datetime | None = None
+) -> PublishResult:
+    """Record `issue` (its Markdown `source` as published) and enqueue its mail, in the caller's transaction.
+
+    A second publish of the same number enqueues nothing: subscribers who joined since do not get an old
+    issue by surprise, and the unique (issue, subscriber) constraint would refuse doubles anyway.
+    """
+    now = now or utcnow()
+    slugs = issue.slugs
+    created = session.execute(
+        insert_for(session, IssueSend)
+        .values(
+            number=issue.number,
+            issue_date=issue.date,
+            title=issue.title[:500],
+            subject=subject_for(issue)[:998],
+            sections=";".join(slugs),
+            source_name=source_name[:500],
+            source=source,
+            send_state=RUNNING,
+            enqueued=0,
+            skipped_no_sections=0,
+            published_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[IssueSend.number])
+        .returning(IssueSend.number)
+    ).scalar_one_or_none()
+    if created is None:
+        return PublishResult(issue.number, 0, 0, already_published=True)
+    enqueued = enqueue(session, issue.number, slugs, now=now) if slugs else 0
+    skipped = _active_count(session) - enqueued
+    session.execute(
+        update(IssueSend)
+        .where(IssueSend.number == issue.number)
+        .values(enqueued=enqueued, skipped_no_sections=skipped)
+        .execution_options(synchronize_session=False)
+    )
+    return PublishResult(issue.number, enqueued, skipped, already_published=False)
+
+
+def enqueue(session: Session, number: int, slugs: Sequence[str], *, now: datetime | None = None) -> int:
+    """One outbox row per active subscriber with at least one of `slugs`: a single INSERT … SELECT.
+
+    Rows that exist already (same issue and subscriber) are left alone. Returns how many were written.
+    """
+    now = now or utcnow()
+    outbox = OutboxMessage.__table__
+    variants = _variants(slugs)
+    source = (
+        select(
+            literal(KIND_ISSUE),
+            literal(PRIORITY_BULK),
+            Subscriber.id,
+            literal(number),
+            variants.c.variant,
+            Subscriber.email,
+            literal(QUEUED),
+            literal(0),
+            literal(now, UTCDateTime()),
+            literal(now, UTCDateTime()),
+            literal(now, UTCDateTime()),
+        )
+        .select_from(Subscriber.__table__.join(variants, variants.c.subscriber_id == Subscriber.id))
+        .where(Subscriber.status == ACTIVE)
+    )
+    columns = [
+        "kind",
+        "priority",
+        "subscriber_id",
+        "issue_number",
+        "sections",
+        "recipient",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+        "updated_at",
+    ]
+    statement = (
+        insert_for(session, outbox)
+        .from_select(columns, source)
+        .on_conflict_do_nothing(index_elements=[outbox.c.issue_number, outbox.c.subscriber_id])
+        .execution_options(preserve_rowcount=True)  # SQLAlchemy leaves an INSERT's rowcount at -1 otherwise
+    )
+    return max(session.execute(statement).rowcount, 0)
+
+
+# -------------------------------------------------------------------------------------------- status
+
+
+def counts(session: Session, numbers: Sequence[int] | None = None) -> list[IssueCounts]:
+    """Outbox rows per published issue and state, newest issue first (every published issue is listed)."""
+    outbox = OutboxMessage.__table__
+    query = (
+        select(outbox.c.issue_number, outbox.c.state, func.count())
+        .where(outbox.c.kind == KIND_ISSUE)
+        .group_by(outbox.c.issue_number, outbox.c.state)
+    )
+    issues = select(IssueSend.number, IssueSend.send_state)
+    if numbers:
+        query = query.where(outbox.c.issue_number.in_(list(numbers)))
+        issues = issues.where(IssueSend.number.in_(list(numbers)))
+    by_issue: dict[int, dict[str, int]] = {n: {"state": s} for n, s in session.execute(issues)}  # type: ignore[misc]
+    for number, state, count in session.execute(query):
+        by_issue.setdefault(number, {"state": ""})[state] = count  # type: ignore[assignment]
+    return [
+        IssueCounts(
+            number=number,
+            queued=values.get(QUEUED, 0),
+            sending=values.get(SENDING, 0),
+            sent=values.get(SENT, 0),
+            failed=values.get(FAILED, 0),
+            skipped=values.get(SKIPPED, 0),
+            cancelled=values.get(CANCELLED, 0),
+            state=str(values.get("state", "")),
+        )
+        for number, values in sorted(by_issue.items(), reverse=True)
+    ]
+
+
+# ----------------------------------------------------------------------------- pause, resume, cancel
+
+
+def _issue(session: Session, number: int) -> IssueSend:
+    found = session.get(IssueSend, number, with_for_update=True)
+    if found is None:
+        raise SendError(f"issue {number} has not been published")
+    return found
+
+
+def pause(session: Session, number: int, *, now: datetime | None = None) -> None:
+    """Stop claiming rows of this issue; workers hand back rows they hold but have not started."""
+    found = _issue(session, number)
+    if found.send_state == STOPPED:
+        raise SendError(f"the send of issue {number} was cancelled; resume it to send the rest")
+    found.send_state, found.updated_at = PAUSED, now or utcnow()
+
+
+def resume(session: Session, number: int, *, now: datetime | None = None) -> int:
+    """Let workers claim this issue's rows again; a cancelled send queues its cancelled rows again (how many)."""
+    now = now or utcnow()
+    found = _issue(session, number)
+    requeued = 0
+    if found.send_state == STOPPED:
+        requeued = (
+            session.execute(
+                update(OutboxMessage.__table__)
+                .where(and_(OutboxMessage.issue_number == number, OutboxMessage.state == CANCELLED))
+                .values(state=QUEUED, next_attempt_at=now, updated_at=now)
+            ).rowcount
+            or 0
+        )
+    found.send_state, found.updated_at = RUNNING, now
+    return requeued
+
+
+def cancel(session: Session, number: int, *, now: datetime | None = None) -> int:
+    """Cancel the rest of this issue's send: its queued rows become cancelled (how many). Rows in flight finish."""
+    now = now or utcnow()
+    found = _issue(session, number)
+    found.send_state, found.updated_at = STOPPED, now
+    return cancel_queued(session, now, number)
+
+
+def cancel_queued(session: Session, now: datetime, number: int | None = None) -> int:
+    """Mark queued rows of issue `number` (or of every cancelled send) cancelled; how many."""
+    if number is not None:
+        numbers = [number]
+    else:
+        numbers = list(session.scalars(select(IssueSend.number).where(IssueSend.send_state == STOPPED)))
+        if not numbers:
+            return 0
+    result = session.execute(
+        update(OutboxMessage.__table__)
+        .where(
+            and_(
+                OutboxMessage.issue_number.in_(numbers), OutboxMessage.state == QUEUED, OutboxMessage.kind == KIND_ISSUE
+            )
+        )
+        .values(state=CANCELLED, updated_at=now)
+    )
+    return max(result.rowcount, 0)
+
+
+def halted_issues(session: Session) -> dict[int, str]:
+    """Issues whose send is paused or cancelled: number → state."""
+    rows = session.execute(select(IssueSend.number, IssueSend.send_state).where(IssueSend.send_state != RUNNING))
+    return {int(n): str(s) for n, s in rows}
+
+
+def issue_source(session: Session, number: int) -> tuple[str, str] | None:
+    """The Markdown of a published issue as published, and its file name."""
+    row = session.execute(select(IssueSend.source, IssueSend.source_name).where(IssueSend.number == number)).first()
+    return (row[0], row[1]) if row else None

@@ -1,0 +1,272 @@
+"""The sending worker against loopback SMTP servers, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from email import message_from_bytes
+from email.policy import default as default_policy
+
+from conftest import add_subscribers, subscribe_many
+from smtp_misbehaving import MisbehavingSmtp
+from sqlalchemy import func, select, update
+
+from feedsvc import sending
+from feedsvc.config import Settings
+from feedsvc.db import Database, utcnow
+from feedsvc.issues import Issue
+from feedsvc.models import ACTIVE, BOUNCED, OutboxMessage, Subscriber
+from feedsvc.retry import RetryPolicy
+from feedsvc.sender import SendWorker
+from feedsvc.transport import SmtpTransport
+
+FAST_RETRY = RetryPolicy(base_seconds=0, jitter=0, deadline_seconds=3600, bounce_limit=1)
+
+
+def publish(db: Database, issue: Issue) -> sending.PublishResult:
+    with db.session() as session:
+        return sending.publish(session, issue, issue.source and open(issue.source, encoding="utf-8").read())
+
+
+def worker(db: Database, settings: Settings, url: str, **kwargs: object) -> SendWorker:
+    kwargs.setdefault("policy", FAST_RETRY)
+    return SendWorker(db, settings, transport_factory=lambda: SmtpTransport(url), **kwargs)  # type: ignore[arg-type]
+
+
+def states(db: Database, number: int) -> dict[str, int]:
+    with db.session() as session:
+        rows = session.execute(
+            select(OutboxMessage.state, func.count())
+            .where(OutboxMessage.issue_number == number)
+            .group_by(OutboxMessage.state)
+        )
+        return {state: count for state, count in rows}
+
+
+def test_every_subscriber_gets_the_issue_exactly_once(db: Database, settings: Settings, seed_issue: Issue) -> None:
+    ids = subscribe_many(db, 150, ["industry", "research"])
+    subscribe_many(db, 50, list(seed_issue.slugs), prefix="all")
+    assert publish(db, seed_issue).enqueued == 200
+    with MisbehavingSmtp() as server:
+        stats = worker(db, settings, server.url, concurrency=4).run(until_idle=True)
+    assert stats.sent == 200
+    assert len(server.accepted) == 200 and set(server.accepted.values()) == {1}
+    assert states(db, seed_issue.number) == {"sent": 200}
+    with db.session() as session:
+        row = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.subscriber_id == ids["reader0@example.org"])
+        ).one()
+    assert row.message_id == f"<issue.{seed_issue.number}.{row.id}@feedsvc.example.org>"
+    assert row.sent_at is not None and row.lease_owner is None
+    assert sorted(server.message_ids) == sorted(set(server.message_ids))
+
+
+def test_the_message_is_personal_and_carries_only_the_chosen_sections(
+    db: Database, settings: Settings, seed_issue: Issue
+) -> None:
+    subscribe_many(db, 1, ["research"], prefix="solo")
+    publish(db, seed_issue)
+    received: list[bytes] = []
+    with MisbehavingSmtp() as server:
+        original = server._controller.handler.handle_DATA
+
+        async def capture(srv, session, envelope):  # type: ignore[no-untyped-def]
+            received.append(envelope.original_content)
+            return await original(srv, session, envelope)
+
+        server._controller.handler.handle_DATA = capture
+        worker(db, settings, server.url, concurrency=1).run(until_idle=True)
+    [raw] = received
+    message = message_from_bytes(raw, policy=default_policy)
+    assert message["To"] == "solo0@example.org"
+    assert message["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/unsubscribe/")
+    html = message.get_body(("html",)).get_content()
+    research = next(s for s in seed_issue.sections if s.slug == "research")
+    industry = next(s for s in seed_issue.sections if s.slug == "industry")
+    assert research.items[0].title.split()[0] in html
+    assert industry.items[0].title not in html
+    assert "FEEDSVC-" not in html  # every placeholder was filled
+
+
+def test_misbehaving_server_good_delivered_bad_failed_nothing_lost(
+    db: Database, settings: Settings, seed_issue: Issue
+) -> None:
+    ids = subscribe_many(db, 120, ["industry"])
+    bad = {f"reader{i}@example.org" for i in range(0, 120, 15)}
+    publish(db, seed_issue)
+    with MisbehavingSmtp(reject=bad, temp_fail_rate=0.3, drop_rate=0.05, seed=5) as server:
+        stats = worker(db, settings, server.url, concurrency=3).run(until_idle=True)
+    good = set(ids) - bad
+    assert set(server.accepted) == good and set(server.accepted.values()) == {1}
+    assert server.dropped > 0 and sum(server.temporary.values()) > 0
+    assert stats.retried > 0
+    assert states(db, seed_issue.number) == {"sent": len(good), "failed": len(bad)}
+    with db.session() as session:
+        bounced = set(session.scalars(select(Subscriber.email).where(Subscriber.status == BOUNCED)))
+        errors = set(session.scalars(select(OutboxMessage.last_error).where(OutboxMessage.state == "failed")))
+    assert bounced == bad  # bounce limit 1 in FAST_RETRY
+    assert all("550" in e for e in errors)
+
+
+def test_temporary_failures_stop_at_the_deadline(db: Database, settings: Settings, seed_issue: Issue) -> None:
+    subscribe_many(db, 3, ["industry"])
+    publish(db, seed_issue)
+    with MisbehavingSmtp(temp_fail_rate=1.0) as server:
+        policy = RetryPolicy(base_seconds=0, jitter=0, deadline_seconds=0)
+        worker(db, settings, server.url, policy=policy).run(until_idle=True)
+    assert states(db, seed_issue.number) == {"failed": 3}
+    with db.session() as session:
+        errors = list(session.scalars(select(OutboxMessage.last_error)))
+    assert all(e.startswith("gave up after 1 attempts") for e in errors)
+
+
+def test_retries_wait_for_their_backoff(db: Database, settings: Settings, seed_issue: Issue) -> None:
+    subscribe_many(db, 2, ["industry"])
+    publish(db, seed_issue)
+    with MisbehavingSmtp(temp_fail_rate=1.0) as server:
+        worker(db, settings, server.url, policy=RetryPolicy(base_seconds=600, jitter=0)).run(until_idle=True)
+    assert states(db, seed_issue.number) == {"queued": 2}
+    with db.session() as session:
+        rows = list(session.scalars(select(OutboxMessage)))
+    assert all(r.attempts == 1 and r.next_attempt_at > utcnow() + dt.timedelta(seconds=500) for r in rows)
+
+
+def test_unsubscribed_after_enqueue_is_not_sent(db: Database, settings: Settings, seed_issue: Issue) -> None:
+    ids = subscribe_many(db, 10, ["industry"])
+    publish(db, seed_issue)
+    with db.session() as session:
+        session.execute(
+            update(Subscriber).where(Subscriber.id == ids["reader3@example.org"]).values(status="unsubscribed")
+        )
+        session.execute(delete_subscriber(ids["reader4@example.org"]))
+    with MisbehavingSmtp() as server:
+        stats = worker(db, settings, server.url).run(until_idle=True)
+    assert "reader3@example.org" not in server.accepted and len(server.accepted) == 8
+    assert stats.skipped == 1  # the erased one's row went with it (ON DELETE CASCADE)
+    assert states(db, seed_issue.number) == {"sent": 8, "skipped": 1}
+
+
+def delete_subscriber(subscriber_id: int):  # type: ignore[no-untyped-def]
+    from sqlalchemy import delete
+
+    return delete(Subscriber).where(Subscriber.id == subscriber_id)
+
+
+def test_pause_resume_and_cancel(db: Database, settings: Settings, seed_issue: Issue) -> None:
+    subscribe_many(db, 20, ["industry"])
+    publish(db, seed_issue)
+    with db.session() as session:
+        sending.pause(session, seed_issue.number)
+    with MisbehavingSmtp() as server:
+        assert worker(db, settings, server.url).run(until_idle=True).sent == 0
+        assert states(db, seed_issue.number) == {"queued": 20}
+        with db.session() as session:
+            sending.resume(session, seed_issue.number)
+            sending.cancel(session, seed_issue.number)
+        assert worker(db, settings, server.url).run(until_idle=True).sent == 0
+        assert states(db, seed_issue.number) == {"cancelled": 20}
+        with db.session() as session:
+            sending.resume(session, seed_issue.number)
+        assert worker(db, settings, server.url).run(until_idle=True).sent == 20
+    assert len(server.accepted) == 20
+
+
+def test_a_pause_during_the_send_hands_back_unstarted_rows(db: Database, settings: Settings, seed_issue: Issue) -> None:
+    subscribe_many(db, 60, ["industry"])
+    publish(db, seed_issue)
+    with MisbehavingSmtp() as server:
+        paused = threading.Event()
+
+        def pause_after_ten(stats: object) -> None:
+            if server.total_accepted >= 10 and not paused.is_set():
+                with db.session() as session:
+                    sending.pause(session, seed_issue.number)
+                paused.set()
+
+        # A slow rate keeps most rows waiting in the worker when the pause comes.
+        run = worker(db, settings, server.url, concurrency=2, rate=50.0, tick_interval=0, on_tick=pause_after_ten)
+        stats = run.run(until_idle=True)
+    assert paused.is_set()
+    counted = states(db, seed_issue.number)
+    assert counted.get("sending", 0) == 0
+    assert counted["sent"] == server.total_accepted == stats.sent < 60
+    assert counted["queued"] == 60 - stats.sent
+    with db.session() as session:
+        attempts = set(session.scalars(select(OutboxMessage.attempts).where(OutboxMessage.state == "queued")))
+    assert attempts == {0}  # handed back, not counted as tried
+
+
+def test_expired_leases_are_taken_over_and_a_late_outcome_is_not_recorded(
+    db: Database, settings: Settings, seed_issue: Issue
+) -> None:
+    subscribe_many(db, 5, ["industry"])
+    publish(db, seed_issue)
+    past = utcnow() - dt.timedelta(seconds=1)
+    with db.session() as session:  # a worker that died holding every row
+        session.execute(
+            update(OutboxMessage).values(state="sending", lease_owner="dead:1:x", lease_expires_at=past, attempts=1)
+        )
+    with MisbehavingSmtp() as server:
+        stats = worker(db, settings, server.url).run(until_idle=True)
+    assert stats.requeued_expired == 5 and stats.sent == 5
+    assert states(db, seed_issue.number) == {"sent": 5}
+    from feedsvc.sender import Job, Outcome, record
+
+    with db.session() as session:
+        row = session.scalars(select(OutboxMessage).limit(1)).one()
+        job = Job(
+            row.id, row.kind, row.subscriber_id, row.recipient, row.issue_number, row.sections, None, 1, row.created_at
+        )
+        late = record(session, "dead:1:x", [Outcome(job, "temporary", error="451 late")], FAST_RETRY, utcnow())
+    assert late.lost == 1
+    assert states(db, seed_issue.number) == {"sent": 5}
+
+
+def test_several_workers_share_a_send_without_doubles(db: Database, settings: Settings, seed_issue: Issue) -> None:
+    subscribe_many(db, 400, ["industry"])
+    publish(db, seed_issue)
+    with MisbehavingSmtp() as server:
+        databases = [Database(settings.database_url) for _ in range(4)]
+        workers = [worker(d, settings, server.url, concurrency=2, batch_size=10) for d in databases]
+        threads = [threading.Thread(target=w.run, kwargs={"until_idle": True}) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for d in databases:
+            d.dispose()
+    assert len(server.accepted) == 400 and set(server.accepted.values()) == {1}
+    assert sum(w.stats.sent for w in workers) == 400
+    assert sum(1 for w in workers if w.stats.sent) >= 2  # the work really was shared
+    assert states(db, seed_issue.number) == {"sent": 400}
+
+
+def test_transactional_mail_goes_first_and_through_the_same_worker(
+    db: Database, settings: Settings, seed_issue: Issue
+) -> None:
+    from feedsvc import subscriptions
+
+    subscribe_many(db, 5, ["industry"])
+    publish(db, seed_issue)
+    with db.session() as session:
+        subscriptions.subscribe(session, settings, "new@example.org", ["industry"])
+    order: list[str] = []
+    with MisbehavingSmtp() as server:
+        original = server._controller.handler.handle_DATA
+
+        async def capture(srv, session, envelope):  # type: ignore[no-untyped-def]
+            order.extend(envelope.rcpt_tos)
+            return await original(srv, session, envelope)
+
+        server._controller.handler.handle_DATA = capture
+        worker(db, settings, server.url, concurrency=1).run(until_idle=True)
+    assert order[0] == "new@example.org" and len(order) == 6
+
+
+def test_active_subscribers_only(db: Database, settings: Settings, seed_issue: Issue) -> None:
+    with db.session() as session:
+        add_subscribers(session, [("a@example.org", ACTIVE, ["industry"]), ("p@example.org", "pending", ["industry"])])
+    publish(db, seed_issue)
+    with MisbehavingSmtp() as server:
+        worker(db, settings, server.url).run(until_idle=True)
+    assert set(server.accepted) == {"a@example.org"}
