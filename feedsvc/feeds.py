@@ -127,11 +127,11 @@ def build_feeds(issues: Iterable[Issue], publication: Publication) -> tuple[Feed
     feeds = [
         _feed(
             publication,
-            slug,
+            section.slug,
             f"{publication.name}{section.name}栏目的每一条动态。",
-            [entry for entry_slug, entry in item_entries if entry_slug == slug],
+            [entry for slug, entry in item_entries if slug == section.slug],
         )
-        for slug, section in ((s.slug, s) for s in publication.sections)
+        for section in publication.sections
     ]
     feeds.append(_feed(publication, ALL, publication.description, [entry for _, entry in item_entries]))
     feeds.append(
@@ -142,8 +142,13 @@ def build_feeds(issues: Iterable[Issue], publication: Publication) -> tuple[Feed
 
 def render_feeds(issues: Iterable[Issue], publication: Publication) -> dict[str, bytes]:
     """Every feed file of the site: ``feeds/<name>.atom`` and ``feeds/<name>.json`` → bytes."""
+    return feed_files(build_feeds(issues, publication), publication)
+
+
+def feed_files(built: Iterable[Feed], publication: Publication) -> dict[str, bytes]:
+    """Feeds already built, written as their files (Atom and JSON Feed)."""
     files: dict[str, bytes] = {}
-    for feed in build_feeds(issues, publication):
+    for feed in built:
         files[f"feeds/{feed.name}.atom"] = atom(feed, publication)
         files[f"feeds/{feed.name}.json"] = json_feed(feed, publication)
     return files

@@ -89,9 +89,9 @@ def section_label(publication: Publication, slug: str, lang: str) -> str:
     return section.name_en or section.name if lang == "en" else section.name
 
 
-def feed_listing(publication: Publication, issues: Sequence[Issue]) -> list[dict[str, Any]]:
+def feed_listing(publication: Publication, built: Sequence[feeds.Feed]) -> list[dict[str, Any]]:
     """What a page needs to list every feed: name, title, paths, entry count."""
-    counts = {feed.name: len(feed.entries) for feed in feeds.build_feeds(issues, publication)}
+    counts = {feed.name: len(feed.entries) for feed in built}
     return [
         {
             "name": name,
@@ -122,11 +122,12 @@ def install_template_helpers(env: jinja2.Environment) -> None:
     env.filters["date_text"] = date_text
 
 
-def render_pages(issues: Sequence[Issue], publication: Publication, templates_dir: Path) -> dict[str, bytes]:
+def render_pages(
+    issues: Sequence[Issue], publication: Publication, templates_dir: Path, listing: Sequence[Mapping[str, Any]]
+) -> dict[str, bytes]:
     """The archive pages, in every UI language: ``issues/index*.html`` and ``issues/<n>*.html``."""
     env = template_environment(templates_dir)
-    ordered = sorted(issues, key=lambda i: (i.date, i.number), reverse=True)
-    listing = feed_listing(publication, ordered)
+    ordered = _newest_first(issues)
     files: dict[str, bytes] = {}
     for lang in LANGUAGES:
         common = {
@@ -147,6 +148,10 @@ def render_pages(issues: Sequence[Issue], publication: Publication, templates_di
     return files
 
 
+def _newest_first(issues: Iterable[Issue]) -> list[Issue]:
+    return sorted(issues, key=lambda i: (i.date, i.number), reverse=True)
+
+
 def _render(env: jinja2.Environment, template: str, **context: Any) -> bytes:
     """Render one page; a template mistake becomes a SiteError naming the template (and line, when known)."""
     try:
@@ -157,9 +162,8 @@ def _render(env: jinja2.Environment, template: str, **context: Any) -> bytes:
         raise SiteError(f"template {template}: {exc}") from exc
 
 
-def site_metadata(issues: Sequence[Issue], publication: Publication) -> dict[str, Any]:
+def site_metadata(issues: Sequence[Issue], listing: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """site.json: the issues (newest first) and feeds, for pages the web app renders itself."""
-    ordered = sorted(issues, key=lambda i: (i.date, i.number), reverse=True)
     return {
         "issues": [
             {
@@ -171,17 +175,19 @@ def site_metadata(issues: Sequence[Issue], publication: Publication) -> dict[str
                 "sections": [{"slug": s.slug, "name": s.name, "items": len(s.items)} for s in issue.sections],
                 "path": feeds.issue_path(issue.number),
             }
-            for issue in ordered
+            for issue in _newest_first(issues)
         ],
-        "feeds": feed_listing(publication, ordered),
+        "feeds": list(listing),
     }
 
 
 def render_site(issues: Sequence[Issue], publication: Publication, templates_dir: Path) -> dict[str, bytes]:
     """Every file of the site, path → bytes. Deterministic: same issues and templates, same bytes."""
-    files = feeds.render_feeds(issues, publication)
-    files.update(render_pages(issues, publication, templates_dir))
-    meta = json.dumps(site_metadata(issues, publication), ensure_ascii=False, indent=1, sort_keys=True)
+    built = feeds.build_feeds(issues, publication)
+    files = feeds.feed_files(built, publication)
+    listing = feed_listing(publication, built)
+    files.update(render_pages(issues, publication, templates_dir, listing))
+    meta = json.dumps(site_metadata(issues, listing), ensure_ascii=False, indent=1, sort_keys=True)
     files[SITE_META] = (meta + "\n").encode("utf-8")
     return files
 

@@ -124,9 +124,10 @@ def _serve(path: str) -> Response:
     ]
     if _not_modified(etag, found.last_modified):
         return Response(status=304, headers=headers)
+    headers.append(("Content-Type", found.content_type))
     if compressed:
         headers.append(("Content-Encoding", "gzip"))
-    return Response(body, headers=headers, content_type=found.content_type)
+    return Response(body, headers=headers)
 
 
 def _wants_gzip(found: SiteFile) -> bool:
