@@ -36,7 +36,7 @@ def add_subscribers(session: Session, people: Iterable[tuple[str, str, Sequence[
             for email, status, _ in people
         ],
     )
-    ids = {email: id_ for email, id_ in session.execute(select(Subscriber.email, Subscriber.id))}
+    ids = {str(email): int(id_) for email, id_ in session.execute(select(Subscriber.email, Subscriber.id))}
     sections = [{"subscriber_id": ids[email], "section": slug} for email, _, slugs in people for slug in slugs]
     if sections:
         session.execute(insert(SubscriberSection), sections)

@@ -40,7 +40,7 @@ def states(db: Database, number: int) -> dict[str, int]:
             .where(OutboxMessage.issue_number == number)
             .group_by(OutboxMessage.state)
         )
-        return {state: count for state, count in rows}
+        return {str(state): int(count) for state, count in rows}
 
 
 def test_every_subscriber_gets_the_issue_exactly_once(db: Database, settings: Settings, seed_issue: Issue) -> None:
