@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -370,10 +371,12 @@ class SiteReader:
     rebuilt site is served at once, without a restart. ETags are content hashes; gzip is compressed once.
     """
 
-    def __init__(self, site_dir: Path, max_files: int = 1024) -> None:
+    def __init__(self, site_dir: Path, max_bytes: int = 64 * 1024 * 1024) -> None:
         self.site_dir = str(site_dir)
-        self.max_files = max_files
+        self.max_bytes = max_bytes
         self._cache: dict[str, tuple[tuple[int, int, int, int], SiteFile]] = {}
+        self._cached_bytes = 0
+        self._lock = threading.Lock()  # for misses; a hit is one dict lookup
         self._meta: tuple[tuple[int, int, int, int], dict[str, Any]] | None = None
 
     def get(self, path: str) -> SiteFile | None:
@@ -393,10 +396,26 @@ class SiteReader:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         loaded = _site_file(path, data, key[2])
-        if len(self._cache) >= self.max_files:
-            self._cache.clear()
-        self._cache[path] = (key, loaded)
+        self._remember(path, key, loaded)
         return loaded
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes held in the cache (plain and gzip)."""
+        return self._cached_bytes
+
+    def _remember(self, path: str, key: tuple[int, int, int, int], loaded: SiteFile) -> None:
+        """Cache a loaded file, dropping the oldest entries beyond the byte budget."""
+        size = len(loaded.data) + len(loaded.gzipped)
+        with self._lock:
+            previous = self._cache.pop(path, None)
+            if previous is not None:
+                self._cached_bytes -= len(previous[1].data) + len(previous[1].gzipped)
+            while self._cache and self._cached_bytes + size > self.max_bytes:
+                _, dropped = self._cache.pop(next(iter(self._cache)))  # the oldest entry
+                self._cached_bytes -= len(dropped.data) + len(dropped.gzipped)
+            self._cache[path] = (key, loaded)
+            self._cached_bytes += size
 
     def metadata(self) -> dict[str, Any]:
         """site.json of the current generation; empty lists before the first build."""

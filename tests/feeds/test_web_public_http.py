@@ -135,3 +135,17 @@ def test_before_any_build_the_app_still_answers(settings: Settings) -> None:
     landing = client.get("/")
     assert landing.status_code == 200
     assert "feedsvc build" in landing.get_data(as_text=True)
+
+
+def test_the_file_cache_stays_within_its_byte_budget(built: Settings) -> None:
+    from feedsvc.site import SiteReader
+
+    reader = SiteReader(built.site_dir, max_bytes=60_000)
+    paths = [f"feeds/{name}.atom" for name in NAMES] + ["issues/398.html", "issues/index.html"]
+    for path in paths:
+        found = reader.get(path)
+        assert found is not None and found.data == (built.site_dir / path).read_bytes()
+        single = len(found.data) + len(found.gzipped)
+        assert reader.cached_bytes <= 60_000 or reader.cached_bytes == single  # a file larger than the budget
+    assert reader.get("issues/398.html") is reader.get("issues/398.html")  # a hit is the cached object
+    assert reader.get("feeds/nope.atom") is None
