@@ -1,0 +1,187 @@
+"""`feedsvc publish`, `feedsvc status` and `feedsvc send pause|resume|cancel`: an issue's send, from the shell."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import click
+
+from feedsvc import sending
+from feedsvc.cli import get_settings, main
+from feedsvc.config import Settings
+from feedsvc.db import Database
+from feedsvc.issues import ParseError, parse
+from feedsvc.progress import Counts, ProgressBar
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check and count recipients per section set; change nothing.")
+@click.option("--wait", is_flag=True, help="Then show the send's progress until it is finished.")
+def publish(path: Path, dry_run: bool, wait: bool) -> None:
+    """Publish the issue in PATH: check it, build the site, record it and queue its mail.
+
+    One message per active subscriber who chose at least one of the issue's sections; publishing the
+    same issue again queues nothing. `feedsvc worker` does the sending.
+    """
+    settings = get_settings()
+    try:
+        issue = parse(path, settings.publication)
+    except ParseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for warning in issue.warnings:
+        click.echo(f"warning: {path}:{warning}", err=True)
+    database = Database(settings.database_url)
+    try:
+        if dry_run:
+            with database.session(readonly=True) as session:
+                per_variant, skipped = sending.plan(session, issue.slugs)
+            click.echo(f"issue {issue.number}: {sum(per_variant.values())} recipient(s) would get mail")
+            for variant, count in per_variant.items():
+                click.echo(f"  {count:>8}  {variant.replace(';', ', ')}")
+            click.echo(f"  {skipped:>8}  active subscriber(s) with none of their sections in this issue (skipped)")
+            return
+        _build_site(path, settings)
+        source = path.read_text(encoding="utf-8-sig")
+        with database.session() as session:
+            result = sending.publish(session, issue, source, source_name=path.name)
+        if result.already_published:
+            click.echo(f"issue {issue.number} was published before: nothing new queued")
+        else:
+            click.echo(
+                f"issue {issue.number}: queued {result.enqueued} message(s); "
+                f"{result.skipped_no_sections} active subscriber(s) chose none of its sections (skipped)"
+            )
+        if wait:
+            _wait(database, issue.number)
+    finally:
+        database.dispose()
+
+
+def _build_site(path: Path, settings: Settings) -> None:
+    """Put the issue beside the others if it is not there, then rebuild the site (atomic)."""
+    try:
+        from feedsvc.site import SiteError, build
+    except ImportError:  # a deployment without the site module: mail only
+        return
+    issues_dir = settings.issues_dir
+    target = issues_dir / path.name
+    if path.resolve() != target.resolve():
+        if target.exists() and target.read_bytes() != path.read_bytes():
+            raise click.ClickException(f"{target} exists with other content; not overwriting it")
+        issues_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        click.echo(f"copied {path} to {target}")
+    try:
+        built = build(issues_dir, settings.site_dir, settings.publication, settings.templates_dir)
+    except (ParseError, SiteError) as exc:
+        raise click.ClickException(f"site build failed, nothing was published: {exc}") from exc
+    click.echo(f"site: {built.issues} issue(s), {built.files} files in {built.out_dir}")
+
+
+def _wait(database: Database, number: int, interval: float = 0.5, stall_warning: float = 30.0) -> None:
+    bar = ProgressBar(label=f"issue {number}")
+    last_done, last_change, warned = -1, time.monotonic(), False
+    while True:
+        with database.session(readonly=True) as session:
+            [found] = sending.counts(session, [number])
+        counts = _counts(found)
+        if counts.remaining == 0 or (found.state == sending.STOPPED and counts.sending == 0):
+            bar.finish(counts)
+            return
+        bar.update(counts)
+        if counts.done != last_done:
+            last_done, last_change = counts.done, time.monotonic()
+        elif not warned and time.monotonic() - last_change > stall_warning:
+            state = f"the send is {found.state}" if found.state != sending.RUNNING else "is `feedsvc worker` running?"
+            click.echo(f"\nno progress for {stall_warning:.0f} s: {state}", err=True)
+            warned = True
+        time.sleep(interval)
+
+
+def _counts(found: sending.IssueCounts) -> Counts:
+    return Counts(
+        queued=found.queued,
+        sending=found.sending,
+        sent=found.sent,
+        failed=found.failed,
+        skipped=found.skipped,
+        cancelled=found.cancelled,
+    )
+
+
+@main.command()
+@click.argument("numbers", nargs=-1, type=int)
+@click.option("--json", "as_json", is_flag=True, help="A JSON list: number, queued, sending, sent, failed, skipped.")
+def status(numbers: tuple[int, ...], as_json: bool) -> None:
+    """Mail of each published issue (or of issue NUMBERS) by state."""
+    settings = get_settings()
+    database = Database(settings.database_url)
+    try:
+        with database.session(readonly=True) as session:
+            found = sending.counts(session, list(numbers) or None)
+    finally:
+        database.dispose()
+    if as_json:
+        click.echo(json.dumps([c.to_json() for c in found], indent=2))
+        return
+    if not found:
+        click.echo("no issue has been published")
+        return
+    header = ("issue", "send", "queued", "sending", "sent", "failed", "skipped", "cancelled")
+    click.echo("{:>6} {:<10} {:>8} {:>8} {:>8} {:>7} {:>8} {:>9}".format(*header))
+    for c in found:
+        click.echo(
+            f"{c.number:>6} {c.state:<10} {c.queued:>8} {c.sending:>8} {c.sent:>8} {c.failed:>7} {c.skipped:>8} "
+            f"{c.cancelled:>9}"
+        )
+
+
+@main.group("send")
+def send_group() -> None:
+    """Pause, resume or cancel the send of an issue."""
+
+
+def _control(number: int, action: str) -> None:
+    settings = get_settings()
+    database = Database(settings.database_url)
+    try:
+        with database.session() as session:
+            if action == "pause":
+                sending.pause(session, number)
+                click.echo(f"issue {number}: paused (messages already being sent finish)")
+            elif action == "resume":
+                requeued = sending.resume(session, number)
+                extra = f"; {requeued} cancelled message(s) queued again" if requeued else ""
+                click.echo(f"issue {number}: sending{extra}")
+            else:
+                cancelled = sending.cancel(session, number)
+                click.echo(f"issue {number}: cancelled, {cancelled} queued message(s) will not be sent")
+    except sending.SendError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.dispose()
+
+
+@send_group.command("pause")
+@click.argument("number", type=int)
+def pause_command(number: int) -> None:
+    """Stop sending issue NUMBER for now; `send resume` carries on where it stopped."""
+    _control(number, "pause")
+
+
+@send_group.command("resume")
+@click.argument("number", type=int)
+def resume_command(number: int) -> None:
+    """Carry on sending issue NUMBER (after a pause, or the rest after a cancel)."""
+    _control(number, "resume")
+
+
+@send_group.command("cancel")
+@click.argument("number", type=int)
+def cancel_command(number: int) -> None:
+    """Send nothing more of issue NUMBER."""
+    _control(number, "cancel")
