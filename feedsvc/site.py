@@ -43,12 +43,25 @@ from feedsvc.i18n import LANGUAGES, translate
 from feedsvc.issues import Issue, issue_files, load_issues
 
 SITE_META = "site.json"
-KEEP_GENERATIONS = 2  # the new one and the one before it (requests in flight may still read it)
 CONTENT_TYPES = {
     ".atom": "application/atom+xml; charset=utf-8",
     ".json": "application/feed+json; charset=utf-8",
     ".html": "text/html; charset=utf-8",
 }
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)  # not strftime("%B"): that follows the machine's locale
 _SAFE_RELATIVE = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
 
 
@@ -78,7 +91,7 @@ def page_name(base: str, lang: str) -> str:
 def date_text(value: dt.date, lang: str) -> str:
     """A date as a reader of `lang` writes it: 2024 年 1 月 22 日, or 22 January 2024."""
     if lang == "en":
-        return f"{value.day} {value.strftime('%B')} {value.year}"
+        return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
     return f"{value.year} 年 {value.month} 月 {value.day} 日"
 
 
@@ -340,7 +353,8 @@ def _point(out_dir: Path, generation: Path) -> None:
 
 
 def _collect(store: Path, keep: Iterable[Path | None]) -> None:
-    """Remove old generations and leftovers of interrupted builds (the lock is held)."""
+    """Remove all but the new and the previous generation (requests in flight may still read the previous
+    one), and leftovers of interrupted builds. The lock is held."""
     kept = {p for p in keep if p is not None}
     for entry in store.iterdir():
         if entry.is_dir() and entry not in kept:
