@@ -11,10 +11,12 @@ Nothing here imports Flask or the database: callers pass the `Issue`, the `Publi
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html as htmllib
 import logging
 import re
+import secrets
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -22,7 +24,7 @@ from email import policy as email_policy
 from email.header import Header
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,6 +51,7 @@ __all__ = [
     "make_message_id",
     "personalise",
     "render",
+    "render_source",
     "serialise",
     "subject_for",
 ]
@@ -192,43 +195,169 @@ def build_message(
     message_id: str | None = None,
     date: dt.datetime | None = None,
 ) -> EmailMessage:
-    """The message for one recipient: multipart/alternative (text/plain, then text/html), UTF-8.
+    """The message for one recipient: multipart/alternative (text/plain, then text/html), UTF-8, base64.
 
     Headers: Subject (RFC 2047), From with display name, To, Reply-To (if configured), Date, Message-ID on
     the publication's mail domain (pass `message_id` to make retries of one outbox row share it), List-Id
     (RFC 2919), List-Unsubscribe with the https URL and the configured mailto, List-Unsubscribe-Post
     (RFC 8058 one-click), List-Archive, List-Post: NO and Auto-Submitted. Names and subjects are made one
-    line; an address or link with line breaks or other control characters is refused (`EmailError`).
+    line; an address, link or Message-ID with line breaks or other control characters is refused.
+
+    The result is an ordinary `EmailMessage`. What is the same for every reader of this variant (headers,
+    part headers) is built once and shared; `serialise` writes an unchanged message from those pieces
+    instead of running the generic generator, with identical bytes (tested), and falls back to the generic
+    generator as soon as the message has been modified.
     """
+    frame = _frame(rendered, publication)
     personal = personalise(rendered, recipient, links)
     to = _address(recipient)
-    message = EmailMessage(policy=POLICY)
-    message["Subject"] = _one_line(rendered.subject)
-    message["From"] = _address(
-        Address(_one_line(publication.from_name or publication.name), addr_spec=publication.from_address)
-    )
-    message["To"] = to
-    if publication.reply_to:
-        message["Reply-To"] = _address(publication.reply_to)
-    message["Date"] = date or dt.datetime.now(dt.UTC)
-    message["Message-ID"] = message_id or make_message_id(publication)
-    message["List-Id"] = list_id(publication)
-    unsubscribe = [f"<{links.unsubscribe}>"]
-    if publication.unsubscribe_mailto:
-        unsubscribe.append(f"<{_mailto(publication.unsubscribe_mailto)}>")
-    message["List-Unsubscribe"] = ", ".join(unsubscribe)
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["List-Archive"] = f"<{_check_url(publication.base_url + '/issues/', 'archive')}>"
-    message["List-Post"] = "NO"
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(personal.text, subtype="plain", charset="utf-8", cte="base64")
-    message.add_alternative(personal.html, subtype="html", charset="utf-8", cte="base64")
+    if to.display_name or not to.addr_spec.isascii():
+        to_value: Any = POLICY.header_store_parse("To", to)[1]
+    else:
+        to_value = to.addr_spec  # plain ASCII: parsed only if someone reads it
+    message_id = _check_message_id(message_id) if message_id else make_message_id(publication)
+    date_value = format_datetime(date or dt.datetime.now(dt.UTC))
+    unsubscribe = POLICY.header_store_parse("List-Unsubscribe", ", ".join([f"<{links.unsubscribe}>", *frame.mailto]))
+    message = _NewsletterMessage(policy=POLICY)
+    message._headers = [
+        *frame.head,
+        ("To", to_value),
+        *frame.reply_to,
+        ("Date", date_value),
+        ("Message-ID", message_id),
+        *frame.list_id,
+        unsubscribe,
+        *frame.tail,
+    ]
+    text_b64, html_b64 = _base64_body(personal.text), _base64_body(personal.html)
+    text_part, html_part = EmailMessage(policy=POLICY), EmailMessage(policy=POLICY)
+    text_part._headers, text_part._payload = list(frame.text_headers), text_b64.decode("ascii")
+    html_part._headers, html_part._payload = list(frame.html_headers), html_b64.decode("ascii")
+    message._payload = [text_part, html_part]
+    message._prepared = (frame, tuple(message._headers), text_part, html_part, text_b64, html_b64)
     return message
 
 
 def serialise(message: EmailMessage) -> bytes:
     """The bytes of `message` as sent over SMTP and written to .eml files (CRLF, folded at 78)."""
     return message.as_bytes(policy=POLICY)
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """What every reader of one variant shares: header objects, their folded bytes, the part headers."""
+
+    head: tuple[tuple[str, Any], ...]  # Subject, From
+    reply_to: tuple[tuple[str, Any], ...]
+    list_id: tuple[tuple[str, Any], ...]
+    tail: tuple[tuple[str, Any], ...]  # List-Unsubscribe-Post … Content-Type
+    mailto: tuple[str, ...]
+    text_headers: tuple[tuple[str, Any], ...]
+    html_headers: tuple[tuple[str, Any], ...]
+    boundary: bytes
+    folded: dict[int, bytes]  # id(header object) -> its folded bytes
+
+    def fold(self, name: str, value: Any) -> bytes:
+        return self.folded.get(id(value)) or POLICY.fold_binary(name, value)
+
+
+@lru_cache(maxsize=256)
+def _frame(rendered: RenderedEmail, publication: Publication) -> _Frame:
+    def header(name: str, value: object) -> tuple[str, Any]:
+        return POLICY.header_store_parse(name, value)
+
+    sender = _address(Address(_one_line(publication.from_name or publication.name), addr_spec=publication.from_address))
+    boundary = f"=_feedsvc-{secrets.token_hex(12)}"  # "=_" never occurs in base64 or in the part headers
+    head = (header("Subject", _one_line(rendered.subject)), header("From", sender))
+    reply_to = (header("Reply-To", _address(publication.reply_to)),) if publication.reply_to else ()
+    tail = (
+        header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        header("List-Archive", f"<{_check_url(publication.base_url + '/issues/', 'archive')}>"),
+        header("List-Post", "NO"),
+        header("Auto-Submitted", "auto-generated"),
+        header("MIME-Version", "1.0"),
+        header("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+    )
+    parts = [
+        (header("Content-Type", f'text/{kind}; charset="utf-8"'), header("Content-Transfer-Encoding", "base64"))
+        for kind in ("plain", "html")
+    ]
+    list_ids = (header("List-Id", list_id(publication)),)
+    mailto = (f"<{_mailto(publication.unsubscribe_mailto)}>",) if publication.unsubscribe_mailto else ()
+    shared = [*head, *reply_to, *list_ids, *tail, *parts[0], *parts[1]]
+    return _Frame(
+        head=head,
+        reply_to=reply_to,
+        list_id=list_ids,
+        tail=tail,
+        mailto=mailto,
+        text_headers=parts[0],
+        html_headers=parts[1],
+        boundary=boundary.encode("ascii"),
+        folded={id(value): POLICY.fold_binary(name, value) for name, value in shared},
+    )
+
+
+class _NewsletterMessage(EmailMessage):
+    """An `EmailMessage` made by `build_message`, which knows how to write itself quickly while unchanged."""
+
+    _prepared: tuple[Any, ...] | None = None
+
+    def as_bytes(self, unixfrom: bool = False, policy: email_policy.Policy | None = None) -> bytes:
+        fast = self._fast_bytes() if not unixfrom and policy in (None, POLICY) else None
+        return fast if fast is not None else super().as_bytes(unixfrom=unixfrom, policy=policy)
+
+    def _fast_bytes(self) -> bytes | None:
+        """The message as the generator would write it, from the prepared pieces; None if it was changed."""
+        if self._prepared is None or self.policy is not POLICY:
+            return None
+        frame, headers, text_part, html_part, text_b64, html_b64 = self._prepared
+        unchanged = (
+            len(self._headers) == len(headers)
+            and all(a is b for a, b in zip(self._headers, headers, strict=True))
+            and isinstance(self._payload, list)
+            and len(self._payload) == 2
+            and self._payload[0] is text_part
+            and self._payload[1] is html_part
+            and self.preamble is None
+            and self.epilogue is None
+            and all(
+                part.policy is POLICY
+                and part.preamble is None
+                and len(part._headers) == 2
+                and all(a is b for a, b in zip(part._headers, expected, strict=True))
+                and part._payload == body.decode("ascii")
+                for part, expected, body in (
+                    (text_part, frame.text_headers, text_b64),
+                    (html_part, frame.html_headers, html_b64),
+                )
+            )
+        )
+        if not unchanged:
+            return None
+        delimiter = b"--" + frame.boundary
+        out = [frame.fold(name, value) for name, value in self._headers]
+        out += [b"\r\n", delimiter, b"\r\n"]
+        for index, (expected, body) in enumerate(((frame.text_headers, text_b64), (frame.html_headers, html_b64))):
+            if index:
+                out += [b"\r\n", delimiter, b"\r\n"]
+            out += [frame.fold(name, value) for name, value in expected]
+            out += [b"\r\n", body.replace(b"\n", b"\r\n")]
+        out += [b"\r\n", delimiter, b"--\r\n"]
+        return b"".join(out)
+
+
+def _base64_body(text: str) -> bytes:
+    """`text` as `set_content(cte="base64")` stores it: CRLF line ends, base64 in 76-column lines ending LF."""
+    data = b"\r\n".join(text.encode("utf-8").splitlines()) + b"\r\n"
+    return base64.encodebytes(data)
+
+
+def _check_message_id(value: str) -> str:
+    value = value.strip()
+    if not re.fullmatch(r"<[!-;=?-~]+@[!-;=?-~]+>", value):  # printable ASCII, no spaces or angle brackets
+        raise EmailError(f"{value!r} is not a Message-ID like <unique@domain>")
+    return value
 
 
 def make_message_id(publication: Publication, *parts: str | int) -> str:
@@ -311,23 +440,42 @@ def _selection(issue: Issue, sections: Iterable[str] | str | None, publication: 
     return chosen
 
 
+def render_source(
+    issue: Issue,
+    sections: Iterable[str] | str | None,
+    publication: Publication,
+    *,
+    lang: str = DEFAULT_LANGUAGE,
+    templates: Path | None = None,
+) -> tuple[str, str]:
+    """The HTML before inlining and the text part, uncached (for `render`, benchmarks and template work)."""
+    chosen = _selection(issue, sections, publication)
+    folder = str((templates or DEFAULT_TEMPLATES).resolve())
+    return _source(issue, chosen, publication, lang, folder)
+
+
+def _source(issue: Issue, chosen: tuple[str, ...], publication: Publication, lang: str, folder: str) -> tuple[str, str]:
+    part = _defuse_issue(issue.only(chosen))
+    env = _environment(folder, lang)
+    context = _context(part, issue, publication, lang)
+    html = env.get_template("email/issue.html").render(context)
+    text = _tidy_text(env.get_template("email/issue.txt").render(context))
+    return html, text
+
+
 @lru_cache(maxsize=128)  # 6 sections make 63 possible choices; every one fits
 def _render_cached(
     issue: Issue, chosen: tuple[str, ...], publication: Publication, lang: str, folder: str
 ) -> RenderedEmail:
-    part = _defuse_issue(issue.only(chosen))
-    env = _environment(folder, lang)
-    context = _context(part, issue, publication, lang)
-    html = inline_css(env.get_template("email/issue.html").render(context))
-    text = _tidy_text(env.get_template("email/issue.txt").render(context))
+    html, text = _source(issue, chosen, publication, lang, folder)
     return RenderedEmail(
         subject=subject_for(issue),
-        html=html,
+        html=inline_css(html),
         text=text,
         number=issue.number,
         sections=chosen,
         lang=lang,
-        archive_url=context["archive_url"],
+        archive_url=f"{publication.base_url}/issues/{issue.number}",
     )
 
 

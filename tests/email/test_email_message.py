@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import re
+from collections.abc import Callable
+from email import message_from_bytes, policy
+from email.generator import BytesGenerator
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
@@ -206,3 +210,67 @@ def test_list_headers_refuse_line_breaks_and_non_ascii() -> None:
         message["List-Unsubscribe"] = "<https://a.example/>\x00"
     with pytest.raises(emails.EmailError):
         message["List-Id"] = "列表 <list.example.org>"
+
+
+def generic_bytes(message: EmailMessage) -> bytes:
+    """What the email package's own generator writes for `message`."""
+    buffer = io.BytesIO()
+    BytesGenerator(buffer, policy=emails.POLICY).flatten(message)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("recipient", "changes", "options"),
+    [
+        ("reader@example.com", {}, {}),
+        (Address("张三", addr_spec="zhang@example.com"), {}, {}),
+        (
+            "a.very.long.local.part.for.testing.header.folding.of.addresses@subdomain.example.com",
+            {"reply_to": "editors@example.org", "unsubscribe_mailto": "leave@feedsvc.example.org"},
+            {"message_id": "<issue-398.row-77@feedsvc.example.org>"},
+        ),
+        (
+            Address("Zoë O'Brien, Esq.", addr_spec="zoe@example.com"),
+            {"from_name": "x\r\nBcc: victim@example.net", "name": "A Very Long Publication Name " * 3},
+            {"date": dt.datetime(2024, 1, 22, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))},
+        ),
+    ],
+)
+def test_fast_serialisation_is_the_generators_bytes(
+    seed: Issue, publication: Publication, recipient: object, changes: dict, options: dict
+) -> None:
+    pub = dataclasses.replace(publication, **changes)
+    rendered = emails.render(seed, "industry,content", pub)
+    long_link = "https://news.example.org/unsubscribe/" + "x" * 150
+    links = emails.Links("https://news.example.org/manage/abc?x=1&y=2", long_link)
+    message = emails.build_message(rendered, recipient, links, pub, **options)  # type: ignore[arg-type]
+    fast = emails.serialise(message)
+    assert fast == generic_bytes(message)
+    assert parse_back(message)["List-Unsubscribe"].startswith(f"<{long_link}>")
+
+
+def test_a_changed_message_is_written_by_the_generator(
+    rendered: emails.RenderedEmail, links: emails.Links, publication: Publication
+) -> None:
+    def changed(change: Callable[[EmailMessage], object]) -> bytes:
+        message = emails.build_message(rendered, "reader@example.com", links, publication)
+        change(message)
+        data = emails.serialise(message)
+        assert data == generic_bytes(message)
+        return data
+
+    assert b"\r\nX-Campaign: spring\r\n" in changed(lambda m: m.__setitem__("X-Campaign", "spring"))
+    assert b"\r\nList-Post:" not in changed(lambda m: m.__delitem__("List-Post"))
+    assert changed(lambda m: m.replace_header("Subject", "Changed")).startswith(b"Subject: Changed\r\n")
+    body = changed(lambda m: m.get_body(("plain",)).set_content("替换的正文"))  # type: ignore[union-attr]
+    assert parts(message_from_bytes(body, policy=policy.default))[0].splitlines() == ["替换的正文"]  # type: ignore[arg-type]
+    message = emails.build_message(rendered, "reader@example.com", links, publication)
+    assert message.as_bytes(unixfrom=True, policy=emails.POLICY).startswith(b"From ")
+
+
+def test_a_given_message_id_must_be_one(
+    rendered: emails.RenderedEmail, links: emails.Links, publication: Publication
+) -> None:
+    for bad in ("no-brackets@example.org", "<a b@example.org>", "<x@example.org>\r\nBcc: v@example.net", "<@>"):
+        with pytest.raises(emails.EmailError):
+            emails.build_message(rendered, "r@example.com", links, publication, message_id=bad)
