@@ -11,6 +11,9 @@ No Flask here: the web app, the CLI and the worker each make a `Database` from t
 
 from __future__ import annotations
 
+import random
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -71,8 +74,38 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        readonly = connection.get_execution_options().get(READONLY, False)
-        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READONLY, False):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            begin_immediate(connection.connection.dbapi_connection)
+
+
+def begin_immediate(dbapi_connection: Any, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+    """``BEGIN IMMEDIATE``, retried every millisecond or so while another connection holds the write lock.
+
+    SQLite's own busy handler sleeps longer and longer between tries (up to 100 ms), so under steady
+    contention an unlucky writer waits seconds while later ones get in: the latency tail. Polling with
+    short jittered sleeps (what Rails' SQLite adapter does for the same reason) keeps the wait close to
+    the time the lock is actually held. Only BEGIN waits here: in WAL mode, once a transaction holds the
+    write lock its statements and COMMIT do not wait for other connections.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    dbapi_connection.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not security
+            delay = min(delay * 1.5, 0.005)
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
 
 class Database:

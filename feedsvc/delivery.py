@@ -91,9 +91,11 @@ Renderer = Callable[[Claimed], EmailMessage]
 
 
 def stored_message(row: Claimed) -> EmailMessage:
-    """The renderer for rows that carry their rendered message (confirm and manage mail)."""
+    """The renderer for rows that carry their message: a rendered notice (confirm, manage) or RFC 5322 bytes."""
     if row.message is None:
         raise ValueError(f"outbox row {row.id} ({row.kind}) has no stored message")
+    if row.message.startswith(b"{"):
+        return subscriptions.Notice.from_bytes(row.message).message()
     message = BytesParser(policy=policy.default).parsebytes(row.message)
     assert isinstance(message, EmailMessage)
     return message

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -178,24 +178,63 @@ def _mail_templates(templates_dir: Path) -> Environment:
     )
 
 
-def render_notice(settings: Settings, kind: str, to: str, lang: str, links: dict[str, str]) -> EmailMessage:
+@dataclass(frozen=True)
+class Notice:
+    """A rendered confirmation or manage-link mail, as its outbox row stores it.
+
+    The row keeps the rendered parts (compact JSON), not MIME: building and serialising an
+    EmailMessage costs more than rendering it, and the web request that queues the mail holds the
+    database's write lock meanwhile. `message()` builds the real thing when the worker sends it; the
+    Message-ID is fixed at rendering, so a retried send carries the same one.
+    """
+
+    sender_name: str
+    sender_address: str
+    reply_to: str
+    to: str
+    subject: str
+    text: str
+    html: str
+    message_id: str
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Notice:
+        return cls(**json.loads(data.decode("utf-8")))
+
+    def message(self) -> EmailMessage:
+        """The multipart/alternative message (text, then HTML), dated now."""
+        message = EmailMessage()
+        message["Subject"] = self.subject
+        message["From"] = Address(self.sender_name, addr_spec=self.sender_address)
+        message["To"] = self.to
+        if self.reply_to:
+            message["Reply-To"] = self.reply_to
+        message["Date"] = format_datetime(utcnow())
+        message["Message-ID"] = self.message_id
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(self.text)
+        message.add_alternative(self.html, subtype="html")
+        return message
+
+
+def render_notice(settings: Settings, kind: str, to: str, lang: str, links: dict[str, str]) -> Notice:
     """A confirmation (`confirm`) or manage-link (`manage`) mail from templates/email/<kind>.*, text and HTML."""
     env = _mail_templates(settings.templates_dir)
     publication = settings.publication
     context: dict[str, Any] = {"publication": publication, "to": to, "lang": lang, **links}
-    subject = env.get_template(f"email/{kind}.subject.txt").render(context)
-    message = EmailMessage()
-    message["Subject"] = " ".join(subject.split())
-    message["From"] = Address(publication.from_name, addr_spec=publication.from_address)
-    message["To"] = to
-    if publication.reply_to:
-        message["Reply-To"] = publication.reply_to
-    message["Date"] = format_datetime(utcnow())
-    message["Message-ID"] = make_msgid(domain=publication.mail_domain)
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(env.get_template(f"email/{kind}.txt").render(context))
-    message.add_alternative(env.get_template(f"email/{kind}.html").render(context), subtype="html")
-    return message
+    return Notice(
+        sender_name=publication.from_name,
+        sender_address=publication.from_address,
+        reply_to=publication.reply_to,
+        to=to,
+        subject=" ".join(env.get_template(f"email/{kind}.subject.txt").render(context).split()),
+        text=env.get_template(f"email/{kind}.txt").render(context),
+        html=env.get_template(f"email/{kind}.html").render(context),
+        message_id=make_msgid(domain=publication.mail_domain),
+    )
 
 
 def _enqueue_notice(session: Session, settings: Settings, subscriber: _Claim, kind: str, now: datetime) -> None:
@@ -205,15 +244,15 @@ def _enqueue_notice(session: Session, settings: Settings, subscriber: _Claim, ki
         links = {}
     links["manage_url"] = link(settings, MANAGE, subscriber.id, subscriber.token_version)
     links["unsubscribe_url"] = link(settings, UNSUBSCRIBE, subscriber.id, subscriber.token_version)
-    message = render_notice(settings, kind, subscriber.email, subscriber.lang, links)
+    notice = render_notice(settings, kind, subscriber.email, subscriber.lang, links)
     session.add(
         OutboxMessage(
             kind=kind,
             priority=PRIORITY_TRANSACTIONAL,
             subscriber_id=subscriber.id,
             recipient=subscriber.email,
-            subject=str(message["Subject"]),
-            message=bytes(message),
+            subject=notice.subject,
+            message=notice.to_bytes(),
             state=QUEUED,
             attempts=0,
             next_attempt_at=now,
@@ -285,7 +324,8 @@ def subscribe(
 
     New, pending, unsubscribed and bounced addresses get a confirmation mail (and become pending with the
     chosen sections); an active subscriber's choices are left alone and they get their manage link
-    instead. At most one mail per address per NOTICE_INTERVAL. Raises InvalidAddress or NoSections.
+    instead. At most one mail per address per NOTICE_INTERVAL. Raises InvalidAddress or NoSections before
+    writing anything.
     """
     now = now or utcnow()
     email = normalise_email(address)

@@ -118,17 +118,16 @@ def _client_address() -> str:
     return chain[-(trusted + 1)] if len(chain) > trusted else chain[0]
 
 
-def _rate_limited(action: str) -> Response | None:
-    """None while the client is within the limit for `action`; else the 429 page."""
+def _within_limit(s: Session, action: str) -> bool:
+    """Count this request against the client's limit for `action`; False once it is over."""
     limit: ratelimit.Limit = current_app.extensions["feedsvc.signup_limit"]
-    now = time.time()
-    key = ratelimit.client_key(action, _client_address(), _settings().secret_key)
-    with _db().session() as s:
-        allowed = ratelimit.hit(s, key, limit, now)
-    if allowed:
-        return None
+    return ratelimit.hit(s, ratelimit.client_key(action, _client_address(), _settings().secret_key), limit, time.time())
+
+
+def _too_many() -> Response:
+    limit: ratelimit.Limit = current_app.extensions["feedsvc.signup_limit"]
     response = _page("web/rate_limited.html", 429)
-    response.headers["Retry-After"] = str(limit.window - int(now) % limit.window)
+    response.headers["Retry-After"] = str(limit.window - int(time.time()) % limit.window)
     return response
 
 
@@ -163,27 +162,33 @@ def subscribe_form() -> Response:
 
 @bp.post("/subscribe")
 def subscribe() -> Response:
-    """Ask for a subscription; the same 'check your inbox' answer whatever the address's state."""
-    limited = _rate_limited("signup")
-    if limited:
-        return limited
+    """Ask for a subscription; the same 'check your inbox' answer whatever the address's state.
+
+    The form is checked first; then one short transaction counts the request against the client's limit
+    (invalid requests count too) and records the sign-up. Pages are rendered after it commits.
+    """
     email, chosen = request.form.get("email", ""), _chosen_sections()
-
-    def again(error: str, status: int = 400) -> Response:
-        return _page("web/subscribe.html", status, error=error, email=email[:320], chosen=chosen)
-
-    if not _csrf_ok():
-        return again(_t("表单已过期，请再提交一次（需要允许本站的 Cookie）。"))
-    if request.form.get(HONEYPOT_FIELD):
-        return _page("web/subscribe_sent.html")  # a bot: answer as usual, do nothing
-    try:
-        with _db().session() as s:
+    error = _form_error()
+    if not error:
+        try:
+            subscriptions.normalise_email(email)
+        except InvalidAddress:
+            error = _t("这不是一个有效的电子邮件地址。")
+    if not error and not set(chosen) & set(_settings().publication.slugs):
+        error = _t("请至少选择一个栏目。")
+    with _db().session() as s:
+        allowed = _within_limit(s, "signup")
+        if allowed and not error and not request.form.get(HONEYPOT_FIELD):  # a bot gets the usual answer
             subscriptions.subscribe(s, _settings(), email, chosen, lang=_lang(), source="form")
-    except InvalidAddress:
-        return again(_t("这不是一个有效的电子邮件地址。"))
-    except NoSections:
-        return again(_t("请至少选择一个栏目。"))
+    if not allowed:
+        return _too_many()
+    if error:
+        return _page("web/subscribe.html", 400, error=error, email=email[:320], chosen=chosen)
     return _page("web/subscribe_sent.html")
+
+
+def _form_error() -> str:
+    return "" if _csrf_ok() else _t("表单已过期，请再提交一次（需要允许本站的 Cookie）。")
 
 
 # ------------------------------------------------------------------------------------------------ confirm
@@ -236,24 +241,21 @@ def manage_request_form() -> Response:
 @bp.post("/manage")
 def manage_request() -> Response:
     """Mail a manage link to a known address; the same answer for any address."""
-    limited = _rate_limited("signup")
-    if limited:
-        return limited
     email = request.form.get("email", "")
-    if not _csrf_ok():
-        return _page(
-            "web/manage_request.html",
-            400,
-            email=email[:320],
-            error=_t("表单已过期，请再提交一次（需要允许本站的 Cookie）。"),
-        )
-    if request.form.get(HONEYPOT_FIELD):
-        return _page("web/subscribe_sent.html", manage=True)
-    try:
-        with _db().session() as s:
+    error = _form_error()
+    if not error:
+        try:
+            subscriptions.normalise_email(email)
+        except InvalidAddress:
+            error = _t("这不是一个有效的电子邮件地址。")
+    with _db().session() as s:
+        allowed = _within_limit(s, "signup")
+        if allowed and not error and not request.form.get(HONEYPOT_FIELD):
             subscriptions.request_manage_link(s, _settings(), email)
-    except InvalidAddress:
-        return _page("web/manage_request.html", 400, email=email[:320], error=_t("这不是一个有效的电子邮件地址。"))
+    if not allowed:
+        return _too_many()
+    if error:
+        return _page("web/manage_request.html", 400, email=email[:320], error=error)
     return _page("web/subscribe_sent.html", manage=True)
 
 

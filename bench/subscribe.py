@@ -1,0 +1,282 @@
+"""Benchmark: sign-ups per second and p99 latency under 50 concurrent clients, against gunicorn.
+
+It starts gunicorn with deploy/gunicorn.conf.py on a free loopback port (its default worker count for
+this machine, gthread), on a fresh migrated database, and runs two phases with the same 50 client threads
+(one keep-alive HTTP connection each):
+
+* /healthz, the cheapest request the app answers (the baseline),
+* POST /subscribe, each with a new address: the full sign-up (rate-limit upsert, CSRF check, address
+  validation, subscriber + sections + event rows, the confirmation mail rendered and written to the outbox,
+  commit). Each client first GETs the form once for its session cookie and CSRF token (not timed).
+
+It prints requests per second and p99 latency of each, and each figure of the sign-up as a ratio to
+/healthz measured on the same server in the same run. The per-client rate limit is raised for the run
+(FEEDSVC_SIGNUP_RATE_LIMIT) so every request is a sign-up; the limiter still counts every request.
+Every answer must be 200 and the database must hold exactly one subscriber and one outbox row per
+sign-up, or the run fails. Loopback only; bounded by REQUESTS per phase and a timeout per request.
+
+Run: .venv/bin/python bench/subscribe.py [--database sqlite|postgresql|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from feedsvc.db import Database  # noqa: E402
+from feedsvc.models import OutboxMessage, Subscriber  # noqa: E402
+
+CLIENTS = 50
+REQUESTS = 3_000  # per phase, spread over the clients
+WARMUP = 200
+TIMEOUT = 30.0
+PG_URL = os.environ.get("FEEDSVC_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class Phase:
+    name: str
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    @property
+    def p99(self) -> float:
+        return statistics.quantiles(self.latencies, n=100)[98]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.latencies)
+
+
+class Client:
+    """One HTTP/1.1 keep-alive connection with a cookie jar of one cookie."""
+
+    def __init__(self, port: int) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+        self.cookie = ""
+        self.csrf = ""
+
+    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str]:
+        headers = {"Cookie": self.cookie} if self.cookie else {}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.connection.request(method, path, body=body, headers=headers)
+        response = self.connection.getresponse()
+        data = response.read().decode("utf-8", "replace")
+        cookie = response.getheader("Set-Cookie")
+        if cookie:
+            self.cookie = cookie.split(";", 1)[0]
+        return response.status, data
+
+    def start_session(self) -> None:
+        status, page = self.request("GET", "/subscribe")
+        match = CSRF.search(page)
+        if status != 200 or not match:
+            raise RuntimeError(f"GET /subscribe answered {status} without a form")
+        self.csrf = match.group(1)
+
+    def signup(self, email: str) -> int:
+        form = urllib.parse.urlencode(
+            {"csrf_token": self.csrf, "email": email, "sections": ["industry", "research"]}, doseq=True
+        )
+        return self.request("POST", "/subscribe", form)[0]
+
+    def healthz(self, _unused: str) -> int:
+        return self.request("GET", "/healthz")[0]
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def run_phase(name: str, clients: list[Client], action: Callable[[Client], Callable[[str], int]], total: int) -> Phase:
+    """`total` requests spread over the clients, all started together; wall time and each latency."""
+    per_client = total // len(clients)
+    barrier = threading.Barrier(len(clients) + 1)
+    latencies: list[list[float]] = [[] for _ in clients]
+    errors: list[str] = []
+
+    def work(index: int) -> None:
+        call = action(clients[index])
+        barrier.wait()
+        for n in range(per_client):
+            started = time.perf_counter()
+            status = call(f"{name}-{index}-{n}@bench.example.org")
+            latencies[index].append(time.perf_counter() - started)
+            if status != 200:
+                errors.append(f"{name}: HTTP {status}")
+                return
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests, first: {errors[0]}")
+    return Phase(name, seconds, [x for chunk in latencies for x in chunk])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_up(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{log.read_text(errors='replace')[-2000:]}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                connection.close()
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("gunicorn did not start within 30 s")
+
+
+def prepare_database(kind: str, folder: Path) -> tuple[str, Callable[[], None]]:
+    """A fresh migrated database URL and a function that removes it."""
+    if kind == "sqlite":
+        url = f"sqlite:///{folder / 'bench.db'}"
+        database = Database(url)
+        database.upgrade()
+        database.dispose()
+        return url, lambda: None
+    import sqlalchemy as sa
+
+    schema = f"feedsvc_bench_{os.getpid()}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    database = Database(url)
+    database.upgrade()
+    database.dispose()
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+    return url, drop
+
+
+def bench(kind: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix=f"feedsvc-bench-{kind}-"))
+    url, drop = prepare_database(kind, folder)
+    port = free_port()
+    env = {
+        **os.environ,
+        "FEEDSVC_CONFIG": str(ROOT / "feedsvc.toml"),
+        "FEEDSVC_VAR_DIR": str(folder / "var"),
+        "FEEDSVC_SECRET_KEY": "bench-secret-key",
+        "FEEDSVC_BASE_URL": f"http://127.0.0.1:{port}",
+        "DATABASE_URL": url,
+        "FEEDSVC_BIND": f"127.0.0.1:{port}",
+        "FEEDSVC_SIGNUP_RATE_LIMIT": "100000000/3600",
+    }
+    log = folder / "gunicorn.log"
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    config = ROOT / "deploy" / "gunicorn.conf.py"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [gunicorn, "-c", str(config), "--access-logfile", "/dev/null", "feedsvc:create_app()"],
+            env=env,
+            stdout=out,
+            stderr=out,
+            cwd=ROOT,
+        )
+    try:
+        wait_until_up(port, server, log)
+        clients = [Client(port) for _ in range(CLIENTS)]
+        for client in clients:
+            client.start_session()
+        run_phase("warmup", clients, lambda c: c.signup, WARMUP)
+        health = run_phase("healthz", clients, lambda c: c.healthz, REQUESTS)
+        signup = run_phase("signup", clients, lambda c: c.signup, REQUESTS)
+        for client in clients:
+            client.close()
+        database = Database(url)
+        with database.session(readonly=True) as s:
+            subscribers = s.scalar(select(func.count()).select_from(Subscriber))
+            rows = s.scalar(select(func.count()).select_from(OutboxMessage))
+        database.dispose()
+        expected = len(signup.latencies) + WARMUP // CLIENTS * CLIENTS
+        if subscribers != expected or rows != expected:
+            raise RuntimeError(f"expected {expected} subscribers and outbox rows, found {subscribers} and {rows}")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        drop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    workers = os.environ.get("FEEDSVC_WEB_WORKERS") or str((os.cpu_count() or 1) * 2 + 1)
+    print(
+        f"database {kind}; gunicorn {workers} workers x {os.environ.get('FEEDSVC_WEB_THREADS', '2')} threads; "
+        f"{CLIENTS} concurrent clients; {REQUESTS} requests per phase; {os.cpu_count()} CPUs"
+    )
+    for phase in (health, signup):
+        print(
+            f"  {phase.name:8} {phase.rate:8.0f} req/s   median {phase.median * 1000:7.1f} ms   "
+            f"p99 {phase.p99 * 1000:7.1f} ms"
+        )
+    print(f"  sign-ups/s as a ratio to /healthz: {signup.rate / health.rate:.3f}")
+    print(f"  sign-up p99 as a ratio to /healthz p99: {signup.p99 / health.p99:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
+    kinds = ["sqlite", "postgresql"] if (choice := parser.parse_args().database) == "both" else [choice]
+    for kind in kinds:
+        if kind == "postgresql" and not _postgres_up():
+            print("database postgresql: not reachable at 127.0.0.1:5432; skipped")
+            continue
+        bench(kind)
+
+
+def _postgres_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    main()
