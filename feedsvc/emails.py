@@ -174,13 +174,15 @@ def personalise(rendered: RenderedEmail, recipient: str | Address, links: Links)
 
     Values are HTML-escaped for the HTML part and inserted as they are into the text part.
     """
-    address = _addr_spec(recipient)
-    values = ((MANAGE_URL, links.manage), (UNSUBSCRIBE_URL, links.unsubscribe), (RECIPIENT, address))
     html, text = rendered.html, rendered.text
-    for placeholder, value in values:
+    for placeholder, value in _values(recipient, links):
         html = html.replace(placeholder, htmllib.escape(value, quote=True))
         text = text.replace(placeholder, value)
     return replace(rendered, html=html, text=text)
+
+
+def _values(recipient: str | Address, links: Links) -> tuple[tuple[str, str], ...]:
+    return ((MANAGE_URL, links.manage), (UNSUBSCRIBE_URL, links.unsubscribe), (RECIPIENT, _addr_spec(recipient)))
 
 
 # --------------------------------------------------------------------------------------------- message
@@ -209,7 +211,7 @@ def build_message(
     generator as soon as the message has been modified.
     """
     frame = _frame(rendered, publication)
-    personal = personalise(rendered, recipient, links)
+    values = _values(recipient, links)
     to = _address(recipient)
     if to.display_name or not to.addr_spec.isascii():
         to_value: Any = POLICY.header_store_parse("To", to)[1]
@@ -229,7 +231,8 @@ def build_message(
         unsubscribe,
         *frame.tail,
     ]
-    text_b64, html_b64 = _base64_body(personal.text), _base64_body(personal.html)
+    text_b64 = frame.text_body.encode(values, escape=False)
+    html_b64 = frame.html_body.encode(values, escape=True)
     text_part, html_part = EmailMessage(policy=POLICY), EmailMessage(policy=POLICY)
     text_part._headers, text_part._payload = list(frame.text_headers), text_b64.decode("ascii")
     html_part._headers, html_part._payload = list(frame.html_headers), html_b64.decode("ascii")
@@ -256,6 +259,8 @@ class _Frame:
     html_headers: tuple[tuple[str, Any], ...]
     boundary: bytes
     folded: dict[int, bytes]  # id(header object) -> its folded bytes
+    text_body: _Body
+    html_body: _Body
 
     def fold(self, name: str, value: Any) -> bytes:
         return self.folded.get(id(value)) or POLICY.fold_binary(name, value)
@@ -295,7 +300,36 @@ def _frame(rendered: RenderedEmail, publication: Publication) -> _Frame:
         html_headers=parts[1],
         boundary=boundary.encode("ascii"),
         folded={id(value): POLICY.fold_binary(name, value) for name, value in shared},
+        text_body=_Body.of(rendered.text),
+        html_body=_Body.of(rendered.html),
     )
+
+
+@dataclass(frozen=True)
+class _Body:
+    """A part's body with placeholders, split where base64 can be split: a constant, pre-encoded head
+    (whole 57-byte lines, everything before the first placeholder) and the rest, encoded per recipient.
+
+    The result is byte for byte what `set_content(text, cte="base64")` stores for the personalised text:
+    CRLF line ends, base64 in 76-column lines. Substituted values have no line breaks (they are checked),
+    so normalising the line ends before substituting gives the same bytes as after.
+    """
+
+    head: bytes  # base64 of the first `cut` bytes, LF-terminated lines
+    rest: bytes  # the remaining CRLF-normalised UTF-8 bytes, placeholders included
+
+    @classmethod
+    def of(cls, text: str) -> _Body:
+        data = b"\r\n".join(text.encode("utf-8").splitlines()) + b"\r\n"
+        first = min((i for i in (data.find(p.encode()) for p in PLACEHOLDERS) if i >= 0), default=len(data))
+        cut = first // 57 * 57  # base64.encodebytes writes 57 bytes per line
+        return cls(base64.encodebytes(data[:cut]) if cut else b"", data[cut:])
+
+    def encode(self, values: tuple[tuple[str, str], ...], *, escape: bool) -> bytes:
+        rest = self.rest
+        for placeholder, value in values:
+            rest = rest.replace(placeholder.encode(), (htmllib.escape(value, quote=True) if escape else value).encode())
+        return self.head + base64.encodebytes(rest)
 
 
 class _NewsletterMessage(EmailMessage):
@@ -345,12 +379,6 @@ class _NewsletterMessage(EmailMessage):
             out += [b"\r\n", body.replace(b"\n", b"\r\n")]
         out += [b"\r\n", delimiter, b"--\r\n"]
         return b"".join(out)
-
-
-def _base64_body(text: str) -> bytes:
-    """`text` as `set_content(cte="base64")` stores it: CRLF line ends, base64 in 76-column lines ending LF."""
-    data = b"\r\n".join(text.encode("utf-8").splitlines()) + b"\r\n"
-    return base64.encodebytes(data)
 
 
 def _check_message_id(value: str) -> str:
