@@ -35,8 +35,8 @@ from feedsvc.site import build  # noqa: E402
 SEED = ROOT / "issues" / "2024-01-22-398.md"
 GENERATED_ISSUES = 50
 BUILD_RUNS = 5
-DURATION = 3  # seconds per measured load run
-ROUNDS = 3
+DURATION = 2  # seconds per measured load run
+ROUNDS = 5
 WARMUP = 1
 CONNECTIONS = 8
 WORKERS = 2
