@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-run: $(STAMP)  ## Build issues/ and serve on http://127.0.0.1:8000 (SQLite, mail to var/mail/)
+run: $(STAMP)  ## Migrate, build issues/, serve on http://127.0.0.1:8000 with the mail worker beside it (SQLite, mail to var/mail/)
+	$(BIN)/feedsvc db upgrade
 	$(BIN)/feedsvc build
+	$(BIN)/feedsvc worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/feedsvc serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) system-deps services  ## Install everything the tests need and run them all
