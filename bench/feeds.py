@@ -142,7 +142,8 @@ def serve_bench(site_dir: Path, work: Path) -> None:
         server.wait(timeout=15)
     print(
         f"serving: gunicorn {WORKERS} workers x {THREADS} threads (gthread), wrk 1 thread x {CONNECTIONS} "
-        f"connections, loopback, {os.cpu_count()} CPUs; median of {ROUNDS} interleaved {DURATION} s runs"
+        f"connections, loopback, {os.cpu_count()} CPUs; median of {ROUNDS} interleaved {DURATION} s runs; "
+        f"load average {os.getloadavg()[0]:.1f} at the end (other work on the machine makes figures noisy)"
     )
     healthz = rates["/healthz"]
     print(f"  {'/healthz':<44} {statistics.median(healthz):8.0f} req/s")
