@@ -12,8 +12,9 @@ asked for it, in the same transaction). A worker:
    exponential backoff after a temporary failure until `MAX_ATTEMPTS`/`RETRY_DEADLINE`, or failed after a
    permanent one (a hard bounce is counted on the subscriber).
 
-A row's message comes from a `Renderer`: transactional rows carry their rendered bytes, and other kinds
-(issue mail) plug their own renderer in through `Worker(renderers=...)`.
+A row's message comes from a `Renderer`: transactional rows carry their rendered notice
+(`subscriptions.Notice`, or RFC 5322 bytes), read by `stored_message`; other kinds (issue mail) plug
+their own renderer in through `Worker(renderers=...)`. A worker claims only the kinds it can render.
 """
 
 from __future__ import annotations
@@ -260,7 +261,7 @@ class Worker:
     owner: str = field(default_factory=default_owner)
     batch_size: int = 20
     poll_interval: float = 1.0
-    kinds: Sequence[str] | None = None
+    kinds: Sequence[str] | None = None  # default: the kinds it has a renderer for (see handled_kinds)
     renderers: Mapping[str, Renderer] = field(default_factory=dict)
     bounce_limit: int = BOUNCE_LIMIT
     clock: Callable[[], datetime] = utcnow
@@ -301,7 +302,7 @@ class Worker:
                 limit=self.batch_size,
                 lease_seconds=self.settings.lease_seconds,
                 now=now,
-                kinds=self.kinds,
+                kinds=self.handled_kinds(),
             )
         if not rows:
             return 0
@@ -310,6 +311,10 @@ class Worker:
         for row in rows:
             self._deliver(row, skip.get(row.id))
         return len(rows)
+
+    def handled_kinds(self) -> tuple[str, ...]:
+        """The kinds this worker claims: `kinds` if given, else those it can render (stored notices + `renderers`)."""
+        return tuple(self.kinds) if self.kinds else (KIND_CONFIRM, KIND_MANAGE, *self.renderers)
 
     def _deliver(self, row: Claimed, skip_reason: str | None) -> None:
         if skip_reason:

@@ -198,7 +198,7 @@ def test_mail_the_subscriber_no_longer_wants_is_skipped(db: Database, settings: 
     with db.session() as s:  # unsubscribed after the issue was queued, and before it was sent
         s.execute(Subscriber.__table__.update().values(status=UNSUBSCRIBED))
     transport = FakeTransport()
-    stats = worker(db, settings, transport).drain()
+    stats = worker(db, settings, transport, kinds=("confirm", "manage", "issue")).drain()
     assert stats.skipped == 2
     assert transport.sent == []
     assert [(r.kind, r.state, r.last_error) for r in rows(db)] == [
@@ -269,3 +269,15 @@ def test_concurrent_workers_never_claim_a_row_twice(db: Database, settings: Sett
     assert len(every) == len(set(every)) == 40
     assert {r.state for r in rows(db)} == {SENDING}
     assert {r.lease_owner for r in rows(db)} <= {f"w{i}" for i in range(workers)}
+
+
+def test_the_default_worker_leaves_kinds_it_cannot_render_alone(db: Database, settings: Settings) -> None:
+    now = utcnow()
+    signup(db, settings, "reader@example.org", now=now)
+    with db.session(readonly=True) as s:
+        sub_id = s.scalars(select(Subscriber.id)).one()
+    add_issue_row(db, sub_id, "reader@example.org", now)
+    transport = FakeTransport()
+    stats = worker(db, settings, transport).drain()
+    assert stats.sent == 1
+    assert [(r.kind, r.state) for r in rows(db)] == [("confirm", SENT), ("issue", QUEUED)]
