@@ -131,8 +131,11 @@ def _serve(path: str) -> Response:
 
 
 def _wants_gzip(found: SiteFile) -> bool:
+    """Gzip if the client accepts it (a plain "gzip, deflate, br" needs no full parse) and it is smaller."""
     accept = request.headers.get("Accept-Encoding", "")
-    return "gzip" in accept and request.accept_encodings["gzip"] > 0 and len(found.gzipped) < len(found.data)
+    if "gzip" not in accept or len(found.gzipped) >= len(found.data):
+        return False
+    return "q=" not in accept or request.accept_encodings["gzip"] > 0
 
 
 def _not_modified(etag: str, last_modified: dt.datetime) -> bool:
