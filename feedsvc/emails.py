@@ -266,7 +266,7 @@ class _Frame:
         return self.folded.get(id(value)) or POLICY.fold_binary(name, value)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=128)  # like the render cache: one frame per variant being sent
 def _frame(rendered: RenderedEmail, publication: Publication) -> _Frame:
     def header(name: str, value: object) -> tuple[str, Any]:
         return POLICY.header_store_parse(name, value)
