@@ -145,8 +145,7 @@ def render(
     raises `EmptySelection`.
     """
     chosen = _selection(issue, sections, publication)
-    if lang not in LANGUAGES:
-        raise EmailError(f"unknown language {lang!r}; one of {', '.join(LANGUAGES)}")
+    _check_language(lang)
     folder = str((templates or DEFAULT_TEMPLATES).resolve())
     return _render_cached(issue, chosen, publication, lang, folder)
 
@@ -381,6 +380,11 @@ class _NewsletterMessage(EmailMessage):
         return b"".join(out)
 
 
+def _check_language(lang: str) -> None:
+    if lang not in LANGUAGES:
+        raise EmailError(f"unknown language {lang!r}; one of {', '.join(LANGUAGES)}")
+
+
 def _check_message_id(value: str) -> str:
     value = value.strip()
     if not re.fullmatch(r"<[!-;=?-~]+@[!-;=?-~]+>", value):  # printable ASCII, no spaces or angle brackets
@@ -478,6 +482,7 @@ def render_source(
 ) -> tuple[str, str]:
     """The HTML before inlining and the text part, uncached (for `render`, benchmarks and template work)."""
     chosen = _selection(issue, sections, publication)
+    _check_language(lang)
     folder = str((templates or DEFAULT_TEMPLATES).resolve())
     return _source(issue, chosen, publication, lang, folder)
 
