@@ -1,0 +1,356 @@
+"""The publisher's pages under /admin/: issues and their sends, and subscribers.
+
+Check an issue dropped into issues/, preview its email per section choice, send a test, publish, watch the
+send (the page refreshes itself while mail is going out; no JavaScript), pause, resume or cancel it; see
+subscribers per status and section, export and import them.
+
+Protected by HTTP Basic auth against FEEDSVC_ADMIN_PASSWORD (compared in constant time; failed attempts
+are rate limited per client). With no password set the pages do not exist (404). Every POST carries the
+session's CSRF token, since a browser sends Basic credentials along with a forged cross-site form too.
+"""
+
+from __future__ import annotations
+
+import csv
+import hmac
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from feedsvc import emails, importing, ratelimit, sending, subscriptions
+from feedsvc.config import Settings
+from feedsvc.db import Database
+from feedsvc.i18n import translate
+from feedsvc.issues import Issue, ParseError, issue_files, parse
+from feedsvc.models import ACTIVE, SUBSCRIBER_STATUSES, Subscriber, SubscriberSection
+from feedsvc.publishing import PublishError, publish_issue
+from feedsvc.transport import TransportFailure, open_transport
+from feedsvc.web.security import csrf_ok, csrf_token
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+AUTH_LIMIT = ratelimit.Limit(count=20, window=600)  # failed logins per client per 10 minutes
+REFRESH_SECONDS = 5
+EXPORT_COLUMNS = ("email", "status", "sections")
+
+
+@dataclass(frozen=True)
+class IssueFile:
+    """An issue file in issues/ as the publisher sees it: parsed, or the error that stops it."""
+
+    path: Path
+    issue: Issue | None
+    error: str | None
+
+
+def _settings() -> Settings:
+    return current_app.extensions["feedsvc.settings"]
+
+
+def _db() -> Database:
+    return current_app.extensions["feedsvc.db"]
+
+
+@bp.before_request
+def _require_admin() -> Response | None:
+    password = _settings().admin_password
+    if not password:
+        abort(404)
+    auth = request.authorization
+    given = (auth.password or "") if auth is not None and auth.type == "basic" else ""
+    if given and hmac.compare_digest(given.encode(), password.encode()):
+        return None
+    if given:
+        key = ratelimit.client_key("admin-auth", request.remote_addr or "unknown", _settings().secret_key)
+        with _db().session() as s:
+            allowed = ratelimit.hit(s, key, AUTH_LIMIT, time.time())
+        if not allowed:
+            return Response("Too many failed logins; try again later.\n", 429, {"Retry-After": str(AUTH_LIMIT.window)})
+    return Response(
+        "Authentication required.\n", 401, {"WWW-Authenticate": 'Basic realm="feedsvc admin", charset="UTF-8"'}
+    )
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+def _require_csrf() -> None:
+    if not csrf_ok():
+        abort(400, description="The form expired or came from another site; reload the page and try again.")
+
+
+# ---------------------------------------------------------------------------------------------- issues
+
+
+def issue_folder(settings: Settings) -> list[IssueFile]:
+    """Every issue file in issues/, newest name first, parsed (or with the error that stops it)."""
+    found = []
+    for path in reversed(issue_files(settings.issues_dir)):
+        try:
+            found.append(IssueFile(path, parse(path, settings.publication), None))
+        except ParseError as exc:
+            found.append(IssueFile(path, None, str(exc)))
+    return found
+
+
+def _find_issue(number: int) -> IssueFile:
+    for entry in issue_folder(_settings()):
+        if entry.issue is not None and entry.issue.number == number:
+            return entry
+    abort(404)
+
+
+def _send_counts(s: Session, numbers: list[int] | None = None) -> dict[int, sending.IssueCounts]:
+    return {c.number: c for c in sending.counts(s, numbers)}
+
+
+@bp.get("/")
+def dashboard() -> str:
+    """Issues with their send state, and subscribers at a glance."""
+    settings = _settings()
+    with _db().session(readonly=True) as s:
+        sends = _send_counts(s)
+        statuses, per_section = _subscriber_counts(s)
+    return render_template(
+        "web/admin/dashboard.html",
+        files=issue_folder(settings),
+        sends=sends,
+        statuses=statuses,
+        per_section=per_section,
+        sections=settings.publication.sections,
+        csrf_token=csrf_token(),
+    )
+
+
+@bp.get("/issues/<int:number>")
+def issue_page(number: int) -> Response:
+    """One issue: its check, recipients per section set, previews, test send, publish and progress."""
+    entry = _find_issue(number)
+    assert entry.issue is not None
+    with _db().session(readonly=True) as s:
+        per_variant, skipped = sending.plan(s, entry.issue.slugs)
+        counts = _send_counts(s, [number]).get(number)
+    html = render_template(
+        "web/admin/issue.html",
+        entry=entry,
+        issue=entry.issue,
+        plan=per_variant,
+        skipped=skipped,
+        counts=counts,
+        sending_now=counts is not None and counts.state == sending.RUNNING and (counts.queued + counts.sending) > 0,
+        refresh=REFRESH_SECONDS,
+        csrf_token=csrf_token(),
+        message=request.args.get("message", ""),
+    )
+    return Response(html)
+
+
+def _chosen(issue: Issue) -> tuple[str, ...]:
+    raw = request.values.get("sections", "all")
+    if raw in ("", "all"):
+        return issue.slugs
+    return tuple(slug for slug in raw.replace(",", ";").split(";") if slug)
+
+
+def _render(issue: Issue) -> emails.RenderedEmail:
+    """The issue's email for the section choice in the request, with the project's email templates."""
+    settings = _settings()
+    return emails.render(issue, _chosen(issue), settings.publication, templates=settings.templates_dir)
+
+
+def _sample_links(settings: Settings) -> emails.Links:
+    base = settings.base_url
+    return emails.Links(manage=f"{base}/manage", unsubscribe=f"{base}/manage")
+
+
+@bp.get("/issues/<int:number>/email")
+def email_preview(number: int) -> Response:
+    """The email for one section choice (?sections=a;b), as HTML (default), text (?format=text) or .eml."""
+    settings = _settings()
+    issue = _find_issue(number).issue
+    assert issue is not None
+    try:
+        rendered = _render(issue)
+    except emails.EmailError as exc:
+        abort(400, description=str(exc))
+    sample = emails.personalise(rendered, "reader@example.org", _sample_links(settings))
+    kind = request.args.get("format", "html")
+    if kind == "text":
+        return Response(sample.text, mimetype="text/plain")
+    if kind == "eml":
+        message = emails.build_message(rendered, "reader@example.org", _sample_links(settings), settings.publication)
+        name = f"issue-{number}-{'-'.join(rendered.sections)}.eml"
+        return Response(
+            emails.serialise(message),
+            mimetype="message/rfc822",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    response = Response(sample.html, mimetype="text/html")
+    # The preview is the publisher's own rendering of trusted templates, but it is still an email:
+    # no scripts, nothing loaded from elsewhere.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:"
+    return response
+
+
+@bp.post("/issues/<int:number>/test")
+def send_test(number: int) -> Response:
+    """Send the email for one section choice to one address now, marked as a test."""
+    _require_csrf()
+    settings = _settings()
+    issue = _find_issue(number).issue
+    assert issue is not None
+    try:
+        address = subscriptions.normalise_email(request.form.get("address", ""))
+        rendered = _render(issue)
+    except (subscriptions.InvalidAddress, emails.EmailError) as exc:
+        return _back(number, f"✗ {exc}")
+    message = emails.build_message(rendered, address, _sample_links(settings), settings.publication)
+    subject = message["Subject"]
+    del message["Subject"]
+    message["Subject"] = f"[测试 TEST] {subject}"
+    transport = open_transport(settings)
+    try:
+        message_id = transport.send(message)
+    except TransportFailure as exc:
+        return _back(number, f"✗ {address}: {exc}")
+    finally:
+        transport.close()
+    return _back(number, f"✓ {address} {message_id}")
+
+
+@bp.post("/issues/<int:number>/publish")
+def publish(number: int) -> Response:
+    """Build the site and queue the issue's mail for every active subscriber (once)."""
+    _require_csrf()
+    entry = _find_issue(number)
+    if request.form.get("confirm") != "yes":
+        return _back(number, "✗ 请先勾选确认框 / tick the confirmation box first")
+    try:
+        with _db().session() as s:
+            result = publish_issue(s, _settings(), entry.path)
+    except PublishError as exc:
+        return _back(number, f"✗ {exc}")
+    if result.already_published:
+        return _back(number, "已发布过，没有新的邮件排队 / published before: nothing new queued")
+    return _back(number, f"✓ {result.enqueued} 封已排队 / queued; {result.skipped_no_sections} skipped")
+
+
+@bp.post("/issues/<int:number>/<any(pause, resume, cancel):action>")
+def control(number: int, action: str) -> Response:
+    """Pause, resume or cancel the send of an issue."""
+    _require_csrf()
+    with _db().session() as s:
+        try:
+            getattr(sending, action)(s, number)
+        except sending.SendError as exc:
+            return _back(number, f"✗ {exc}")
+    return _back(number, f"✓ {action}")
+
+
+def _back(number: int, message: str) -> Response:
+    return redirect(url_for("admin.issue_page", number=number, message=message), code=303)
+
+
+# ----------------------------------------------------------------------------------------- subscribers
+
+
+def _subscriber_counts(s: Session) -> tuple[dict[str, int], dict[str, int]]:
+    by_status = dict.fromkeys(SUBSCRIBER_STATUSES, 0)
+    by_status.update(s.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all())
+    per_section = dict(
+        s.execute(
+            select(SubscriberSection.section, func.count())
+            .join(Subscriber)
+            .where(Subscriber.status == ACTIVE)
+            .group_by(SubscriberSection.section)
+        ).all()
+    )
+    return by_status, per_section
+
+
+@bp.get("/subscribers")
+def subscribers_page() -> str:
+    """Counts per status and section, the export link and the import form."""
+    with _db().session(readonly=True) as s:
+        statuses, per_section = _subscriber_counts(s)
+    return render_template(
+        "web/admin/subscribers.html",
+        statuses=statuses,
+        per_section=per_section,
+        sections=_settings().publication.sections,
+        csrf_token=csrf_token(),
+    )
+
+
+@bp.get("/subscribers.csv")
+def export_csv() -> Response:
+    """Every subscriber as CSV (the same columns as `feedsvc subscribers export`)."""
+    status = request.args.get("status") or None
+    if status is not None and status not in SUBSCRIBER_STATUSES:
+        abort(400, description=f"unknown status {status!r}")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    with _db().session(readonly=True) as s:
+        for email, state, sections in subscriptions.subscriber_rows(s, status):
+            writer.writerow((email, state, ";".join(sections)))
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="subscribers.csv"'},
+    )
+
+
+@bp.post("/subscribers/import")
+def import_csv() -> str:
+    """Import an uploaded CSV (email, sections); a confirmation mail unless consent is ticked."""
+    _require_csrf()
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        abort(400, description="choose a CSV file to import")
+    settings = _settings()
+    parsed = importing.read(upload.read(), settings)
+    consented = request.form.get("consented") == "yes"
+    with _db().session() as s:
+        result = importing.import_rows(s, settings, parsed, consented=consented)
+    return render_template(
+        "web/admin/import_result.html", name=upload.filename, parsed=parsed, result=result, consented=consented
+    )
+
+
+# Subscriber statuses and send states, as the publisher reads them (English through the catalog).
+STATE_LABELS = {
+    "pending": "待确认",
+    "active": "有效",
+    "unsubscribed": "已退订",
+    "bounced": "退信",
+    sending.RUNNING: "发送中",
+    sending.PAUSED: "已暂停",
+    sending.STOPPED: "已取消",
+}
+
+
+def template_globals() -> dict[str, Any]:
+    """Helpers the admin templates use."""
+    lang = g.get("lang", "zh-CN")
+    return {
+        "variant_label": lambda key: key.replace(";", " + ") or "—",
+        "state_label": lambda state: translate(STATE_LABELS.get(state, state), lang),
+    }
+
+
+def init_app(app: Any) -> None:
+    """Make the admin template helpers available."""
+    app.context_processor(template_globals)
