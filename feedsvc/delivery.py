@@ -50,6 +50,7 @@ from feedsvc.models import (
     SENDING,
     SENT,
     SKIPPED,
+    SUBSCRIBER_STATUSES,
     OutboxMessage,
     Subscriber,
 )
@@ -68,7 +69,7 @@ FINAL_STATES = (SENT, FAILED, CANCELLED, SKIPPED)
 # Which subscriber statuses a kind of mail may still go to when it is sent.
 SEND_TO: Mapping[str, tuple[str, ...]] = {
     KIND_CONFIRM: (PENDING,),
-    KIND_MANAGE: (PENDING, ACTIVE),
+    KIND_MANAGE: SUBSCRIBER_STATUSES,  # an unsubscribed reader still downloads, erases or resubscribes
     KIND_ISSUE: (ACTIVE,),
 }
 

@@ -479,3 +479,13 @@ def _https(settings: Settings):
     from dataclasses import replace
 
     return replace(settings.publication, base_url="https://news.example.org")
+
+
+def test_an_unsubscribed_reader_can_still_get_a_manage_link(app: Flask, client: FlaskClient, mailbox: Mailbox) -> None:
+    manage = subscribe_and_confirm(client, mailbox, "reader@example.org", ["industry"])
+    client.post(manage, data={"csrf_token": csrf(client, manage), "action": "unsubscribe"})
+    with db_of(app).session() as s:
+        s.execute(Subscriber.__table__.update().values(notified_at=None))
+    client.post("/manage", data={"csrf_token": csrf(client, "/manage"), "email": "reader@example.org"})
+    [mail] = mailbox.deliver()  # to download or erase their data, or subscribe again
+    assert client.get(link_in(mail, "manage")).status_code == 200
