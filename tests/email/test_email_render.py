@@ -266,3 +266,18 @@ def test_whole_seed_issue_stays_under_gmail_clipping(seed: Issue, publication: P
     assert rendered.html_bytes < emails.GMAIL_CLIP_BYTES
     assert len(html_part.get_content().encode()) < emails.GMAIL_CLIP_BYTES
     assert len(html_part.as_bytes()) < emails.GMAIL_CLIP_BYTES  # even counted base64-encoded
+
+
+def test_inlining_is_offline_and_quiet(
+    seed: Issue, publication: Publication, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    emails.render.cache_clear()  # type: ignore[attr-defined]
+    with caplog.at_level("DEBUG"):
+        emails.render(seed, "all", publication, lang="en")
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    assert not [r for r in caplog.records if r.levelno >= 30]  # no cssutils warnings about the stylesheet
+    # an external stylesheet is neither fetched nor read from disk: it is left as it is
+    linked = '<html><head><link rel="stylesheet" href="http://127.0.0.1:9/x.css"></head><body><p>x</p></body></html>'
+    inlined = emails.inline_css(linked)
+    assert 'href="http://127.0.0.1:9/x.css"' in inlined and "style=" not in inlined
