@@ -19,6 +19,7 @@ links live in old mails), and all of a subscriber's tokens are revoked by bumpin
 from __future__ import annotations
 
 import hashlib
+import html as htmllib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -220,19 +221,54 @@ class Notice:
         return message
 
 
+# Stand-ins for the per-recipient values while a notice template is rendered: letters and digits only,
+# so neither Jinja's autoescape nor anything else changes them.
+_SLOTS = {
+    "to": "FeedsvcSlotTo9q",
+    "confirm_url": "FeedsvcSlotConfirm9q",
+    "manage_url": "FeedsvcSlotManage9q",
+    "unsubscribe_url": "FeedsvcSlotUnsubscribe9q",
+}
+_DRAFTS: dict[tuple[object, ...], tuple[str, str, str]] = {}
+
+
+def _draft(settings: Settings, kind: str, lang: str) -> tuple[str, str, str]:
+    """(subject, text, html) of a notice with slots for the recipient's values, rendered once per process.
+
+    Render once, personalise cheaply: the sign-up request fills the slots with `str.replace`, and does so
+    inside its write transaction. A changed top-level template (Jinja reloads it) is rendered again;
+    edits to included partials are picked up on restart.
+    """
+    env = _mail_templates(settings.templates_dir)
+    templates = tuple(env.get_template(f"email/{kind}.{part}") for part in ("subject.txt", "txt", "html"))
+    key = (settings.templates_dir, settings.publication, kind, lang, templates)
+    draft = _DRAFTS.get(key)
+    if draft is None:
+        context: dict[str, Any] = {"publication": settings.publication, "lang": lang, **_SLOTS}
+        subject, text, html = (template.render(context) for template in templates)
+        draft = (" ".join(subject.split()), text, html)
+        if len(_DRAFTS) > 64:
+            _DRAFTS.clear()
+        _DRAFTS[key] = draft
+    return draft
+
+
 def render_notice(settings: Settings, kind: str, to: str, lang: str, links: dict[str, str]) -> Notice:
     """A confirmation (`confirm`) or manage-link (`manage`) mail from templates/email/<kind>.*, text and HTML."""
-    env = _mail_templates(settings.templates_dir)
+    subject, text, html = _draft(settings, kind, lang)
+    values = {"to": to, "confirm_url": "", "manage_url": "", "unsubscribe_url": "", **links}
+    for name, slot in _SLOTS.items():
+        text = text.replace(slot, values[name])
+        html = html.replace(slot, htmllib.escape(values[name], quote=True))
     publication = settings.publication
-    context: dict[str, Any] = {"publication": publication, "to": to, "lang": lang, **links}
     return Notice(
         sender_name=publication.from_name,
         sender_address=publication.from_address,
         reply_to=publication.reply_to,
         to=to,
-        subject=" ".join(env.get_template(f"email/{kind}.subject.txt").render(context).split()),
-        text=env.get_template(f"email/{kind}.txt").render(context),
-        html=env.get_template(f"email/{kind}.html").render(context),
+        subject=subject,
+        text=text,
+        html=html,
         message_id=make_msgid(domain=publication.mail_domain),
     )
 
