@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,9 +103,7 @@ def test_a_failed_write_leaves_the_previous_site_untouched(built: Settings, read
 
 def test_a_template_error_leaves_the_previous_site_untouched(built: Settings, tmp_path: Path) -> None:
     templates = tmp_path / "broken-templates" / "web"
-    templates.mkdir(parents=True)
-    for page in (built.templates_dir / "web").iterdir():
-        (templates / page.name).write_bytes(page.read_bytes())
+    shutil.copytree(built.templates_dir / "web", templates)
     target = os.readlink(built.site_dir)
     broken = built.with_overrides(templates_dir=templates.parent)
     (templates / "issue.html").write_text("{% extends 'web/base.html' %}{% block content %}{{ issue.nope }}", "utf-8")
