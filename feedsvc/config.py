@@ -52,6 +52,7 @@ class Publication:
     from_address: str = "newsletter@example.org"
     reply_to: str = ""
     unsubscribe_mailto: str = ""
+    postal_address: str = ""
 
     def section_by_name(self, name: str) -> SectionConfig | None:
         """The configured section whose heading is `name`, if any."""
@@ -154,6 +155,7 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
         from_address=mail.get("from_address", "newsletter@example.org"),
         reply_to=mail.get("reply_to", ""),
         unsubscribe_mailto=mail.get("unsubscribe_mailto", ""),
+        postal_address=" ".join(str(mail.get("postal_address", "")).split()),
     )
 
 

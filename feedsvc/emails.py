@@ -555,6 +555,7 @@ def _context(part: Issue, whole: Issue, publication: Publication, lang: str) -> 
         "publication_name": f"《{name}》" if not english else name,
         "archive_url": f"{publication.base_url}/issues/{part.number}",
         "colophon": [_colophon_line(line) for line in part.colophon],
+        "postal_address": publication.postal_address,
     }
 
 

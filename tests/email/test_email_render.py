@@ -204,6 +204,17 @@ def test_footer_links_and_why(seed: Issue, publication: Publication) -> None:
     assert doc.cssselect("td.topbar a")[0].get("href") == "http://127.0.0.1:8000/issues/398"
 
 
+def test_postal_address_in_both_parts_only_when_configured(seed: Issue, publication: Publication) -> None:
+    plain = emails.render(seed, "capital", publication)
+    assert not lxml.html.fromstring(plain.html).cssselect(".footer-address")
+    address = "北京市某区某路 1 号 <100000>"
+    with_address = emails.render(seed, "capital", dataclasses.replace(publication, postal_address=address))
+    (shown,) = lxml.html.fromstring(with_address.html).cssselect("td.footer .footer-address")
+    assert shown.text_content() == address  # escaped in HTML, shown as written
+    assert "&lt;100000&gt;" in with_address.html
+    assert with_address.text.rstrip().endswith(address)
+
+
 def test_text_part_reads_well(seed: Issue, publication: Publication) -> None:
     text = emails.render(seed, "industry,research", publication).text
     lines = text.splitlines()
