@@ -86,8 +86,16 @@ class Client:
         headers = {"Cookie": self.cookie} if self.cookie else {}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        self.connection.request(method, path, body=body, headers=headers)
-        response = self.connection.getresponse()
+        try:
+            self.connection.request(method, path, body=body, headers=headers)
+            response = self.connection.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server closed this keep-alive connection (gunicorn's keepalive timeout or a worker's
+            # max_requests restart) before answering: like any HTTP client, retry once on a new one.
+            # The time of both tries counts.
+            self.connection.close()
+            self.connection.request(method, path, body=body, headers=headers)
+            response = self.connection.getresponse()
         data = response.read().decode("utf-8", "replace")
         cookie = response.getheader("Set-Cookie")
         if cookie:
@@ -124,13 +132,16 @@ def run_phase(name: str, clients: list[Client], action: Callable[[Client], Calla
     def work(index: int) -> None:
         call = action(clients[index])
         barrier.wait()
-        for n in range(per_client):
-            started = time.perf_counter()
-            status = call(f"{name}-{index}-{n}@bench.example.org")
-            latencies[index].append(time.perf_counter() - started)
-            if status != 200:
-                errors.append(f"{name}: HTTP {status}")
-                return
+        try:
+            for n in range(per_client):
+                started = time.perf_counter()
+                status = call(f"{name}-{index}-{n}@bench.example.org")
+                latencies[index].append(time.perf_counter() - started)
+                if status != 200:
+                    errors.append(f"{name}: HTTP {status}")
+                    return
+        except Exception as exc:  # a failed request fails the run, never shortens it silently
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(len(clients))]
     for thread in threads:
