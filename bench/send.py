@@ -1,0 +1,373 @@
+"""bench/send: how fast a send goes, what enqueueing a million subscribers costs, and the worker's memory.
+
+1. Throughput: the seed issue to N recipients (default 20,000, in four section sets) through the real
+   worker (SQLite ledger, claim/lease/record, `--connections` sender threads over persistent SMTP) into
+   a local aiosmtpd sink running in its own process; against, in the same run and to the same sink, a
+   plain smtplib loop: the same number of threads, one connection each, building the same messages
+   (same render cache, links, Message-IDs) and sending them with `sendmail`, no database at all.
+2. Enqueue: `publish` (record + one INSERT … SELECT) for 1,000,000 active subscribers, SQLite and
+   PostgreSQL (skipped with a note when PostgreSQL is not reachable).
+3. Memory: a worker process sending from that million-row SQLite ledger; its resident size sampled
+   every second (VmRSS) and its peak (VmHWM), for `--memory-messages` messages.
+
+    .venv/bin/python bench/send.py [--recipients 20000] [--connections 4] [--subscribers 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import signal
+import smtplib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import text  # noqa: E402
+
+from feedsvc import emails, sending, subscriptions  # noqa: E402
+from feedsvc.config import load_settings  # noqa: E402
+from feedsvc.db import Database, utcnow  # noqa: E402
+from feedsvc.issues import parse  # noqa: E402
+from feedsvc.retry import RetryPolicy  # noqa: E402
+from feedsvc.sender import SendWorker  # noqa: E402
+from feedsvc.transport import SmtpTransport  # noqa: E402
+
+SEED = ROOT / "issues" / "2024-01-22-398.md"
+PG_URL = os.environ.get("FEEDSVC_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+VARIANTS = (
+    ("industry",),
+    ("industry", "research"),
+    ("content", "technology", "capital"),
+    ("industry", "content", "technology", "capital", "people", "research"),
+)
+
+
+# ------------------------------------------------------------------------------------------ the sink
+
+
+def _sink(port: int, counter: multiprocessing.Value, ready: multiprocessing.Event) -> None:  # type: ignore[valid-type]
+    from aiosmtpd.controller import Controller
+
+    class Count:
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+            with counter.get_lock():  # type: ignore[attr-defined]
+                counter.value += len(envelope.rcpt_tos)  # type: ignore[attr-defined]
+            return "250 OK"
+
+    controller = Controller(Count(), hostname="127.0.0.1", port=port, data_size_limit=0)
+    controller.start()
+    ready.set()
+    signal.sigwait({signal.SIGTERM})
+    controller.stop()
+
+
+class Sink:
+    """An aiosmtpd server in its own process (its own core), counting recipients accepted."""
+
+    def __init__(self) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.counter = multiprocessing.Value("q", 0)
+        ready = multiprocessing.Event()
+        self.process = multiprocessing.Process(target=_sink, args=(self.port, self.counter, ready), daemon=True)
+        self.process.start()
+        if not ready.wait(20):
+            raise RuntimeError("the SMTP sink did not start")
+        self.url = f"smtp://127.0.0.1:{self.port}?starttls=off"
+
+    @property
+    def count(self) -> int:
+        return int(self.counter.value)
+
+    def reset(self) -> None:
+        with self.counter.get_lock():
+            self.counter.value = 0
+
+    def stop(self) -> None:
+        os.kill(self.process.pid, signal.SIGTERM)
+        self.process.join(10)
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def settings_for(url: str, var: Path):  # type: ignore[no-untyped-def]
+    env = {
+        "FEEDSVC_VAR_DIR": str(var),
+        "FEEDSVC_SECRET_KEY": "bench-secret-key-0123456789",
+        "DATABASE_URL": url,
+        "FEEDSVC_BASE_URL": "https://news.example.org",
+        "FEEDSVC_LEASE_SECONDS": "300",
+    }
+    return load_settings(ROOT / "feedsvc.toml", env)
+
+
+def fill(db: Database, count: int) -> None:
+    """`count` active subscribers spread over VARIANTS, written set-based (as fast as the database goes)."""
+    now = utcnow().replace(tzinfo=None).isoformat(sep=" ")
+    with db.session() as s:
+        if db.dialect == "postgresql":
+            s.execute(
+                text(
+                    "INSERT INTO subscribers (email, status, source, lang, token_version, bounce_count, created_at, "
+                    "updated_at, confirmed_at) SELECT 'reader' || g || '@example.org', 'active', 'bench', 'zh-CN', 1, "
+                    "0, now(), now(), now() FROM generate_series(1, :n) AS g"
+                ),
+                {"n": count},
+            )
+        else:
+            s.execute(
+                text(
+                    "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < :n) "
+                    "INSERT INTO subscribers (email, status, source, lang, token_version, bounce_count, created_at, "
+                    "updated_at, confirmed_at) SELECT 'reader' || i || '@example.org', 'active', 'bench', 'zh-CN', 1, "
+                    "0, :now, :now, :now FROM g"
+                ),
+                {"n": count, "now": now},
+            )
+        for index, variant in enumerate(VARIANTS):
+            for slug in variant:
+                s.execute(
+                    text(
+                        "INSERT INTO subscriber_sections (subscriber_id, section) "
+                        "SELECT id, :slug FROM subscribers WHERE id % :k = :r"
+                    ),
+                    {"slug": slug, "k": len(VARIANTS), "r": index},
+                )
+
+
+def timed(step):  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    result = step()
+    return time.perf_counter() - start, result
+
+
+# ---------------------------------------------------------------------------------------- throughput
+
+
+def baseline(settings, issue, rows: list[tuple[int, int, str, str]], url: str, connections: int) -> float:  # type: ignore[no-untyped-def]
+    """A plain smtplib loop: `connections` threads, one connection each, building and sending the same messages."""
+    publication = settings.publication
+    port = int(url.split(":")[2].split("?")[0])
+    cache: dict[str, emails.RenderedEmail] = {}
+    for _, _, _, variant in rows:
+        if variant not in cache:
+            cache[variant] = emails.render(issue, variant.split(";"), publication, templates=settings.templates_dir)
+
+    def work(part: list[tuple[int, int, str, str]]) -> None:
+        smtp = smtplib.SMTP("127.0.0.1", port)
+        for row_id, sid, address, variant in part:
+            links = emails.Links(
+                manage=subscriptions.link(settings, "manage", sid, 1),
+                unsubscribe=subscriptions.link(settings, "unsubscribe", sid, 1),
+            )
+            message = emails.build_message(
+                cache[variant],
+                address,
+                links,
+                publication,
+                message_id=emails.make_message_id(publication, "issue", issue.number, row_id),
+            )
+            smtp.sendmail(publication.from_address, [address], emails.serialise(message))
+        smtp.quit()
+
+    threads = [threading.Thread(target=work, args=(rows[k::connections],)) for k in range(connections)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
+def throughput(recipients: int, connections: int, work: Path) -> None:
+    print(f"== throughput: seed issue to {recipients} recipients, {connections} connections, aiosmtpd sink process")
+    db_path = work / "throughput.db"
+    settings = settings_for(f"sqlite:///{db_path}", work / "var")
+    db = Database(settings.database_url)
+    db.upgrade()
+    fill(db, recipients)
+    issue = parse(SEED, settings.publication)
+    with db.session() as s:
+        sending.publish(s, issue, SEED.read_text(encoding="utf-8"), source_name=SEED.name)
+    with db.session(readonly=True) as s:
+        rows = [
+            (int(r[0]), int(r[1]), str(r[2]), str(r[3]))
+            for r in s.execute(text("SELECT id, subscriber_id, recipient, sections FROM outbox ORDER BY id"))
+        ]
+    sink = Sink()
+    try:
+        base_seconds = baseline(settings, issue, rows, sink.url, connections)
+        base_count = sink.count
+        sink.reset()
+        worker = SendWorker(
+            db,
+            settings,
+            concurrency=connections,
+            policy=RetryPolicy(),
+            transport_factory=lambda: SmtpTransport(sink.url),
+        )
+        worker_seconds, stats = timed(lambda: worker.run(until_idle=True))
+        worker_count = sink.count
+    finally:
+        sink.stop()
+    with db.session(readonly=True) as s:
+        states = dict(s.execute(text("SELECT state, count(*) FROM outbox GROUP BY state")).all())
+    db.dispose()
+    assert base_count == recipients, f"baseline delivered {base_count}"
+    assert worker_count == recipients and states == {"sent": recipients}, f"worker: {worker_count}, {states}"
+    base_rate, worker_rate = recipients / base_seconds, recipients / worker_seconds
+    print(f"plain smtplib loop : {base_seconds:7.2f} s  {base_rate:8.0f} msg/s")
+    print(f"feedsvc worker     : {worker_seconds:7.2f} s  {worker_rate:8.0f} msg/s  (sent {stats.sent}, every row 'sent')")
+    print(f"ratio worker/plain : {worker_rate / base_rate:.2f}  (target 0.8 or more)")
+
+
+# ------------------------------------------------------------------------------------------- enqueue
+
+
+def enqueue(url: str, count: int, label: str) -> Database | None:
+    db = Database(url)
+    try:
+        db.upgrade()
+    except Exception as exc:  # PostgreSQL not reachable: say so, do not pretend
+        print(f"{label:<11}: skipped ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+        return None
+    settings = settings_for(url, Path(tempfile.gettempdir()))
+    fill_seconds, _ = timed(lambda: fill(db, count))
+    issue = parse(SEED, settings.publication)
+    plan_seconds, (per_variant, _) = timed(lambda: _plan(db, issue))
+
+    def go() -> sending.PublishResult:
+        with db.session() as s:
+            return sending.publish(s, issue, SEED.read_text(encoding="utf-8"), source_name=SEED.name)
+
+    seconds, result = timed(go)
+    print(
+        f"{label:<11}: enqueued {result.enqueued} rows in {seconds:6.2f} s ({result.enqueued / seconds:,.0f} rows/s); "
+        f"dry-run plan {plan_seconds:.2f} s over {len(per_variant)} section sets; "
+        f"(filling {count} subscribers took {fill_seconds:.1f} s)"
+    )
+    return db
+
+
+def _plan(db: Database, issue):  # type: ignore[no-untyped-def]
+    with db.session(readonly=True) as s:
+        return sending.plan(s, issue.slugs)
+
+
+# -------------------------------------------------------------------------------------------- memory
+
+
+WORKER = """
+import sys
+from feedsvc.config import load_settings
+from feedsvc.db import Database
+from feedsvc.sender import SendWorker
+from feedsvc.transport import SmtpTransport
+import threading, signal
+settings = load_settings()
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *a: stop.set())
+url = settings.smtp_url
+SendWorker(Database(settings.database_url), settings, concurrency=int(sys.argv[1]),
+           transport_factory=lambda: SmtpTransport(url)).run(stop)
+"""
+
+
+def _status(pid: int) -> dict[str, int]:
+    values = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith(("VmRSS", "VmHWM")):
+                name, value = line.split(":")
+                values[name] = int(value.split()[0]) // 1024
+    return values
+
+
+def memory(db_path: Path, messages: int, connections: int, work: Path) -> None:
+    print(f"== worker memory: sending {messages} of the million-row SQLite ledger, {connections} connections")
+    sink = Sink()
+    env = dict(
+        os.environ,
+        FEEDSVC_CONFIG=str(ROOT / "feedsvc.toml"),
+        FEEDSVC_VAR_DIR=str(work / "var"),
+        FEEDSVC_SECRET_KEY="bench-secret-key-0123456789",
+        DATABASE_URL=f"sqlite:///{db_path}",
+        FEEDSVC_SMTP_URL=sink.url,
+        FEEDSVC_BASE_URL="https://news.example.org",
+    )
+    process = subprocess.Popen([sys.executable, "-c", WORKER, str(connections)], env=env, cwd=ROOT)
+    samples: list[tuple[int, int]] = []
+    start = time.perf_counter()
+    try:
+        while sink.count < messages and process.poll() is None:
+            time.sleep(1.0)
+            samples.append((sink.count, _status(process.pid)["VmRSS"]))
+        peak = _status(process.pid)["VmHWM"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+        sink.stop()
+    seconds = time.perf_counter() - start
+    sent = samples[-1][0] if samples else 0
+    print(f"sent {sent} in {seconds:.0f} s ({sent / seconds:,.0f} msg/s); peak RSS (VmHWM) {peak} MB (target < 150 MB)")
+    marks = [samples[int(len(samples) * f)] for f in (0.1, 0.25, 0.5, 0.75) if samples] + samples[-1:]
+    print("RSS by progress: " + ", ".join(f"{n:>7} sent: {rss} MB" for n, rss in marks))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--subscribers", type=int, default=1_000_000)
+    parser.add_argument("--memory-messages", type=int, default=100_000)
+    parser.add_argument("--skip", action="append", default=[], choices=["throughput", "enqueue", "postgres", "memory"])
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="feedsvc-bench-send-"))
+    try:
+        if "throughput" not in args.skip:
+            throughput(args.recipients, args.connections, work)
+        if "enqueue" not in args.skip:
+            print(f"== enqueue: publish to {args.subscribers:,} active subscribers ({len(VARIANTS)} section sets)")
+            sqlite_path = work / "million.db"
+            db = enqueue(f"sqlite:///{sqlite_path}", args.subscribers, "SQLite")
+            if db is not None:
+                db.dispose()
+            if "postgres" not in args.skip:
+                schema = f"bench_send_{os.getpid()}"
+                admin = Database(PG_URL)
+                try:
+                    with admin.engine.begin() as c:
+                        c.exec_driver_sql(f"CREATE SCHEMA {schema}")
+                    pg = enqueue(f"{PG_URL}?options=-csearch_path%3D{schema}", args.subscribers, "PostgreSQL")
+                    if pg is not None:
+                        pg.dispose()
+                except Exception as exc:
+                    print(f"PostgreSQL : skipped ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+                finally:
+                    try:
+                        with admin.engine.begin() as c:
+                            c.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+                    except Exception as exc:
+                        print(f"(could not drop schema {schema}: {exc})")
+                    admin.dispose()
+            if "memory" not in args.skip:
+                memory(sqlite_path, args.memory_messages, args.connections, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
