@@ -118,10 +118,16 @@ def _client_address() -> str:
     return chain[-(trusted + 1)] if len(chain) > trusted else chain[0]
 
 
-def _within_limit(s: Session, action: str) -> bool:
-    """Count this request against the client's limit for `action`; False once it is over."""
+def _within_limit(action: str) -> bool:
+    """Count this request against the client's limit for `action`; False once it is over.
+
+    Its own short transaction: a client's counter is one row, and holding its lock through the rest of
+    a sign-up would serialise every request of that client (or of every client behind one proxy).
+    """
     limit: ratelimit.Limit = current_app.extensions["feedsvc.signup_limit"]
-    return ratelimit.hit(s, ratelimit.client_key(action, _client_address(), _settings().secret_key), limit, time.time())
+    key = ratelimit.client_key(action, _client_address(), _settings().secret_key)
+    with _db().session() as s:
+        return ratelimit.hit(s, key, limit, time.time())
 
 
 def _too_many() -> Response:
@@ -164,8 +170,9 @@ def subscribe_form() -> Response:
 def subscribe() -> Response:
     """Ask for a subscription; the same 'check your inbox' answer whatever the address's state.
 
-    The form is checked first; then one short transaction counts the request against the client's limit
-    (invalid requests count too) and records the sign-up. Pages are rendered after it commits.
+    The form is checked first (without the database); then the request is counted against the client's
+    limit (invalid requests count too), and a valid one is recorded in one short transaction. Pages are
+    rendered after it commits.
     """
     email, chosen = request.form.get("email", ""), _chosen_sections()
     error = _form_error()
@@ -176,12 +183,11 @@ def subscribe() -> Response:
             error = _t("这不是一个有效的电子邮件地址。")
     if not error and not set(chosen) & set(_settings().publication.slugs):
         error = _t("请至少选择一个栏目。")
-    with _db().session() as s:
-        allowed = _within_limit(s, "signup")
-        if allowed and not error and not request.form.get(HONEYPOT_FIELD):  # a bot gets the usual answer
-            subscriptions.subscribe(s, _settings(), email, chosen, lang=_lang(), source="form")
-    if not allowed:
+    if not _within_limit("signup"):
         return _too_many()
+    if not error and not request.form.get(HONEYPOT_FIELD):  # a bot gets the usual answer, nothing else
+        with _db().session() as s:
+            subscriptions.subscribe(s, _settings(), email, chosen, lang=_lang(), source="form")
     if error:
         return _page("web/subscribe.html", 400, error=error, email=email[:320], chosen=chosen)
     return _page("web/subscribe_sent.html")
@@ -248,12 +254,11 @@ def manage_request() -> Response:
             subscriptions.normalise_email(email)
         except InvalidAddress:
             error = _t("这不是一个有效的电子邮件地址。")
-    with _db().session() as s:
-        allowed = _within_limit(s, "signup")
-        if allowed and not error and not request.form.get(HONEYPOT_FIELD):
-            subscriptions.request_manage_link(s, _settings(), email)
-    if not allowed:
+    if not _within_limit("signup"):
         return _too_many()
+    if not error and not request.form.get(HONEYPOT_FIELD):
+        with _db().session() as s:
+            subscriptions.request_manage_link(s, _settings(), email)
     if error:
         return _page("web/manage_request.html", 400, email=email[:320], error=error)
     return _page("web/subscribe_sent.html", manage=True)
