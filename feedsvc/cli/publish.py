@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 import click
 
-from feedsvc import sending
+from feedsvc import publishing, sending
 from feedsvc.cli import get_settings, main
-from feedsvc.config import Settings
 from feedsvc.db import Database
-from feedsvc.issues import ParseError, parse
 from feedsvc.progress import Counts, ProgressBar
 
 
@@ -29,8 +26,8 @@ def publish(path: Path, dry_run: bool, wait: bool) -> None:
     """
     settings = get_settings()
     try:
-        issue = parse(path, settings.publication)
-    except ParseError as exc:
+        issue = publishing.check(path, settings)
+    except publishing.PublishError as exc:
         raise click.ClickException(str(exc)) from exc
     for warning in issue.warnings:
         click.echo(f"warning: {path}:{warning}", err=True)
@@ -44,10 +41,17 @@ def publish(path: Path, dry_run: bool, wait: bool) -> None:
                 click.echo(f"  {count:>8}  {variant.replace(';', ', ')}")
             click.echo(f"  {skipped:>8}  active subscriber(s) with none of their sections in this issue (skipped)")
             return
-        _build_site(path, settings)
-        source = path.read_text(encoding="utf-8-sig")
+        try:
+            placed = publishing.place(path, settings)
+            built = publishing.rebuild_site(settings)
+        except publishing.PublishError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if placed != path:
+            click.echo(f"copied {path} to {placed}")
+        click.echo(f"site: {built.issues} issue(s), {built.files} files in {built.out_dir}")
+        source = placed.read_text(encoding="utf-8-sig")
         with database.session() as session:
-            result = sending.publish(session, issue, source, source_name=path.name)
+            result = sending.publish(session, issue, source, source_name=placed.name)
         if result.already_published:
             click.echo(f"issue {issue.number} was published before: nothing new queued")
         else:
@@ -59,27 +63,6 @@ def publish(path: Path, dry_run: bool, wait: bool) -> None:
             _wait(database, issue.number)
     finally:
         database.dispose()
-
-
-def _build_site(path: Path, settings: Settings) -> None:
-    """Put the issue beside the others if it is not there, then rebuild the site (atomic)."""
-    try:
-        from feedsvc.site import SiteError, build
-    except ImportError:  # a deployment without the site module: mail only
-        return
-    issues_dir = settings.issues_dir
-    target = issues_dir / path.name
-    if path.resolve() != target.resolve():
-        if target.exists() and target.read_bytes() != path.read_bytes():
-            raise click.ClickException(f"{target} exists with other content; not overwriting it")
-        issues_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-        click.echo(f"copied {path} to {target}")
-    try:
-        built = build(issues_dir, settings.site_dir, settings.publication, settings.templates_dir)
-    except (ParseError, SiteError) as exc:
-        raise click.ClickException(f"site build failed, nothing was published: {exc}") from exc
-    click.echo(f"site: {built.issues} issue(s), {built.files} files in {built.out_dir}")
 
 
 def _wait(database: Database, number: int, interval: float = 0.5, stall_warning: float = 30.0) -> None:

@@ -1,48 +1,123 @@
-"""`feedsvc worker`: send the outbox (confirmation and manage-link mail now) through the configured transport."""
+"""`feedsvc worker`: send the outbox (issue mail and transactional mail) through the configured transport.
+
+A thin shell over `feedsvc.sender.SendWorker`: options, signals, housekeeping every minute, and a progress
+bar of the sends under way (on a terminal; a log line every 30 s otherwise).
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
+import time
 from types import FrameType
 
 import click
 
+from feedsvc import delivery, ratelimit, sending, subscriptions
 from feedsvc.cli import get_settings, main
-from feedsvc.db import Database
-from feedsvc.delivery import Worker
+from feedsvc.db import Database, utcnow
+from feedsvc.progress import Counts, ProgressBar
+from feedsvc.retry import RetryPolicy
+from feedsvc.sender import SendWorker, WorkerStats
+
+HOUSEKEEPING_EVERY = 60.0
+PROGRESS_EVERY = 2.0
 
 
 @main.command()
 @click.option("--once", is_flag=True, help="Send what is due now, then exit.")
-@click.option("--batch", "batch_size", default=20, show_default=True, help="Rows claimed per batch.")
+@click.option(
+    "--concurrency",
+    "-c",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Sending threads, each with its own persistent SMTP connection.",
+)
+@click.option("--rate", type=click.FloatRange(min=0), help="Messages per second at most (default FEEDSVC_SEND_RATE).")
+@click.option("--batch", "batch_size", default=0, show_default=True, help="Rows claimed at a time (0: automatic).")
 @click.option("--poll", "poll_interval", default=1.0, show_default=True, help="Seconds to wait when nothing is due.")
-def worker(once: bool, batch_size: int, poll_interval: float) -> None:
+@click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: when on a terminal).")
+def worker(
+    once: bool, concurrency: int, rate: float | None, batch_size: int, poll_interval: float, progress: bool | None
+) -> None:
     """Send queued mail: SMTP when FEEDSVC_SMTP_URL is set, else .eml files in the mail folder.
 
-    Stops cleanly on SIGTERM or Ctrl-C after the message in hand.
+    Several workers (processes or machines on one PostgreSQL) share the queue without sending anything
+    twice. Stops cleanly on SIGTERM or Ctrl-C: rows not started are handed back, messages in hand finish.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     settings = get_settings()
     database = Database(settings.database_url)
-    runner = Worker(database, settings, batch_size=batch_size, poll_interval=poll_interval)
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = ProgressBar(sys.stderr, label="sending", log_interval=30.0)
+    runner = SendWorker(
+        database,
+        settings,
+        concurrency=concurrency,
+        policy=RetryPolicy.from_env(settings.extra),
+        rate=rate,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+    )
+    last = {"housekeeping": time.monotonic(), "progress": float("-inf")}
+
+    def tick(_stats: WorkerStats) -> None:
+        now = time.monotonic()
+        if now - last["housekeeping"] >= HOUSEKEEPING_EVERY:
+            last["housekeeping"] = now
+            _housekeeping(database)
+        if show and now - last["progress"] >= PROGRESS_EVERY:
+            last["progress"] = now
+            counts = _sends_under_way(database)
+            if counts.total:
+                bar.update(counts)
+
+    runner.on_tick = tick
+    stop = threading.Event()
+    if not once:
+
+        def _stop(_signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        where = settings.smtp_url.rpartition("@")[2] or settings.mail_dir
+        click.echo(f"worker {runner.owner}: {concurrency} connection(s) to {where}", err=True)
     try:
-        if once:
-            stats = runner.drain()
-        else:
-            stop = threading.Event()
-
-            def _stop(_signum: int, _frame: FrameType | None) -> None:
-                stop.set()
-
-            signal.signal(signal.SIGTERM, _stop)
-            signal.signal(signal.SIGINT, _stop)
-            click.echo(f"worker {runner.owner}: sending to {settings.smtp_url.split('@')[-1] or settings.mail_dir}")
-            stats = runner.run(stop)
+        stats = runner.run(stop, until_idle=once)
+        if show:
+            counts = _sends_under_way(database)
+            if counts.total:
+                bar.finish(counts)
     finally:
         database.dispose()
     click.echo(
         f"worker {runner.owner}: sent {stats.sent}, retried {stats.retried}, failed {stats.failed}, "
         f"skipped {stats.skipped}"
+    )
+
+
+def _housekeeping(database: Database) -> None:
+    """Forget what is no longer needed: old rate-limit counters, unconfirmed sign-ups, old transactional rows."""
+    now = utcnow()
+    with database.session() as session:
+        ratelimit.prune(session, now.timestamp())
+        subscriptions.purge_unconfirmed(session, now=now)
+        delivery.prune(session, now)
+
+
+def _sends_under_way(database: Database) -> Counts:
+    """Issue mail by state, summed over the sends that still have rows queued or in flight."""
+    with database.session(readonly=True) as session:
+        found = [c for c in sending.counts(session) if c.remaining]
+    return Counts(
+        queued=sum(c.queued for c in found),
+        sending=sum(c.sending for c in found),
+        sent=sum(c.sent for c in found),
+        failed=sum(c.failed for c in found),
+        skipped=sum(c.skipped for c in found),
+        cancelled=sum(c.cancelled for c in found),
     )
