@@ -12,12 +12,13 @@ Every timestamp is timezone-aware UTC in Python (`UTCDateTime`), whatever the da
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -207,6 +208,9 @@ class OutboxMessage(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None]
     message_id: Mapped[str | None] = mapped_column(String(998))
+    # When a worker first claimed the row: the retry deadline counts from here, not from the enqueue, so a
+    # long rate-limited send does not leave its last messages without retries (migration 0003).
+    first_attempt_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
@@ -221,3 +225,29 @@ class RateLimit(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     window_start: Mapped[int] = mapped_column(BigInteger)
     hits: Mapped[int] = mapped_column(Integer)
+
+
+# Send states of a published issue (the `issues` table, migration 0002; see feedsvc/sending.py).
+SEND_RUNNING, SEND_PAUSED, SEND_CANCELLED = "sending", "paused", "cancelled"
+SEND_STATES = (SEND_RUNNING, SEND_PAUSED, SEND_CANCELLED)
+
+
+class IssueSend(Base):
+    """A published issue and the state of its send. The Markdown is kept as published, so a worker on any
+    machine renders exactly what was published."""
+
+    __tablename__ = "issues"
+    __table_args__ = (CheckConstraint(_in("send_state", SEND_STATES), name="send_state"),)
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    issue_date: Mapped[date] = mapped_column(Date)
+    title: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(998))
+    sections: Mapped[str] = mapped_column(String(512))  # slugs this issue has, in issue order, ';'-joined
+    source_name: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(Text)
+    send_state: Mapped[str] = mapped_column(String(16), default=SEND_RUNNING)
+    enqueued: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_no_sections: Mapped[int] = mapped_column(Integer, default=0)
+    published_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from sqlalchemy import and_, bindparam, literal_column, or_, select, update
+from sqlalchemy import and_, bindparam, func, literal, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc import emails, sending, subscriptions
@@ -51,7 +51,17 @@ from feedsvc.db import Database, utcnow
 from feedsvc.delivery import SEND_TO, Claimed, stored_message
 from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from feedsvc.issues import Issue, parse_bytes
-from feedsvc.models import FAILED, KIND_ISSUE, QUEUED, SENDING, SENT, SKIPPED, OutboxMessage, Subscriber
+from feedsvc.models import (
+    FAILED,
+    KIND_ISSUE,
+    QUEUED,
+    SENDING,
+    SENT,
+    SKIPPED,
+    OutboxMessage,
+    Subscriber,
+    UTCDateTime,
+)
 from feedsvc.retry import RetryPolicy
 from feedsvc.smtp_pool import TransportPool
 from feedsvc.transport import PermanentFailure, TemporaryFailure, Transport, open_transport
@@ -83,6 +93,7 @@ class Job:
     created_at: datetime
     token_version: int = 1
     lang: str = DEFAULT_LANGUAGE
+    first_attempt_at: datetime | None = None  # the retry deadline counts from here
 
 
 @dataclass(frozen=True)
@@ -143,6 +154,7 @@ def claim(session: Session, owner: str, *, limit: int, lease_seconds: int, now: 
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             attempts=OUTBOX.c.attempts + 1,
+            first_attempt_at=func.coalesce(OUTBOX.c.first_attempt_at, literal(now, UTCDateTime())),
             updated_at=now,
         )
         .returning(
@@ -157,6 +169,7 @@ def claim(session: Session, owner: str, *, limit: int, lease_seconds: int, now: 
             OUTBOX.c.created_at,
             OUTBOX.c.priority,
             OUTBOX.c.next_attempt_at,
+            OUTBOX.c.first_attempt_at,
         )
     ).all()
     rows.sort(key=lambda r: (r.priority, r.next_attempt_at, r.id))
@@ -181,7 +194,14 @@ def claim(session: Session, owner: str, *, limit: int, lease_seconds: int, now: 
             if allowed is not None and status not in allowed:
                 skips.append({"b_id": r.id, "b_error": f"subscriber is {status}"})
                 continue
-        jobs.append(Job(*r[:9], token_version=version, lang=lang if lang in LANGUAGES else DEFAULT_LANGUAGE))
+        jobs.append(
+            Job(
+                *r[:9],
+                token_version=version,
+                lang=lang if lang in LANGUAGES else DEFAULT_LANGUAGE,
+                first_attempt_at=r.first_attempt_at,
+            )
+        )
     if skips:
         session.execute(
             update(OUTBOX)
@@ -223,7 +243,7 @@ def record(
             failed.append({"b_id": job.id, "b_error": outcome.error})
             bounces.append(outcome)
         else:
-            when = policy.next_attempt(job.attempts, job.created_at, now, rng)
+            when = policy.next_attempt(job.attempts, job.first_attempt_at or job.created_at, now, rng)
             if when is None:
                 failed.append({"b_id": job.id, "b_error": f"gave up after {job.attempts} attempts: {outcome.error}"})
             else:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Date, Integer, String, Text, and_, case, func, literal, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import and_, case, func, literal, select, update
+from sqlalchemy.orm import Session
 
 from feedsvc.db import insert_for, utcnow
 from feedsvc.emails import subject_for
@@ -31,10 +31,13 @@ from feedsvc.models import (
     KIND_ISSUE,
     PRIORITY_BULK,
     QUEUED,
+    SEND_CANCELLED,
+    SEND_PAUSED,
+    SEND_RUNNING,
     SENDING,
     SENT,
     SKIPPED,
-    Base,
+    IssueSend,
     OutboxMessage,
     Subscriber,
     SubscriberSection,
@@ -42,28 +45,7 @@ from feedsvc.models import (
 )
 
 # Send states of an issue.
-RUNNING, PAUSED, STOPPED = "sending", "paused", "cancelled"
-SEND_STATES = (RUNNING, PAUSED, STOPPED)
-
-
-class IssueSend(Base):
-    """A published issue and the state of its send. The Markdown is kept as published."""
-
-    __tablename__ = "issues"
-    __table_args__ = (CheckConstraint("send_state IN ('sending', 'paused', 'cancelled')", name="send_state"),)
-
-    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    issue_date: Mapped[date] = mapped_column(Date)
-    title: Mapped[str] = mapped_column(String(500))
-    subject: Mapped[str] = mapped_column(String(998))
-    sections: Mapped[str] = mapped_column(String(512))  # slugs this issue has, in issue order, ';'-joined
-    source_name: Mapped[str] = mapped_column(String(500))
-    source: Mapped[str] = mapped_column(Text)
-    send_state: Mapped[str] = mapped_column(String(16), default=RUNNING)
-    enqueued: Mapped[int] = mapped_column(Integer, default=0)
-    skipped_no_sections: Mapped[int] = mapped_column(Integer, default=0)
-    published_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+RUNNING, PAUSED, STOPPED = SEND_RUNNING, SEND_PAUSED, SEND_CANCELLED
 
 
 @dataclass(frozen=True)

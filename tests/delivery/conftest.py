@@ -1,59 +1,16 @@
-"""Fixtures for delivery tests: subscribers written in bulk, the seed issue published."""
+"""Fixtures for delivery tests: the seed issue, parsed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
 
 from feedsvc.config import Publication
-from feedsvc.db import Database, utcnow
 from feedsvc.issues import Issue, parse
-from feedsvc.models import ACTIVE, Subscriber, SubscriberSection
-
-
-def add_subscribers(session: Session, people: Iterable[tuple[str, str, Sequence[str]]]) -> dict[str, int]:
-    """Write subscribers (email, status, section slugs) directly; returns email → id."""
-    now = utcnow()
-    people = list(people)
-    session.execute(
-        insert(Subscriber),
-        [
-            {
-                "email": email,
-                "status": status,
-                "source": "test",
-                "lang": "zh-CN",
-                "token_version": 1,
-                "bounce_count": 0,
-                "created_at": now,
-                "updated_at": now,
-                "confirmed_at": now if status == ACTIVE else None,
-            }
-            for email, status, _ in people
-        ],
-    )
-    ids = {str(email): int(id_) for email, id_ in session.execute(select(Subscriber.email, Subscriber.id))}
-    sections = [{"subscriber_id": ids[email], "section": slug} for email, _, slugs in people for slug in slugs]
-    if sections:
-        session.execute(insert(SubscriberSection), sections)
-    return {email: ids[email] for email, _, _ in people}
 
 
 @pytest.fixture
 def seed_issue(seed_path: Path, publication: Publication) -> Issue:
     return parse(seed_path, publication)
 
-
-@pytest.fixture
-def everyone(publication: Publication) -> tuple[str, ...]:
-    return publication.slugs
-
-
-def subscribe_many(db: Database, count: int, slugs: Sequence[str], prefix: str = "reader") -> dict[str, int]:
-    """`count` active subscribers with `slugs`."""
-    with db.session() as session:
-        return add_subscribers(session, ((f"{prefix}{i}@example.org", ACTIVE, slugs) for i in range(count)))

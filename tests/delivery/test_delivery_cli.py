@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import add_subscribers, subscribe_many
+from delivery_support import add_subscribers, subscribe_many
 from sqlalchemy import func, select
 
 from feedsvc import subscriptions

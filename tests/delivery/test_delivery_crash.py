@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import subscribe_many
+from delivery_support import subscribe_many
 from smtp_misbehaving import MisbehavingSmtp
 from sqlalchemy import func, select
 

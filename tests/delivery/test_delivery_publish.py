@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import add_subscribers
+from delivery_support import add_subscribers
 from sqlalchemy import func, select
 
 from feedsvc import sending

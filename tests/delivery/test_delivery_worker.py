@@ -7,7 +7,7 @@ import threading
 from email import message_from_bytes
 from email.policy import default as default_policy
 
-from conftest import add_subscribers, subscribe_many
+from delivery_support import add_subscribers, subscribe_many
 from smtp_misbehaving import MisbehavingSmtp
 from sqlalchemy import func, select, update
 
@@ -270,3 +270,27 @@ def test_active_subscribers_only(db: Database, settings: Settings, seed_issue: I
     with MisbehavingSmtp() as server:
         worker(db, settings, server.url).run(until_idle=True)
     assert set(server.accepted) == {"a@example.org"}
+
+
+def test_the_retry_deadline_counts_from_the_first_attempt_not_the_enqueue(
+    db: Database, settings: Settings, seed_issue: Issue
+) -> None:
+    # A long rate-limited send reaches its last rows days after the enqueue: they still get their retries.
+    subscribe_many(db, 2, ["industry"])
+    publish(db, seed_issue)
+    long_ago = utcnow() - dt.timedelta(days=3)
+    with db.session() as session:
+        session.execute(update(OutboxMessage).values(created_at=long_ago, next_attempt_at=long_ago))
+    policy = RetryPolicy(base_seconds=0, jitter=0, deadline_seconds=86400)
+    from feedsvc.sender import Outcome, claim, record
+
+    with db.session() as session:
+        jobs, _ = claim(session, "w", limit=10, lease_seconds=60, now=utcnow())
+    first = {j.id: j.first_attempt_at for j in jobs}
+    with db.session() as session:
+        record(session, "w", [Outcome(j, "temporary", error="451 later") for j in jobs], policy, utcnow())
+    assert states(db, seed_issue.number) == {"queued": 2}  # retried, although enqueued 3 days ago
+    with db.session() as session:
+        again, _ = claim(session, "w", limit=10, lease_seconds=60, now=utcnow())
+    assert {j.id: j.first_attempt_at for j in again} == first  # kept from the first claim
+    assert all(v is not None and v > long_ago for v in first.values())
