@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from subscribe_support import Mailbox
+from subscribe_support import Live, Mailbox, live_stack
 
 from feedsvc import create_app
 from feedsvc.config import Settings
@@ -41,3 +41,10 @@ def require() -> Callable[[bool, str], None]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.require
+
+
+@pytest.fixture
+def live(settings: Settings, database_url: str, tmp_path: Path) -> Iterator[Live]:
+    """gunicorn and `feedsvc worker` as processes on the test database, mail to an SMTP sink."""
+    with live_stack(settings, database_url, tmp_path) as stack:
+        yield stack

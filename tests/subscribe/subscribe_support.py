@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
 from flask.testing import FlaskClient
+from smtp_support import SmtpSink
 
 from feedsvc.config import Settings
 from feedsvc.db import Database
 from feedsvc.delivery import Worker
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 LINK = re.compile(r"https?://[^\s<>\"]+/(confirm|manage|unsubscribe)/([A-Za-z0-9._-]+)")
@@ -68,3 +81,82 @@ def link_in(message: EmailMessage, purpose: str) -> str:
         if match.group(1) == purpose:
             return f"/{purpose}/{match.group(2)}"
     raise AssertionError(f"no {purpose} link in the message")
+
+
+@dataclass
+class Live:
+    url: str
+    sink: SmtpSink
+    env: dict[str, str]
+    settings: Settings
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_up(url: str, processes: list[subprocess.Popen[bytes]], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.poll() is not None:
+                raise AssertionError(f"a server process exited: {log.read_text(errors='replace')[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"the server did not start: {log.read_text(errors='replace')[-3000:]}")
+
+
+@contextmanager
+def live_stack(
+    settings: Settings, database_url: str, tmp_path: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[Live]:
+    """gunicorn (2 workers) and `feedsvc worker` as processes on the test database, mail to an SMTP sink."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    with SmtpSink() as sink:
+        env = {
+            **os.environ,
+            "FEEDSVC_CONFIG": str(ROOT / "feedsvc.toml"),
+            "FEEDSVC_VAR_DIR": str(settings.var_dir),
+            "FEEDSVC_SECRET_KEY": settings.secret_key,
+            "FEEDSVC_BASE_URL": url,
+            "DATABASE_URL": database_url,
+            "FEEDSVC_SMTP_URL": sink.url,
+            "FEEDSVC_BIND": f"127.0.0.1:{port}",
+            "FEEDSVC_WEB_WORKERS": "2",
+            **(extra_env or {}),
+        }
+        with open(log, "wb") as out:
+            web = subprocess.Popen(
+                [BIN / "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "feedsvc:create_app()"],
+                env=env,
+                stdout=out,
+                stderr=out,
+                cwd=ROOT,
+            )
+            worker = subprocess.Popen([BIN / "feedsvc", "worker", "--poll", "0.2"], env=env, stdout=out, stderr=out)
+        processes = [web, worker]
+        try:
+            _wait_until_up(url, processes, log)
+            yield Live(url, sink, env, settings.with_overrides(publication=_with_base(settings, url)))
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+    assert "Traceback" not in log.read_text(errors="replace"), log.read_text(errors="replace")[-3000:]
+
+
+def _with_base(settings: Settings, url: str):
+
+    return replace(settings.publication, base_url=url)
