@@ -12,13 +12,11 @@ Rules every handler keeps:
 
 from __future__ import annotations
 
-import hmac
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 
 from feedsvc import ratelimit, subscriptions
@@ -27,10 +25,10 @@ from feedsvc.db import Database
 from feedsvc.i18n import translate
 from feedsvc.models import ACTIVE, PENDING, Subscriber
 from feedsvc.subscriptions import InvalidAddress, NoSections, TokenError
+from feedsvc.web.security import csrf_ok, csrf_token
 
 bp = Blueprint("subscribe", __name__)
 
-CSRF_FIELD = "csrf_token"
 HONEYPOT_FIELD = "website"
 DEFAULT_SIGNUP_LIMIT = "10/600"
 SECURITY_HEADERS = {
@@ -79,21 +77,6 @@ def _lang() -> str:
 
 def _t(text: str, **values: object) -> str:
     return translate(text, _lang(), **values)
-
-
-def csrf_token() -> str:
-    """This session's CSRF token (created on first use, which sets the session cookie)."""
-    token = session.get("csrf")
-    if not isinstance(token, str) or len(token) < 32:
-        token = secrets.token_urlsafe(32)
-        session["csrf"] = token
-    return token
-
-
-def _csrf_ok() -> bool:
-    expected = session.get("csrf")
-    given = request.form.get(CSRF_FIELD, "")
-    return isinstance(expected, str) and bool(given) and hmac.compare_digest(expected.encode(), given.encode())
 
 
 def section_choices(chosen: list[str] | None = None) -> list[dict[str, Any]]:
@@ -194,7 +177,7 @@ def subscribe() -> Response:
 
 
 def _form_error() -> str:
-    return "" if _csrf_ok() else _t("表单已过期，请再提交一次（需要允许本站的 Cookie）。")
+    return "" if csrf_ok() else _t("表单已过期，请再提交一次（需要允许本站的 Cookie）。")
 
 
 # ------------------------------------------------------------------------------------------------ confirm
@@ -216,7 +199,7 @@ def confirm_page(token: str) -> Response:
 @bp.post("/confirm/<token>")
 def confirm(token: str) -> Response:
     """Activate the subscription."""
-    if not _csrf_ok():
+    if not csrf_ok():
         return _page("web/csrf_error.html", 400, back=request.path)
     try:
         with _db().session() as s:
@@ -295,7 +278,7 @@ def _action(name: str) -> Callable[[Callable[[Session, Subscriber, str], Respons
 @bp.post("/manage/<token>")
 def manage_action(token: str) -> Response:
     """Change sections, unsubscribe, subscribe again, download data, reset links, or erase."""
-    if not _csrf_ok():
+    if not csrf_ok():
         return _page("web/csrf_error.html", 400, back=request.path)
     handler = MANAGE_ACTIONS.get(request.form.get("action", ""))
     if handler is None:
@@ -374,7 +357,7 @@ def unsubscribe_page(token: str) -> Response:
 def unsubscribe(token: str) -> Response:
     """Unsubscribe: from the page's form (CSRF) or an RFC 8058 one-click POST (no cookie, no token); 200."""
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
-    if not one_click and not _csrf_ok():
+    if not one_click and not csrf_ok():
         return _page("web/csrf_error.html", 400, back=request.path)
     try:
         with _db().session() as s:
