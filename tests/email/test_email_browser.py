@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import CHROMIUM, launch
 from email_support import MANAGE, UNSUBSCRIBE, parts
 
 from feedsvc import emails
@@ -20,16 +21,6 @@ from feedsvc.issues import Issue
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 # WCAG 2 contrast of every element with text of its own, against the background it is painted on.
 CONTRAST = """
@@ -91,7 +82,7 @@ def browser(require: Callable[[bool, str], None]) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        launched = launch(playwright)
         try:
             yield launched
         finally:

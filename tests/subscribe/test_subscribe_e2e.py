@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from browser_support import CHROMIUM, launch
 from smtp_support import SmtpSink
 from subscribe_support import BIN, Live
 
@@ -23,16 +24,6 @@ from feedsvc.transport import SmtpTransport
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 LINK = re.compile(r"https?://\S+/(confirm|manage)/[A-Za-z0-9._-]+")
 
 
@@ -54,7 +45,7 @@ def test_subscribe_confirm_manage_and_one_click_unsubscribe(
     except ImportError:
         require(False, "the playwright package")
     with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch(playwright)
         context = browser.new_context(java_script_enabled=False, locale="zh-CN")  # no JavaScript needed
         page = context.new_page()
 
