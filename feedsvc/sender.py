@@ -43,6 +43,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import and_, bindparam, func, literal, literal_column, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from feedsvc import emails, sending, subscriptions
@@ -438,6 +439,7 @@ class SendWorker:
         self._work: queue.Queue[Job | None] = queue.Queue()
         self._outcomes: queue.Queue[Outcome] = queue.Queue()
         self._held: dict[int, Job] = {}
+        self._unrecorded: list[Outcome] = []
         self._halted: dict[int, str] = {}
         self._rng = random.Random()  # noqa: S311 - jitter for retry times, not a secret
 
@@ -483,22 +485,23 @@ class SendWorker:
         try:
             while not stop.is_set():
                 mono = time.monotonic()
+                # Every database step survives a busy database or a dropped connection: it is logged and
+                # tried again on a later turn (unrecorded outcomes are kept), never fatal to the worker.
                 if mono - last_reap >= min(lease / 2, 30.0):
-                    self._in_tx(self._reap)
+                    self._safely("re-queue expired leases", lambda: self._in_tx(self._reap))
                     last_reap = mono
                 if mono - last_halted >= 1.0:
-                    with self.db.session(readonly=True) as session:
-                        self._halted = sending.halted_issues(session)
+                    self._safely("read paused sends", self._read_halted)
                     last_halted = mono
                 if self._held and mono - last_renew >= lease / 3:
-                    self._in_tx(lambda s, now: renew(s, self.owner, list(self._held), lease, now))
+                    self._safely("renew leases", self._renew)
                     last_renew = mono
                 attempted = self._work.qsize() < max(self.batch_size // 2, self.concurrency)
-                claimed = self._claim() if attempted else 0
+                claimed = self._safely("claim", self._claim) if attempted else 0  # None: the claim failed
                 # Group commit: the outcomes that arrived are written together, every `record_interval`.
                 recorded = 0
                 if time.monotonic() - last_record >= self.record_interval:
-                    recorded = self._record()
+                    recorded = self._safely("record outcomes", self._record) or 0
                     last_record = time.monotonic()
                 else:
                     time.sleep(0.005)
@@ -506,7 +509,7 @@ class SendWorker:
                     self.on_tick(self.stats)
                     last_tick = mono
                 # Idle: a claim found nothing, nothing is in hand, and no outcome just put a row back.
-                if attempted and not claimed and not recorded and not self._held:
+                if attempted and claimed == 0 and not recorded and not self._held:
                     if until_idle:
                         break
                     stop.wait(self.poll_interval)
@@ -515,6 +518,23 @@ class SendWorker:
             if self.on_tick:
                 self.on_tick(self.stats)
         return self.stats
+
+    def _safely(self, what: str, step: Callable[[], object]) -> object:
+        """Run a database step; on a database error log it, pause briefly and return None."""
+        try:
+            return step()
+        except DBAPIError as exc:
+            log.warning("%s failed, will try again: %s", what, str(exc).splitlines()[0])
+            time.sleep(0.5)
+            return None
+
+    def _renew(self) -> None:
+        lease, held = self.settings.lease_seconds, list(self._held)
+        self._in_tx(lambda session, now: renew(session, self.owner, held, lease, now))
+
+    def _read_halted(self) -> None:
+        with self.db.session(readonly=True) as session:
+            self._halted = sending.halted_issues(session)
 
     def _in_tx(self, step: Callable[[Session, datetime], object]) -> object:
         with self.db.session() as session:
@@ -537,7 +557,7 @@ class SendWorker:
 
     def _record(self) -> int:
         """Write every outcome that has arrived, in one transaction; how many."""
-        outcomes: list[Outcome] = []
+        outcomes = self._unrecorded  # what a failed write left, then what arrived since
         try:
             while True:
                 outcomes.append(self._outcomes.get_nowait())
@@ -547,6 +567,7 @@ class SendWorker:
             return 0
         with self.db.session() as session:
             done = record(session, self.owner, outcomes, self.policy, self.clock(), self._rng)
+        self._unrecorded = []
         for outcome in outcomes:
             self._held.pop(outcome.job.id, None)
         for name in ("sent", "retried", "failed", "released", "lost"):
@@ -571,12 +592,11 @@ class SendWorker:
             self._outcomes.put(Outcome(job, "released"))
         for thread in threads:
             thread.join()
-        while self._held:
-            before = len(self._held)
-            time.sleep(0.02)
-            self._record()
-            if len(self._held) == before and self._outcomes.empty():
+        for _ in range(20):  # a database that is down for longer leaves the rows to lease expiry
+            if not self._held:
                 break
+            self._safely("record outcomes", self._record)
+            time.sleep(0.02)
         self.pool.close()
 
 

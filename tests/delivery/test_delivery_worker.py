@@ -7,6 +7,7 @@ import threading
 from email import message_from_bytes
 from email.policy import default as default_policy
 
+import pytest
 from delivery_support import add_subscribers, subscribe_many
 from smtp_misbehaving import MisbehavingSmtp
 from sqlalchemy import func, select, update
@@ -294,3 +295,33 @@ def test_the_retry_deadline_counts_from_the_first_attempt_not_the_enqueue(
         again, _ = claim(session, "w", limit=10, lease_seconds=60, now=utcnow())
     assert {j.id: j.first_attempt_at for j in again} == first  # kept from the first claim
     assert all(v is not None and v > long_ago for v in first.values())
+
+
+def test_a_database_error_is_survived_and_no_outcome_is_lost(
+    db: Database, settings: Settings, seed_issue: Issue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    import feedsvc.sender
+
+    subscribe_many(db, 30, ["industry"])
+    publish(db, seed_issue)
+    real_record, real_claim = feedsvc.sender.record, feedsvc.sender.claim
+    failures = {"record": 2, "claim": 1}
+
+    def flaky(name, real):  # type: ignore[no-untyped-def]
+        def step(*args, **kwargs):  # type: ignore[no-untyped-def]
+            if failures[name]:
+                failures[name] -= 1
+                raise OperationalError("UPDATE outbox", {}, Exception("database is locked"))
+            return real(*args, **kwargs)
+
+        return step
+
+    monkeypatch.setattr(feedsvc.sender, "record", flaky("record", real_record))
+    monkeypatch.setattr(feedsvc.sender, "claim", flaky("claim", real_claim))
+    with MisbehavingSmtp() as server:
+        stats = worker(db, settings, server.url, concurrency=2).run(until_idle=True)
+    assert failures == {"record": 0, "claim": 0}
+    assert stats.sent == 30 and set(server.accepted.values()) == {1} and len(server.accepted) == 30
+    assert states(db, seed_issue.number) == {"sent": 30}
