@@ -20,6 +20,7 @@ from datetime import datetime
 
 from sqlalchemy import and_, case, func, literal, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Subquery
 
 from feedsvc.db import insert_for, utcnow
 from feedsvc.emails import subject_for
@@ -100,7 +101,7 @@ def variant_key(slugs: Iterable[str]) -> str:
     return ";".join(sorted(set(slugs)))
 
 
-def _variants(slugs: Sequence[str]):  # type: ignore[no-untyped-def]
+def _variants(slugs: Sequence[str]) -> Subquery:
     """SELECT subscriber_id, variant: the issue's sections each subscriber chose, as `variant_key` spells it.
 
     Built from one CASE per slug under MAX, concatenated in sorted order, so it is deterministic and the
@@ -248,9 +249,10 @@ def counts(session: Session, numbers: Sequence[int] | None = None) -> list[Issue
     if numbers:
         query = query.where(outbox.c.issue_number.in_(list(numbers)))
         issues = issues.where(IssueSend.number.in_(list(numbers)))
-    by_issue: dict[int, dict[str, int]] = {n: {"state": s} for n, s in session.execute(issues)}  # type: ignore[misc]
+    state_of: dict[int, str] = {int(n): str(state) for n, state in session.execute(issues)}
+    by_issue: dict[int, dict[str, int]] = {n: {} for n in state_of}
     for number, state, count in session.execute(query):
-        by_issue.setdefault(number, {"state": ""})[state] = count  # type: ignore[assignment]
+        by_issue.setdefault(int(number), {})[str(state)] = int(count)
     return [
         IssueCounts(
             number=number,
@@ -260,7 +262,7 @@ def counts(session: Session, numbers: Sequence[int] | None = None) -> list[Issue
             failed=values.get(FAILED, 0),
             skipped=values.get(SKIPPED, 0),
             cancelled=values.get(CANCELLED, 0),
-            state=str(values.get("state", "")),
+            state=state_of.get(number, ""),
         )
         for number, values in sorted(by_issue.items(), reverse=True)
     ]
