@@ -2,6 +2,7 @@
 
 Prints:
   * `feedsvc build` time (parse + render + atomic write) for the seed issue and for 50 issues;
+  * microseconds per request of the app alone (WSGI calls in process), as ratios to /healthz;
   * requests per second, from wrk against gunicorn on a loopback port, for /healthz, a feed (in full and
     gzipped) and the feed's 304 path (If-None-Match), each feed figure as a ratio to /healthz measured on
     the same server in the same run: the cases are interleaved in ROUNDS rounds and each ratio is the
@@ -37,6 +38,7 @@ GENERATED_ISSUES = 50
 BUILD_RUNS = 5
 DURATION = 2  # seconds per measured load run
 ROUNDS = 5
+ROUNDS_APP = 20
 WARMUP = 1
 CONNECTIONS = 8
 WORKERS = 2
@@ -166,6 +168,48 @@ def feed_cases(base: str, feed: str) -> list[tuple[str, str, dict[str, str]]]:
     ]
 
 
+def app_bench(site_dir: Path, work: Path) -> None:
+    """The app alone (WSGI calls in this process, no server, no network): best of ROUNDS_APP batches.
+
+    Less noisy than load over loopback on a shared machine, and shows what feedsvc itself adds per request.
+    """
+    from werkzeug.test import EnvironBuilder
+
+    from feedsvc import create_app
+    from feedsvc.config import load_settings
+
+    env = {"FEEDSVC_VAR_DIR": str(work / "var"), "FEEDSVC_SITE_DIR": str(site_dir), "FEEDSVC_SECRET_KEY": "bench"}
+    app = create_app(load_settings(ROOT / "feedsvc.toml", env=env))
+    client = app.test_client()
+    etag = client.get("/feeds/technology.atom").headers["ETag"]
+    cases = {
+        "/healthz": ("/healthz", {}),
+        "/feeds/technology.atom 200": ("/feeds/technology.atom", {}),
+        "/feeds/technology.atom 200 gzip": ("/feeds/technology.atom", {"Accept-Encoding": "gzip, deflate, br"}),
+        "/feeds/technology.atom 304": ("/feeds/technology.atom", {"If-None-Match": etag}),
+        "/issues/398 200": ("/issues/398", {}),
+    }
+    environs = {
+        label: EnvironBuilder(path=path, headers=headers).get_environ() for label, (path, headers) in cases.items()
+    }
+
+    def batch(environ: dict[str, object], calls: int = 300) -> float:
+        start = time.perf_counter()
+        for _ in range(calls):
+            for _chunk in app.wsgi_app(dict(environ), lambda status, headers, exc_info=None: None):
+                pass
+        return (time.perf_counter() - start) / calls
+
+    best = {label: batch(environs[label]) for label in cases}  # the first batch also warms up
+    for _ in range(ROUNDS_APP):
+        for label in cases:
+            best[label] = min(best[label], batch(environs[label]))
+    print(f"app only (WSGI in process, best of {ROUNDS_APP} batches of 300 calls):")
+    for label, seconds in best.items():
+        ratio = best["/healthz"] / seconds
+        print(f"  {label:<44} {seconds * 1e6:8.1f} us/request   ratio to /healthz {ratio:.2f}")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="feedsvc-bench-") as tmp:
         work = Path(tmp)
@@ -180,6 +224,7 @@ def main() -> None:
         print(f"build (parse + render + atomic write), median of {BUILD_RUNS}:")
         print(f"  seed issue (27 items):          {seed_time * 1000:8.1f} ms")
         print(f"  {GENERATED_ISSUES} issues ({GENERATED_ISSUES * 27} items):       {many_time * 1000:8.1f} ms")
+        app_bench(work / "many-0" / "site", work)
         serve_bench(work / "many-0" / "site", work)
 
 
