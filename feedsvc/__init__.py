@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
 
 def _install_i18n(app: Flask, settings: Settings) -> None:
     """Pick the page language per request (?lang=, then the lang cookie, then Accept-Language)."""
+    from feedsvc.web import page_language
 
     @app.before_request
     def choose_language() -> None:
@@ -50,13 +51,14 @@ def _install_i18n(app: Flask, settings: Settings) -> None:
         chosen = request.args.get("lang")
         if chosen in LANGUAGES:
             response.set_cookie("lang", chosen, max_age=365 * 86400, samesite="Lax", httponly=True)
-        response.vary.add("Accept-Language")
-        response.vary.add("Cookie")
+        if g.get("language_varies"):
+            response.vary.add("Accept-Language")
+            response.vary.add("Cookie")
         return response
 
     @app.context_processor
     def inject() -> dict[str, Any]:
-        lang = g.get("lang", "zh-CN")
+        lang = page_language()
         return {
             "_": lambda text, **values: translate(text, lang, **values),
             "lang": lang,

@@ -12,16 +12,16 @@ import os
 import re
 from typing import Any
 
-from flask import Blueprint, Flask, Response, abort, current_app, g, render_template, request
+from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 
 from feedsvc.site import SITE_META, SiteFile, SiteReader, install_template_helpers, page_name, section_label
+from feedsvc.web import page_language
 
 bp = Blueprint("public", __name__)
 
 CACHE_CONTROL = "public, max-age=300"
 _FEED_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 _ISSUE_PATH = re.compile(r"/issues/(\d+)(?:\.html)?/?")
-_FEED_ENDPOINTS = frozenset({"public.feed_atom", "public.feed_json"})
 
 
 def init_app(app: Flask) -> None:
@@ -29,8 +29,6 @@ def init_app(app: Flask) -> None:
     settings = app.extensions["feedsvc.settings"]
     app.extensions["feedsvc.site"] = SiteReader(settings.site_dir)
     install_template_helpers(app.jinja_env)
-    # Runs after every other after_request function (they run in reverse order of registration).
-    app.after_request_funcs.setdefault(None, []).insert(0, _feeds_vary_on_encoding_only)
 
 
 def _site() -> SiteReader:
@@ -55,13 +53,13 @@ def landing() -> str:
 @bp.get("/issues/")
 def archive() -> Response:
     """Every issue, newest first (a built page)."""
-    return _serve(page_name("issues/index", g.get("lang", "zh-CN")))
+    return _serve(page_name("issues/index", page_language()))
 
 
 @bp.get("/issues/<int:number>")
 def issue(number: int) -> Response:
     """The web version of one issue (a built page), with anchors per section and item."""
-    return _serve(page_name(f"issues/{number}", g.get("lang", "zh-CN")))
+    return _serve(page_name(f"issues/{number}", page_language()))
 
 
 @bp.get("/feeds/<name>.atom")
@@ -147,13 +145,6 @@ def _not_modified(etag: str, last_modified: dt.datetime) -> bool:
     return since is not None and last_modified <= since
 
 
-def _feeds_vary_on_encoding_only(response: Response) -> Response:
-    """A feed does not depend on the reader's language or cookies; say so, so shared caches can keep it."""
-    if request.endpoint in _FEED_ENDPOINTS:
-        response.headers["Vary"] = "Accept-Encoding"
-    return response
-
-
 # ------------------------------------------------------------------------------------------- helpers
 
 
@@ -166,4 +157,4 @@ def _latest(meta: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _section_label(slug: str) -> str:
-    return section_label(current_app.extensions["feedsvc.settings"].publication, slug, g.get("lang", "zh-CN"))
+    return section_label(current_app.extensions["feedsvc.settings"].publication, slug, page_language())
