@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 from sqlalchemy import and_, bindparam, func, literal, literal_column, or_, select, update
 from sqlalchemy.exc import DBAPIError
@@ -362,20 +363,35 @@ class VariantCache:
 
 
 class PreparedMessage(EmailMessage):
-    """A finished message's bytes, with just the headers a transport reads for the envelope.
+    """A finished message's bytes, with just the envelope headers a transport reads, as plain strings.
 
     `Transport.send` reads From, To and Message-ID, removes Bcc and serialises the message. A message from
-    `emails.build_message` serialises fast only while untouched, and reading its headers back costs more
-    than writing them, so the worker serialises it once and hands the transport this stand-in: plain
-    envelope headers, and the original's bytes exactly.
+    `emails.build_message` serialises fast only while untouched, and parsing its headers back costs more
+    than building it, so the worker serialises it once and hands the transport this stand-in: the
+    original's bytes exactly, and the few headers the envelope needs, kept unparsed (they are values the
+    worker itself put in the message, already checked by `build_message`).
     """
 
     def __init__(self, data: bytes, sender: str, recipient: str, message_id: str) -> None:
         super().__init__(policy=emails.POLICY)
-        self["From"] = sender
-        self["To"] = recipient
-        self["Message-ID"] = message_id
         self.data = data
+        self._envelope: dict[str, str] = {"from": sender, "to": recipient, "message-id": message_id, "date": ""}
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        value = self._envelope.get(name.lower())
+        return failobj if value is None else [value]
+
+    def __getitem__(self, name: str) -> Any:
+        return self._envelope.get(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._envelope
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._envelope[name.lower()] = str(value)
+
+    def __delitem__(self, name: str) -> None:
+        self._envelope.pop(name.lower(), None)
 
     def as_bytes(self, unixfrom: bool = False, policy: object = None) -> bytes:  # type: ignore[override]
         return self.data
