@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-run: $(STAMP)  ## Migrate, build issues/, serve on http://127.0.0.1:8000 with the mail worker beside it (SQLite, mail to var/mail/)
-	$(BIN)/feedsvc db upgrade
-	$(BIN)/feedsvc build
+run: $(STAMP)  ## Migrate, build issues/, serve on http://$(HOST):$(PORT) with the mail worker beside it (SQLite, mail to var/mail/)
+	@# Links in mail and feeds point where this server listens, unless FEEDSVC_BASE_URL says otherwise.
+	set -e; export FEEDSVC_BASE_URL="$${FEEDSVC_BASE_URL:-http://$(HOST):$(PORT)}"; \
+	$(BIN)/feedsvc db upgrade; \
+	$(BIN)/feedsvc build; \
 	$(BIN)/feedsvc worker & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/feedsvc serve --host $(HOST) --port $(PORT)
