@@ -168,6 +168,7 @@ class _Draft:
     line: int
     explicit_key: str | None
     body: list[_Block] = field(default_factory=list)
+    section_like: bool = False  # a plain ## heading that is not a configured section
 
 
 @dataclass
@@ -408,17 +409,11 @@ class _Reader:
                 if block.level >= 4 and item is not None:
                     item.body.append(block)
                     continue
-                if block.level <= 2 and not bold:
-                    where = f"kept as an item of {current.name}" if current else "it opens no section"
-                    self.warn(
-                        block.line,
-                        f"heading {name!r} looks like a section but is not configured in feedsvc.toml; {where}",
-                    )
                 if current is None:
                     raise ParseError(self.source, f"item {_clip(name)!r} comes before any section heading", block.line)
                 if not name:
                     raise ParseError(self.source, "an item heading has no title", block.line)
-                item = _Draft(name, block.line, key)
+                item = _Draft(name, block.line, key, section_like=block.level <= 2 and not bold)
                 current.items.append(item)
             elif in_summary:
                 summary.extend(self._summary_lines(block))
@@ -503,6 +498,9 @@ class _Reader:
             raise ParseError(self.source, f"issue number {number[0]} must be positive", number[1] or None)
         if from_name and front_number is None and int(from_name.group(4)) != number[0]:
             self.warn(number[1], f"the header says issue {number[0]} but the file name says {from_name.group(4)}")
+        named_date = "-".join(from_name.groups()[:3]) if from_name else ""
+        if named_date and front_date is None and named_date != date[0].isoformat():
+            self.warn(date[1], f"the header says {date[0].isoformat()} but the file name says {named_date}")
         subject = self.front.get("subject")
         if subject is not None and not isinstance(subject, str):
             raise ParseError(self.source, "front matter subject must be text", 2)
@@ -530,18 +528,36 @@ class _Reader:
                 raise ParseError(
                     self.source, f"item key {{#{key}}} is already used on line {explicit[key]}", draft.line
                 )
+            if key in self.pub.slugs:
+                raise ParseError(
+                    self.source, f"item key {{#{key}}} is a section's name on the page; pick another", draft.line
+                )
             explicit[key] = draft.line
         taken = set(explicit)
         sections = []
         for section in drafts:
             items = []
             for draft in section.items:
+                if not self._keep(draft, section):
+                    continue
                 key = draft.explicit_key or _unique(derive_key(draft.title), taken)
                 taken.add(key)
                 html, text = self._render_body(draft.body)
                 items.append(Item(key=key, title=draft.title, text=text, html=html, line=draft.line))
             sections.append(Section(section.name, section.slug, tuple(items)))
         return tuple(sections)
+
+    def _keep(self, draft: _Draft, section: _SectionDraft) -> bool:
+        """Warn about an empty item or a section-like heading; an empty section-like heading is no item."""
+        if draft.section_like:
+            unconfigured = f"heading {draft.title!r} looks like a section but is not configured in feedsvc.toml"
+            if not draft.body:
+                self.warn(draft.line, f"{unconfigured}; left out, the items under it stay in {section.name}")
+                return False
+            self.warn(draft.line, f"{unconfigured}; kept as an item of {section.name}")
+        elif not draft.body:
+            self.warn(draft.line, f"item {_clip(draft.title)!r} has no text")
+        return True
 
     def _render_body(self, body: list[_Block]) -> tuple[str, str]:
         markdown = "\n\n".join(

@@ -36,6 +36,7 @@ def write(tmp_path, name: str, data: str | bytes):
         ("---\nnumber: [1\n---\n" + GOOD, "front matter is not valid YAML", 2),
         ("---\nnumber: seven\n---\n" + GOOD, "front matter number", 2),
         (GOOD.replace("### 新闻", "### 新闻 {#bad key!}"), "item key", 9),
+        (GOOD.replace("### 新闻", "### 新闻 {#capital}"), "is a section's name on the page", 9),
     ],
 )
 def test_refusals_name_file_and_line(tmp_path, publication, content, message, line) -> None:
@@ -148,3 +149,13 @@ def test_any_text_gives_an_issue_or_a_parse_error(text: str, publication) -> Non
     assert isinstance(issue, Issue) and issue.number > 0
     assert any(s.items for s in issue.sections)
     json.dumps(issue.to_dict(), ensure_ascii=False)
+
+
+def test_cli_check_reports_every_bad_file_and_still_checks_the_good_ones(tmp_path, seed_path) -> None:
+    write(tmp_path, "2024-02-05-7.md", GOOD.encode("gb18030"))
+    write(tmp_path, "2024-02-12-8.md", GOOD.replace("第 7 期", "第 8 期").replace("5 日", "31 日"))
+    result = CliRunner().invoke(main, ["check", str(tmp_path), str(seed_path)])
+    assert result.exit_code == 1
+    assert "2024-02-05-7.md:1: is not UTF-8" in result.output
+    assert "2024-02-12-8.md:5: 2024 年 2 月 31 日 is not a real date" in result.output
+    assert "第 398 期" in result.output and "研究 (research): 1 item\n" in result.output

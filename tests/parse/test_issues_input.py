@@ -121,3 +121,27 @@ def test_number_and_date_on_one_line_or_in_the_title(publication) -> None:
     in_title = "# 行业动态周报 第 12 期\n\n2024-03-04\n\n## 技术\n\n### 新闻\n\n正文。\n"
     issue = parse_text(in_title, publication)
     assert (issue.number, issue.date, issue.title) == (12, dt.date(2024, 3, 4), "行业动态周报")
+
+
+def test_an_empty_section_like_heading_is_no_item(publication) -> None:
+    text = MINIMAL + "\n## 观点\n\n### 一篇评论\n\n评论正文。\n"
+    issue = parse_text(text, publication)
+    assert [i.title for i in issue.sections[0].items] == ["一条新闻", "一篇评论"]
+    (warning,) = issue.warnings
+    assert warning.line == 13 and "观点" in warning.message and "left out" in warning.message
+
+
+def test_an_item_without_text_is_a_warning(publication) -> None:
+    issue = parse_text(MINIMAL + "\n### 只有标题\n", publication)
+    assert [i.title for i in issue.sections[0].items] == ["一条新闻", "只有标题"]
+    assert [(w.line, w.message) for w in issue.warnings] == [(13, "item '只有标题' has no text")]
+
+
+def test_file_name_and_header_disagreeing_on_the_date_is_a_warning(tmp_path, publication) -> None:
+    path = tmp_path / "2024-03-11-12.md"
+    path.write_text(MINIMAL, encoding="utf-8")
+    issue = parse(path, publication)
+    assert issue.date == dt.date(2024, 3, 4)  # the header wins
+    assert [(w.line, w.message) for w in issue.warnings] == [
+        (5, "the header says 2024-03-04 but the file name says 2024-03-11")
+    ]
