@@ -19,7 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -152,7 +164,7 @@ def issue_page(number: int) -> Response:
         sending_now=counts is not None and counts.state == sending.RUNNING and (counts.queued + counts.sending) > 0,
         refresh=REFRESH_SECONDS,
         csrf_token=csrf_token(),
-        message=request.args.get("message", ""),
+        messages=get_flashed_messages(),
     )
     return Response(html)
 
@@ -214,7 +226,9 @@ def send_test(number: int) -> Response:
     try:
         address = subscriptions.normalise_email(request.form.get("address", ""))
         rendered = _render(issue)
-    except (subscriptions.InvalidAddress, emails.EmailError) as exc:
+    except subscriptions.InvalidAddress as exc:
+        return _back(number, "✗ " + _t("地址无效：{reason}", reason=exc))
+    except emails.EmailError as exc:
         return _back(number, f"✗ {exc}")
     message = emails.build_message(rendered, address, _sample_links(settings), settings.publication)
     subject = message["Subject"]
@@ -236,15 +250,18 @@ def publish(number: int) -> Response:
     _require_csrf()
     entry = _find_issue(number)
     if request.form.get("confirm") != "yes":
-        return _back(number, "✗ 请先勾选确认框 / tick the confirmation box first")
+        return _back(number, "✗ " + _t("请先勾选确认框。"))
     try:
         with _db().session() as s:
             result = publish_issue(s, _settings(), entry.path)
     except PublishError as exc:
         return _back(number, f"✗ {exc}")
     if result.already_published:
-        return _back(number, "已发布过，没有新的邮件排队 / published before: nothing new queued")
-    return _back(number, f"✓ {result.enqueued} 封已排队 / queued; {result.skipped_no_sections} skipped")
+        return _back(number, _t("本期已发布过，没有新的邮件排队。"))
+    return _back(
+        number,
+        "✓ " + _t("{n} 封邮件已排队，{skipped} 位订阅者跳过。", n=result.enqueued, skipped=result.skipped_no_sections),
+    )
 
 
 @bp.post("/issues/<int:number>/<any(pause, resume, cancel):action>")
@@ -259,8 +276,14 @@ def control(number: int, action: str) -> Response:
     return _back(number, f"✓ {action}")
 
 
+def _t(text: str, **values: object) -> str:
+    return translate(text, g.get("lang", "zh-CN"), **values)
+
+
 def _back(number: int, message: str) -> Response:
-    return redirect(url_for("admin.issue_page", number=number, message=message), code=303)
+    """Back to the issue page, with `message` shown there once (kept in the session, not the URL)."""
+    flash(message)
+    return redirect(url_for("admin.issue_page", number=number), code=303)
 
 
 # ----------------------------------------------------------------------------------------- subscribers
@@ -342,11 +365,21 @@ STATE_LABELS = {
 }
 
 
+def variant_label(key: str, lang: str) -> str:
+    """A section set as the publisher reads it: 行业 + 技术 (or Industry + Technology)."""
+    publication = _settings().publication
+    names = []
+    for slug in filter(None, key.split(";")):
+        section = publication.section_by_slug(slug)
+        names.append(slug if section is None else (section.name_en or section.name) if lang == "en" else section.name)
+    return " + ".join(names) or "—"
+
+
 def template_globals() -> dict[str, Any]:
     """Helpers the admin templates use."""
     lang = g.get("lang", "zh-CN")
     return {
-        "variant_label": lambda key: key.replace(";", " + ") or "—",
+        "variant_label": lambda key: variant_label(key, lang),
         "state_label": lambda state: translate(STATE_LABELS.get(state, state), lang),
     }
 

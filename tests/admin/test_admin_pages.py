@@ -117,7 +117,13 @@ def test_send_test_delivers_a_marked_copy(client: FlaskClient, admin_settings: S
     html = message.get_body(("html",)).get_content()
     assert "中银证券" in html and "华为数字人" not in html
     bad = client.post("/admin/issues/398/test", data={**form, "address": "not an address"}, headers=auth())
-    assert bad.status_code == 303 and "%E2%9C%97" in bad.headers["Location"]
+    assert bad.status_code == 303
+    assert "✗ 地址无效" in client.get(bad.headers["Location"], headers=auth()).get_data(as_text=True)
+
+
+def test_page_messages_cannot_be_planted_through_the_url(client: FlaskClient) -> None:
+    page = client.get("/admin/issues/398?message=Send+your+password+to+evil.example", headers=auth())
+    assert "evil.example" not in page.get_data(as_text=True)
 
 
 def test_forms_need_the_csrf_token(client: FlaskClient) -> None:
@@ -132,12 +138,12 @@ def test_import_publish_watch_and_control_a_send(client: FlaskClient, app: Flask
     result = import_csv(client, rows).get_data(as_text=True)
     assert "list.csv:5:" in result  # the bad row, by line; the others are in
     plan = client.get("/admin/issues/398", headers=auth()).get_data(as_text=True)
-    assert "people + research" in plan and "technology" in plan
+    assert "人事 + 研究" in plan and "技术" in plan
     assert "发送给 3 位订阅者" in plan
 
     publish = {"csrf_token": token(client, "/admin/issues/398")}
     unconfirmed = client.post("/admin/issues/398/publish", data=publish, headers=auth(), follow_redirects=True)
-    assert "tick the confirmation box" in unconfirmed.get_data(as_text=True)
+    assert "请先勾选确认框" in unconfirmed.get_data(as_text=True)
     done = client.post(
         "/admin/issues/398/publish", data={**publish, "confirm": "yes"}, headers=auth(), follow_redirects=True
     )
@@ -150,12 +156,12 @@ def test_import_publish_watch_and_control_a_send(client: FlaskClient, app: Flask
         "/admin/issues/398/publish", data={**publish, "confirm": "yes"}, headers=auth(), follow_redirects=True
     )
     page = done.get_data(as_text=True)
-    assert "✓ 3" in page
+    assert "✓ 3 封邮件已排队，0 位订阅者跳过" in page
     assert '<meta http-equiv="refresh"' in page  # watching the send needs no JavaScript
     again = client.post(
         "/admin/issues/398/publish", data={**publish, "confirm": "yes"}, headers=auth(), follow_redirects=True
     )
-    assert "published before" in again.get_data(as_text=True)
+    assert "本期已发布过" in again.get_data(as_text=True)
 
     database = app.extensions["feedsvc.db"]
     client.post("/admin/issues/398/pause", data=publish, headers=auth())
