@@ -133,6 +133,11 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
     for required in ("name", "publisher"):
         if not pub.get(required):
             raise ConfigError(f"{path}: [publication] {required} is missing")
+    if not pub.get("id_authority"):
+        raise ConfigError(
+            f"{path}: [publication] id_authority is missing: a domain you own, fixed for good, that every feed "
+            "entry id is built from (kept apart from base_url, so that moving the site changes no id)"
+        )
     url = (base_url or pub.get("base_url") or "http://127.0.0.1:8000").rstrip("/")
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
         raise ConfigError(f"{path}: base_url {url!r} is not an absolute http(s) URL")
@@ -145,7 +150,7 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
         publisher_en=pub.get("publisher_en", ""),
         description=pub.get("description", ""),
         base_url=url,
-        id_authority=pub.get("id_authority") or urlsplit(url).hostname or "localhost",
+        id_authority=pub["id_authority"],
         id_since=str(pub.get("id_since", "2024")),
         summary_heading=pub.get("summary_heading", "摘要"),
         colophon_markers=tuple(pub.get("colophon_markers", ())),
