@@ -17,7 +17,7 @@ EXPORT_COLUMNS = ("email", "status", "sections")
 
 @main.group("subscribers")
 def subscribers_group() -> None:
-    """List and export subscribers."""
+    """Export and import subscribers (CSV: email, status, sections)."""
 
 
 @subscribers_group.command("export")

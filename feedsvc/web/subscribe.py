@@ -115,8 +115,9 @@ def _within_limit(action: str) -> bool:
 
 def _too_many() -> Response:
     limit: ratelimit.Limit = current_app.extensions["feedsvc.signup_limit"]
-    response = _page("web/rate_limited.html", 429)
-    response.headers["Retry-After"] = str(limit.window - int(time.time()) % limit.window)
+    wait = limit.window - int(time.time()) % limit.window
+    response = _page("web/rate_limited.html", 429, minutes=max(1, -(-wait // 60)))
+    response.headers["Retry-After"] = str(wait)
     return response
 
 

@@ -207,7 +207,10 @@ def test_rate_limit_answers_429_per_client(app: Flask, settings: Settings) -> No
     codes = [signup(client, f"r{i}@example.org", ["industry"]).status_code for i in range(5)]
     assert codes == [200, 200, 200, 429, 429]
     limited = signup(client, "r9@example.org", ["industry"])
-    assert int(limited.headers["Retry-After"]) > 0
+    wait = int(limited.headers["Retry-After"])
+    assert 0 < wait <= 600
+    page = limited.get_data(as_text=True)
+    assert f"大约 {-(-wait // 60)} 分钟后可以再次提交" in page and 'href="/"' in page
     assert status_of(app, "r9@example.org") is None
     # Another client is not affected; the /manage form shares the budget.
     other = app.test_client()
