@@ -19,6 +19,7 @@ links live in old mails), and all of a subscriber's tokens are revoked by bumpin
 from __future__ import annotations
 
 import hashlib
+import hmac
 import html as htmllib
 import json
 from collections.abc import Iterable, Iterator, Sequence
@@ -126,11 +127,40 @@ def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(settings.secret_key, salt=f"feedsvc.{purpose}")
 
 
+_ID_BITS = 64
+_HALF = _ID_BITS // 2
+_HALF_MASK = (1 << _HALF) - 1
+
+
+def _round(key: bytes, index: int, half: int) -> int:
+    digest = hmac.new(key, index.to_bytes(1, "big") + half.to_bytes(_HALF // 8, "big"), hashlib.sha256).digest()
+    return int.from_bytes(digest[: _HALF // 8], "big")
+
+
+def mask_id(settings: Settings, value: int, *, reverse: bool = False) -> int:
+    """A keyed permutation of 64-bit numbers, so tokens do not show subscriber ids (or how many there are).
+
+    Four Feistel rounds with HMAC-SHA256 as the round function (Luby-Rackoff): without the secret key the
+    masked number says nothing about the id; with it, `reverse=True` gives the id back.
+    """
+    if not 0 <= value < 1 << _ID_BITS:
+        raise ValueError("out of range")
+    key = hashlib.sha256(b"feedsvc.subscriber-id\0" + settings.secret_key.encode()).digest()
+    left, right = value >> _HALF, value & _HALF_MASK
+    if not reverse:
+        for index in range(4):
+            left, right = right, left ^ _round(key, index, right)
+    else:
+        for index in reversed(range(4)):
+            left, right = right ^ _round(key, index, left), left
+    return left << _HALF | right
+
+
 def make_token(settings: Settings, purpose: str, subscriber_id: int, token_version: int) -> str:
     """A signed token for `purpose` (confirm, manage, unsubscribe) naming one subscriber and token version."""
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}")
-    return str(_serializer(settings, purpose).dumps([subscriber_id, token_version]))
+    return str(_serializer(settings, purpose).dumps([mask_id(settings, subscriber_id), token_version]))
 
 
 def read_token(settings: Settings, purpose: str, token: str) -> tuple[int, int]:
@@ -144,7 +174,10 @@ def read_token(settings: Settings, purpose: str, token: str) -> tuple[int, int]:
         raise TokenError("invalid") from exc
     if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)):
         raise TokenError("invalid")
-    return value[0], value[1]
+    try:
+        return mask_id(settings, value[0], reverse=True), value[1]
+    except ValueError as exc:
+        raise TokenError("invalid") from exc
 
 
 def link(settings: Settings, purpose: str, subscriber_id: int, token_version: int) -> str:

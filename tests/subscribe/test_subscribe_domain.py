@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from types import SimpleNamespace
@@ -323,3 +324,16 @@ def test_rate_limit_counts_per_key_and_window(db: Database) -> None:
     with db.session() as s:
         assert ratelimit.hit(s, ratelimit.client_key("signup", "192.0.2.2", "secret"), limit, 1_000_022)
         assert ratelimit.prune(s, 1_000_020 + 86_400 * 2) == 2
+
+
+def test_tokens_do_not_show_subscriber_ids(settings: Settings) -> None:
+    masked = [subscriptions.mask_id(settings, n) for n in range(1, 200)]
+    assert len(set(masked)) == 199 and all(0 <= m < 2**64 for m in masked)
+    assert [subscriptions.mask_id(settings, m, reverse=True) for m in masked] == list(range(1, 200))
+    assert sorted(masked) != masked  # no order to read a subscriber count from
+    token = subscriptions.make_token(settings, "manage", 7, 1)
+    payload = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert payload[0] not in (7, "7") and payload[1] == 1
+    assert subscriptions.read_token(settings, "manage", token) == (7, 1)
+    other = settings.with_overrides(secret_key="another-secret-key-0123456789")
+    assert subscriptions.mask_id(other, 7) != subscriptions.mask_id(settings, 7)
