@@ -235,8 +235,9 @@ def atom(feed: Feed, publication: Publication) -> bytes:
     fg.language(publication.language)
     fg.generator(GENERATOR)
     fg.link(href=site_url(publication, feed_path(feed.name)), rel="self", type=ATOM_TYPE)
+    # The one feed-level alternate is the web archive: readers such as newsboat take the last alternate
+    # link as the feed's website, so the JSON Feed twin is announced by the pages' autodiscovery instead.
     fg.link(href=site_url(publication, "/issues/"), rel="alternate", type="text/html")
-    fg.link(href=site_url(publication, feed_path(feed.name, "json")), rel="alternate", type=JSON_FEED_TYPE)
     if publication.websub_hub:
         fg.link(href=publication.websub_hub, rel="hub")
     for entry in feed.entries:
