@@ -127,6 +127,7 @@ def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(settings.secret_key, salt=f"feedsvc.{purpose}")
 
 
+MAX_SUBSCRIBER_ID = 2**31 - 1  # subscribers.id is a 32-bit integer on PostgreSQL
 _ID_BITS = 64
 _HALF = _ID_BITS // 2
 _HALF_MASK = (1 << _HALF) - 1
@@ -175,9 +176,12 @@ def read_token(settings: Settings, purpose: str, token: str) -> tuple[int, int]:
     if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int for v in value)):
         raise TokenError("invalid")
     try:
-        return mask_id(settings, value[0], reverse=True), value[1]
+        subscriber_id = mask_id(settings, value[0], reverse=True)
     except ValueError as exc:
         raise TokenError("invalid") from exc
+    if not 0 < subscriber_id <= MAX_SUBSCRIBER_ID:  # e.g. signed with a key that has since changed
+        raise TokenError("invalid")
+    return subscriber_id, value[1]
 
 
 def link(settings: Settings, purpose: str, subscriber_id: int, token_version: int) -> str:

@@ -337,3 +337,14 @@ def test_tokens_do_not_show_subscriber_ids(settings: Settings) -> None:
     assert subscriptions.read_token(settings, "manage", token) == (7, 1)
     other = settings.with_overrides(secret_key="another-secret-key-0123456789")
     assert subscriptions.mask_id(other, 7) != subscriptions.mask_id(settings, 7)
+    # A well-signed payload whose number unmasks to no possible id is an invalid token, never a query.
+    impossible = [
+        raw
+        for raw in (0, 1, 2, 3, 2**64 - 1)
+        if not 0 < subscriptions.mask_id(settings, raw, reverse=True) <= subscriptions.MAX_SUBSCRIBER_ID
+    ]
+    assert impossible  # 2**31 of 2**64 numbers are possible ids: these small ones almost surely are not
+    for raw in impossible:
+        forged = subscriptions._serializer(settings, "manage").dumps([raw, 1])
+        with pytest.raises(subscriptions.TokenError):
+            subscriptions.read_token(settings, "manage", forged)
