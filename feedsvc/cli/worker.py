@@ -63,6 +63,7 @@ def worker(
         poll_interval=poll_interval,
     )
     last = {"housekeeping": time.monotonic(), "progress": float("-inf")}
+    watched: set[int] = set()
 
     def tick(_stats: WorkerStats) -> None:
         now = time.monotonic()
@@ -71,7 +72,7 @@ def worker(
             _housekeeping(database)
         if show and now - last["progress"] >= PROGRESS_EVERY:
             last["progress"] = now
-            counts = _sends_under_way(database)
+            counts = _sends_under_way(database, watched)
             if counts.total:
                 bar.update(counts)
 
@@ -89,7 +90,7 @@ def worker(
     try:
         stats = runner.run(stop, until_idle=once)
         if show:
-            counts = _sends_under_way(database)
+            counts = _sends_under_way(database, watched)
             if counts.total:
                 bar.finish(counts)
     finally:
@@ -109,10 +110,12 @@ def _housekeeping(database: Database) -> None:
         delivery.prune(session, now)
 
 
-def _sends_under_way(database: Database) -> Counts:
-    """Issue mail by state, summed over the sends that still have rows queued or in flight."""
+def _sends_under_way(database: Database, watched: set[int]) -> Counts:
+    """Issue mail by state, summed over the sends with rows queued or in flight (and those seen so before)."""
     with database.session(readonly=True) as session:
-        found = [c for c in sending.counts(session) if c.remaining]
+        every = sending.counts(session)
+    watched.update(c.number for c in every if c.remaining)
+    found = [c for c in every if c.number in watched]
     return Counts(
         queued=sum(c.queued for c in found),
         sending=sum(c.sending for c in found),

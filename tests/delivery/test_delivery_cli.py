@@ -131,3 +131,43 @@ def test_subscribers_import(db: Database, settings: Settings, tmp_path: Path) ->
     assert people["new@example.org"] == ACTIVE and people["pending@example.org"] == ACTIVE
     assert people["left@example.org"] == UNSUBSCRIBED and people["bounced@example.org"] == BOUNCED
     assert "erased@example.org" not in people
+
+
+def test_publish_wait_and_worker_show_progress(
+    db: Database, settings: Settings, seed_path: Path, tmp_path: Path
+) -> None:
+    import threading
+
+    from smtp_misbehaving import MisbehavingSmtp
+
+    from feedsvc.sender import SendWorker
+    from feedsvc.transport import SmtpTransport
+
+    subscribe_many(db, 40, ["industry"])
+    shutil.copytree(ROOT / "issues", tmp_path / "issues")
+    with MisbehavingSmtp() as server:
+        stop = threading.Event()
+        worker = SendWorker(db, settings, poll_interval=0.05, transport_factory=lambda: SmtpTransport(server.url))
+        thread = threading.Thread(target=worker.run, args=(stop,))
+        thread.start()
+        try:
+            code, out, err = run(["publish", "--wait", str(tmp_path / "issues" / seed_path.name)], settings, tmp_path)
+        finally:
+            stop.set()
+            thread.join()
+    assert code == 0, err
+    final = err.strip().splitlines()[-1]
+    assert final.startswith("issue 398 [########################] 100.0%") and "sent 40" in final
+    assert "remaining 0" in final and "ETA 0s" in final
+    assert len(server.accepted) == 40
+
+    # The worker's own bar: the same rows queued again, `worker --once --progress` sends them to the mail folder.
+    with db.session() as session:
+        session.execute(
+            OutboxMessage.__table__.update()
+            .where(OutboxMessage.state == "sent")
+            .values(state="queued", message_id=None, sent_at=None)
+        )
+    code, out, err = run(["worker", "--once", "--progress"], settings, tmp_path)
+    assert code == 0 and "sent 40," in out
+    assert "sending [" in err and "sent 40" in err
