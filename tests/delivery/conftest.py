@@ -13,4 +13,3 @@ from feedsvc.issues import Issue, parse
 @pytest.fixture
 def seed_issue(seed_path: Path, publication: Publication) -> Issue:
     return parse(seed_path, publication)
-
