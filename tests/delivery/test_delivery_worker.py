@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from email import message_from_bytes
 from email.policy import default as default_policy
 
@@ -325,3 +326,57 @@ def test_a_database_error_is_survived_and_no_outcome_is_lost(
     assert failures == {"record": 0, "claim": 0}
     assert stats.sent == 30 and set(server.accepted.values()) == {1} and len(server.accepted) == 30
     assert states(db, seed_issue.number) == {"sent": 30}
+
+
+def test_prepared_message_is_byte_for_byte_the_built_message(settings: Settings, seed_issue: Issue) -> None:
+    from feedsvc import emails
+    from feedsvc.sender import PreparedMessage
+    from feedsvc.transport import envelope
+
+    rendered = emails.render(seed_issue, ["industry"], settings.publication, templates=settings.templates_dir)
+    links = emails.Links(manage="https://x.example/manage/t", unsubscribe="https://x.example/unsubscribe/t")
+    built = emails.build_message(rendered, "a@example.org", links, settings.publication, message_id="<m.1@x.example>")
+    data = emails.serialise(built)
+    sent = envelope(PreparedMessage(data, "newsletter@x.example", "a@example.org", "<m.1@x.example>"))
+    assert (sent.data, sent.sender, sent.recipients, sent.message_id) == (
+        data,
+        "newsletter@x.example",
+        ("a@example.org",),
+        "<m.1@x.example>",
+    )
+
+
+def test_leases_are_renewed_while_a_slow_send_holds_rows(db: Database, settings: Settings, seed_issue: Issue) -> None:
+    # Two workers with a 1-second lease and a slow server (0.1 s a message, one connection, 20 rows claimed at
+    # a time): rows wait in a worker for up to 2 s, so only lease renewal keeps the other worker, which
+    # re-queues expired leases twice a second, from taking them over and sending them again.
+    subscribe_many(db, 40, ["industry"])
+    publish(db, seed_issue)
+    short = settings.with_overrides(lease_seconds=1)
+
+    class SlowTransport(SmtpTransport):
+        def send(self, message):  # type: ignore[no-untyped-def]
+            time.sleep(0.1)
+            return super().send(message)
+
+    with MisbehavingSmtp() as server:
+        workers = [
+            SendWorker(
+                Database(short.database_url),
+                short,
+                concurrency=1,
+                batch_size=20,
+                transport_factory=lambda: SlowTransport(server.url),
+            )
+            for _ in range(2)
+        ]
+        threads = [threading.Thread(target=w.run, kwargs={"until_idle": True}) for w in workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for w in workers:
+            w.db.dispose()
+    assert len(server.accepted) == 40 and set(server.accepted.values()) == {1}
+    assert sum(w.stats.requeued_expired for w in workers) == 0 and sum(w.stats.lost for w in workers) == 0
+    assert states(db, seed_issue.number) == {"sent": 40}
