@@ -15,6 +15,11 @@ asked for it, in the same transaction). A worker:
 A row's message comes from a `Renderer`: transactional rows carry their rendered notice
 (`subscriptions.Notice`, or RFC 5322 bytes), read by `stored_message`; other kinds (issue mail) plug
 their own renderer in through `Worker(renderers=...)`. A worker claims only the kinds it can render.
+
+`feedsvc worker` runs `feedsvc.sender.SendWorker` instead: the same ledger and rules for every kind of mail
+(it uses `SEND_TO`, `Claimed` and `stored_message` from here), with sending threads over pooled
+connections, group-commit outcomes and the configurable `feedsvc.retry.RetryPolicy`. This single-threaded
+`Worker` stays for in-process use: it sends transactional mail one row at a time (the subscription tests).
 """
 
 from __future__ import annotations
