@@ -435,7 +435,7 @@ class SendWorker:
     batch_size: int = 0  # rows per claim; 0: enough to keep every thread busy between claims
     poll_interval: float = 1.0
     tick_interval: float = 0.5
-    record_interval: float = 0.05  # seconds between group commits of outcomes
+    record_interval: float = 0.02  # seconds between group commits of outcomes
     on_tick: Callable[[WorkerStats], None] | None = None
     clock: Callable[[], datetime] = utcnow
     stats: WorkerStats = field(default_factory=WorkerStats)
