@@ -380,3 +380,21 @@ def test_leases_are_renewed_while_a_slow_send_holds_rows(db: Database, settings:
     assert len(server.accepted) == 40 and set(server.accepted.values()) == {1}
     assert sum(w.stats.requeued_expired for w in workers) == 0 and sum(w.stats.lost for w in workers) == 0
     assert states(db, seed_issue.number) == {"sent": 40}
+
+
+def test_a_connection_lost_after_the_server_took_the_message_is_retried_and_counted(
+    db: Database, settings: Settings, seed_issue: Issue
+) -> None:
+    # The server stores the message, then the connection dies before its "250": the worker cannot know it
+    # arrived, so it sends again (same Message-ID). Exactly those messages arrive twice, nothing is lost.
+    subscribe_many(db, 80, ["industry"])
+    publish(db, seed_issue)
+    with MisbehavingSmtp(drop_after_accept=0.1, seed=9) as server:
+        worker(db, settings, server.url, concurrency=2).run(until_idle=True)
+    assert server.dropped_after_accept > 0
+    assert len(server.accepted) == 80
+    assert sum(server.accepted.values()) == 80 + server.dropped_after_accept
+    # Each re-send carried the same Message-ID (one message may have lost its "250" twice).
+    assert len(set(server.message_ids)) == 80
+    assert len(server.message_ids) - 80 == server.dropped_after_accept
+    assert states(db, seed_issue.number) == {"sent": 80}
