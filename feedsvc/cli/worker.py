@@ -15,7 +15,7 @@ from types import FrameType
 
 import click
 
-from feedsvc import delivery, ratelimit, sending, subscriptions
+from feedsvc import delivery, sending
 from feedsvc.cli import get_settings, main
 from feedsvc.db import Database, utcnow
 from feedsvc.progress import Counts, ProgressBar
@@ -103,11 +103,8 @@ def worker(
 
 def _housekeeping(database: Database) -> None:
     """Forget what is no longer needed: old rate-limit counters, unconfirmed sign-ups, old transactional rows."""
-    now = utcnow()
     with database.session() as session:
-        ratelimit.prune(session, now.timestamp())
-        subscriptions.purge_unconfirmed(session, now=now)
-        delivery.prune(session, now)
+        delivery.housekeeping(session, utcnow())
 
 
 def _sends_under_way(database: Database, watched: set[int]) -> Counts:

@@ -22,7 +22,7 @@ from smtp_support import SmtpSink
 
 from feedsvc.config import Settings
 from feedsvc.db import Database
-from feedsvc.delivery import Worker
+from feedsvc.sender import SendWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -57,7 +57,7 @@ class Mailbox:
 
     def deliver(self) -> list[EmailMessage]:
         """Send everything queued; the messages that arrived since the last call, oldest first."""
-        Worker(self.db, self.settings, poll_interval=0).drain()
+        SendWorker(self.db, self.settings, concurrency=1, poll_interval=0).run(until_idle=True)
         new = sorted((p for p in self.folder.glob("*.eml") if p not in self.seen), key=lambda p: p.stat().st_mtime_ns)
         self.seen.update(new)
         return [parse(p.read_bytes()) for p in new]
