@@ -135,7 +135,8 @@ def envelope(message: EmailMessage) -> Envelope:
         message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
     if message["Date"] is None:
         message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
-    del message["Bcc"]
+    if "Bcc" in message:  # deleting marks the message changed, which costs the fast serialiser
+        del message["Bcc"]
     return Envelope(sender, tuple(recipients), serialise(message), str(message["Message-ID"]).strip())
 
 
