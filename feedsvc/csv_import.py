@@ -14,8 +14,6 @@ import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from email_validator import EmailNotValidError, validate_email
-
 #: export statuses that may be imported; anything else is skipped with a note.
 IMPORTABLE_STATUSES = frozenset({"", "active", "pending"})
 
@@ -49,17 +47,6 @@ class ParsedCsv:
     skipped: tuple[RowProblem, ...] = ()
 
 
-def normalise_address(address: str) -> str:
-    """The address as stored: syntax checked (no DNS), domain lower-cased and IDNA-normalised.
-
-    Raises ValueError with a readable reason when the address is not valid.
-    """
-    try:
-        return validate_email(address.strip(), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from exc
-
-
 def parse_sections(value: str, known: Iterable[str]) -> tuple[str, ...]:
     """`a; b` → ("a", "b") in configured order, duplicates dropped; empty → () (every section).
 
@@ -76,15 +63,25 @@ def parse_sections(value: str, known: Iterable[str]) -> tuple[str, ...]:
 def parse_csv(
     data: bytes,
     known_sections: Iterable[str],
-    normalise: Callable[[str], str] = normalise_address,
+    normalise: Callable[[str], str],
 ) -> ParsedCsv:
-    """Parse a subscriber CSV (UTF-8, a BOM accepted); see the module docstring for the format."""
+    """Parse a subscriber CSV (UTF-8, a BOM accepted); see the module docstring for the format.
+
+    `normalise` is the one definition of an address (`subscriptions.normalise_email`): it returns the
+    stored form or raises ValueError with the reason.
+    """
     known = tuple(known_sections)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        return ParsedCsv((), (RowProblem(line, "not UTF-8 text (save the file as UTF-8)"),))
+        hint = ""
+        try:
+            data.decode("gb18030")
+            hint = "; it looks like GB18030/GBK"
+        except UnicodeDecodeError:
+            pass
+        return ParsedCsv((), (RowProblem(line, f"not UTF-8 text{hint} (save the file as UTF-8)"),))
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)

@@ -12,6 +12,7 @@ from feedsvc.config import ConfigError
 from feedsvc.csv_import import parse_csv, parse_sections
 from feedsvc.progress import Counts, ProgressBar, format_duration, format_line
 from feedsvc.retry import RetryPolicy
+from feedsvc.subscriptions import normalise_email
 
 T0 = dt.datetime(2024, 1, 22, 8, 0, tzinfo=dt.UTC)
 SLUGS = ("industry", "content", "technology", "capital", "people", "research")
@@ -123,9 +124,9 @@ def test_csv_good_rows_and_line_numbered_errors() -> None:
         b"e@example.org,people,extra\r\n"
         b"f@example.org, Capital ; industry \r\n"
     )
-    parsed = parse_csv(data, SLUGS)
+    parsed = parse_csv(data, SLUGS, normalise_email)
     assert [(r.line, r.email, r.sections) for r in parsed.rows] == [
-        (2, "Reader@example.com", ("industry", "technology")),
+        (2, "reader@example.com", ("industry", "technology")),
         (5, "b@example.org", ()),
         (7, "d@example.org", ("content", "research")),
         (11, "f@example.org", ("industry", "capital")),  # the quoted field of line 7 ran onto line 8
@@ -146,7 +147,7 @@ def test_csv_accepts_an_export_and_skips_people_who_left() -> None:
         "c@example.org,bounced,\n"
         "d@example.org,pending,\n"
     ).encode()
-    parsed = parse_csv(data, SLUGS)
+    parsed = parse_csv(data, SLUGS, normalise_email)
     assert [r.email for r in parsed.rows] == ["a@example.org", "d@example.org"]
     assert [s.line for s in parsed.skipped] == [3, 4]
     assert not parsed.errors
@@ -157,11 +158,11 @@ def test_csv_accepts_an_export_and_skips_people_who_left() -> None:
     [
         (b"", "empty"),
         (b"address,sections\na@example.org,\n", "no 'email' column"),
-        ("email\n张三@例子.中国\n".encode("gb18030"), "not UTF-8"),
+        ("email\n张三@例子.中国\n".encode("gb18030"), "not UTF-8 text; it looks like GB18030/GBK"),
     ],
 )
 def test_csv_refusals(data: bytes, message: str) -> None:
-    parsed = parse_csv(data, SLUGS)
+    parsed = parse_csv(data, SLUGS, normalise_email)
     assert not parsed.rows
     assert message in parsed.errors[0].message
 
