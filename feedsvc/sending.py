@@ -47,6 +47,7 @@ from feedsvc.models import (
 
 # Send states of an issue.
 RUNNING, PAUSED, STOPPED = SEND_RUNNING, SEND_PAUSED, SEND_CANCELLED
+FINISHED = "finished"  # shown, never stored: a running send with nothing left
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,11 @@ class IssueCounts:
     @property
     def remaining(self) -> int:
         return self.queued + self.sending
+
+    @property
+    def progress(self) -> str:
+        """The send as a publisher reads it: sending, paused, cancelled, or finished (nothing left to send)."""
+        return FINISHED if self.state == RUNNING and self.remaining == 0 else self.state
 
 
 class SendError(Exception):

@@ -118,7 +118,7 @@ def status(numbers: tuple[int, ...], as_json: bool) -> None:
     click.echo("{:>6} {:<10} {:>8} {:>8} {:>8} {:>7} {:>8} {:>9}".format(*header))
     for c in found:
         click.echo(
-            f"{c.number:>6} {c.state:<10} {c.queued:>8} {c.sending:>8} {c.sent:>8} {c.failed:>7} {c.skipped:>8} "
+            f"{c.number:>6} {c.progress:<10} {c.queued:>8} {c.sending:>8} {c.sent:>8} {c.failed:>7} {c.skipped:>8} "
             f"{c.cancelled:>9}"
         )
 

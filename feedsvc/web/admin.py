@@ -161,7 +161,7 @@ def issue_page(number: int) -> Response:
         plan=per_variant,
         skipped=skipped,
         counts=counts,
-        sending_now=counts is not None and counts.state == sending.RUNNING and (counts.queued + counts.sending) > 0,
+        sending_now=counts is not None and counts.progress == sending.RUNNING,
         refresh=REFRESH_SECONDS,
         csrf_token=csrf_token(),
         messages=get_flashed_messages(),
@@ -362,6 +362,7 @@ STATE_LABELS = {
     sending.RUNNING: "发送中",
     sending.PAUSED: "已暂停",
     sending.STOPPED: "已取消",
+    sending.FINISHED: "已完成",
 }
 
 

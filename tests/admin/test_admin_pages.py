@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 
 from feedsvc import create_app, sending
 from feedsvc.config import Settings
+from feedsvc.sender import SendWorker
 
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -189,3 +190,15 @@ def test_subscribers_per_section_and_export(client: FlaskClient) -> None:
     assert by_email["z@example.org"]["status"] == "pending"
     active_only = client.get("/admin/subscribers.csv?status=active", headers=auth()).get_data(as_text=True)
     assert "z@example.org" not in active_only
+
+
+def test_a_finished_send_reads_as_finished(client: FlaskClient, app: Flask, admin_settings: Settings) -> None:
+    (admin_settings.issues_dir / "2024-01-29-399.md").unlink()
+    import_csv(client, "email,sections\nx@example.org,technology\ny@example.org,\n")
+    form = {"csrf_token": token(client, "/admin/issues/398"), "confirm": "yes"}
+    client.post("/admin/issues/398/publish", data=form, headers=auth())
+    SendWorker(app.extensions["feedsvc.db"], admin_settings, concurrency=1, poll_interval=0).run(until_idle=True)
+    page = client.get("/admin/issues/398", headers=auth()).get_data(as_text=True)
+    assert "<strong>已完成</strong>" in page
+    assert '<meta http-equiv="refresh"' not in page and "暂停" not in page
+    assert len(list(admin_settings.mail_dir.glob("*.eml"))) == 2

@@ -122,3 +122,10 @@ def test_status_counts_and_pause_resume_cancel(db: Database, seed_issue: Issue) 
         assert sending.halted_issues(session) == {}
     with db.session() as session, pytest.raises(sending.SendError):
         sending.pause(session, 9999)
+
+
+def test_a_running_send_with_nothing_left_reads_as_finished() -> None:
+    assert sending.IssueCounts(1, sent=3, failed=1, state=sending.RUNNING).progress == sending.FINISHED
+    assert sending.IssueCounts(1, queued=1, sent=2, state=sending.RUNNING).progress == sending.RUNNING
+    assert sending.IssueCounts(1, sending=1, state=sending.RUNNING).progress == sending.RUNNING
+    assert sending.IssueCounts(1, cancelled=3, state=sending.STOPPED).progress == sending.STOPPED
