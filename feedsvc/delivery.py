@@ -9,7 +9,6 @@ lease, sends them and records each outcome; see its module docstring for the led
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
@@ -45,30 +44,15 @@ SEND_TO: Mapping[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """A claimed outbox row: what a renderer and the transport need."""
-
-    id: int
-    kind: str
-    subscriber_id: int | None
-    recipient: str
-    issue_number: int | None
-    sections: str | None
-    message: bytes | None
-    attempts: int
-    created_at: datetime
-
-
-def stored_message(row: Claimed) -> EmailMessage:
-    """The message of a row that carries it: a rendered notice (confirm, manage) or RFC 5322 bytes."""
-    if row.message is None:
-        raise ValueError(f"outbox row {row.id} ({row.kind}) has no stored message")
-    if row.message.startswith(b"{"):
-        return subscriptions.Notice.from_bytes(row.message).message()
-    message = BytesParser(policy=policy.default).parsebytes(row.message)
-    assert isinstance(message, EmailMessage)
-    return message
+def stored_message(row_id: int, kind: str, message: bytes | None) -> EmailMessage:
+    """The message a row carries: a rendered notice (confirm, manage) or RFC 5322 bytes."""
+    if message is None:
+        raise ValueError(f"outbox row {row_id} ({kind}) has no stored message")
+    if message.startswith(b"{"):
+        return subscriptions.Notice.from_bytes(message).message()
+    parsed = BytesParser(policy=policy.default).parsebytes(message)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
 
 
 def prune(session: Session, now: datetime, keep: timedelta = TRANSACTIONAL_KEEP) -> int:

@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session
 from feedsvc import emails, sending, subscriptions
 from feedsvc.config import Settings
 from feedsvc.db import Database, utcnow
-from feedsvc.delivery import SEND_TO, Claimed, stored_message
+from feedsvc.delivery import SEND_TO, stored_message
 from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from feedsvc.issues import Issue, parse_bytes
 from feedsvc.models import (
@@ -346,7 +346,7 @@ class VariantCache:
     def message(self, job: Job) -> EmailMessage:
         """The message for `job`."""
         if job.kind != KIND_ISSUE:
-            return stored_message(Claimed(*(getattr(job, f) for f in _CLAIMED_FIELDS)))
+            return stored_message(job.id, job.kind, job.message)
         if job.issue_number is None or job.subscriber_id is None:
             raise ValueError(f"outbox row {job.id}: issue mail without issue or subscriber")
         rendered = self.rendered(job.issue_number, job.sections or "", job.lang)
@@ -398,19 +398,6 @@ class PreparedMessage(EmailMessage):
 
     def __bytes__(self) -> bytes:
         return self.data
-
-
-_CLAIMED_FIELDS = (
-    "id",
-    "kind",
-    "subscriber_id",
-    "recipient",
-    "issue_number",
-    "sections",
-    "message",
-    "attempts",
-    "created_at",
-)
 
 
 # --------------------------------------------------------------------------------------------- worker
