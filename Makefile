@@ -27,10 +27,12 @@ run: $(STAMP)  ## Migrate, build issues/, serve on http://$(HOST):$(PORT) with t
 
 test: $(STAMP) system-deps services  ## Install everything the tests need and run them all
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff: lint rules and formatting
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: $(STAMP)  ## ruff format and import order
 	$(BIN)/ruff check --fix --select I .

@@ -74,8 +74,10 @@ def main() -> None:
             f"per-item cost {per_item / seed_per_item:.2f}x the seed's, time {elapsed / seed_time:.1f}x the seed's"
         )
     spread = max(ratios) / min(ratios)
-    print(f"per-item cost from 250 to 2000 items varies by {spread:.2f}x (1.00 = perfectly linear); "
-          f"median per-item ratio to the seed {statistics.median(ratios):.2f}")
+    print(
+        f"per-item cost from 250 to 2000 items varies by {spread:.2f}x (1.00 = perfectly linear); "
+        f"median per-item ratio to the seed {statistics.median(ratios):.2f}"
+    )
 
 
 if __name__ == "__main__":
