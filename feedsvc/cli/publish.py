@@ -46,7 +46,7 @@ def publish(path: Path, dry_run: bool, wait: bool) -> None:
             built = publishing.rebuild_site(settings)
         except publishing.PublishError as exc:
             raise click.ClickException(str(exc)) from exc
-        if placed != path:
+        if placed.resolve() != path.resolve():
             click.echo(f"copied {path} to {placed}")
         click.echo(f"site: {built.issues} issue(s), {built.files} files in {built.out_dir}")
         source = placed.read_text(encoding="utf-8-sig")
