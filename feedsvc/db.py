@@ -131,6 +131,20 @@ class Database:
         with factory() as session, session.begin():
             yield session
 
+    def schema_problem(self) -> str | None:
+        """None when the schema is at the migrations' head; else what is wrong, and what to run."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        with self.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        if current == head:
+            return None
+        where = self.engine.url.render_as_string(hide_password=True)
+        state = "has no feedsvc tables" if current is None else f"is at migration {current}, not {head}"
+        return f"the database {where} {state}: run `feedsvc db upgrade`"
+
     def upgrade(self, revision: str = "head") -> None:
         """Bring the schema up to `revision` (Alembic, run in-process)."""
         upgrade(self.engine, revision)

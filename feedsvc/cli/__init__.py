@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from feedsvc.config import ConfigError, Settings, load_settings
+from feedsvc.db import Database
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,6 +41,16 @@ def get_settings(ctx: click.Context | None = None) -> Settings:
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from exc
     return root.obj["settings"]
+
+
+def open_database(settings: Settings) -> Database:
+    """The database of `settings`, refusing with a clear message when it is not migrated to the code's schema."""
+    database = Database(settings.database_url)
+    problem = database.schema_problem()
+    if problem:
+        database.dispose()
+        raise click.ClickException(problem)
+    return database
 
 
 for _module in pkgutil.iter_modules(__path__):

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from feedsvc import publishing, sending
-from feedsvc.cli import get_settings, main
+from feedsvc.cli import get_settings, main, open_database
 from feedsvc.db import Database
 from feedsvc.progress import Counts, ProgressBar
 
@@ -31,7 +31,7 @@ def publish(path: Path, dry_run: bool, wait: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     for warning in issue.warnings:
         click.echo(f"warning: {path}:{warning}", err=True)
-    database = Database(settings.database_url)
+    database = open_database(settings)
     try:
         if dry_run:
             with database.session(readonly=True) as session:
@@ -102,7 +102,7 @@ def _counts(found: sending.IssueCounts) -> Counts:
 def status(numbers: tuple[int, ...], as_json: bool) -> None:
     """Mail of each published issue (or of issue NUMBERS) by state."""
     settings = get_settings()
-    database = Database(settings.database_url)
+    database = open_database(settings)
     try:
         with database.session(readonly=True) as session:
             found = sending.counts(session, list(numbers) or None)
@@ -130,7 +130,7 @@ def send_group() -> None:
 
 def _control(number: int, action: str) -> None:
     settings = get_settings()
-    database = Database(settings.database_url)
+    database = open_database(settings)
     try:
         with database.session() as session:
             if action == "pause":

@@ -8,8 +8,7 @@ import sys
 import click
 
 from feedsvc import subscriptions
-from feedsvc.cli import get_settings, main
-from feedsvc.db import Database
+from feedsvc.cli import get_settings, main, open_database
 from feedsvc.models import SUBSCRIBER_STATUSES
 
 EXPORT_COLUMNS = ("email", "status", "sections")
@@ -24,7 +23,7 @@ def subscribers_group() -> None:
 @click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), help="Only subscribers with this status.")
 def export_command(status: str | None) -> None:
     """Print every subscriber as CSV: email, status, sections (slugs separated by ';')."""
-    database = Database(get_settings().database_url)
+    database = open_database(get_settings())
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     try:

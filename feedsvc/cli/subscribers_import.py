@@ -7,9 +7,8 @@ from pathlib import Path
 import click
 
 from feedsvc import importing
-from feedsvc.cli import get_settings
+from feedsvc.cli import get_settings, open_database
 from feedsvc.cli.subscribers import subscribers_group
-from feedsvc.db import Database
 
 
 @subscribers_group.command("import")
@@ -28,7 +27,7 @@ def import_command(path: Path, consented: bool) -> None:
     """
     settings = get_settings()
     parsed = importing.read(path.read_bytes(), settings)
-    database = Database(settings.database_url)
+    database = open_database(settings)
     try:
         with database.session() as session:
             result = importing.import_rows(session, settings, parsed, consented=consented)

@@ -16,7 +16,7 @@ from types import FrameType
 import click
 
 from feedsvc import delivery, sending
-from feedsvc.cli import get_settings, main
+from feedsvc.cli import get_settings, main, open_database
 from feedsvc.db import Database, utcnow
 from feedsvc.progress import Counts, ProgressBar
 from feedsvc.retry import RetryPolicy
@@ -50,7 +50,7 @@ def worker(
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     settings = get_settings()
-    database = Database(settings.database_url)
+    database = open_database(settings)
     show = sys.stderr.isatty() if progress is None else progress
     bar = ProgressBar(sys.stderr, label="sending", log_interval=30.0)
     runner = SendWorker(
