@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 CONFIG_FILE = "feedsvc.toml"
@@ -89,6 +90,7 @@ class Settings:
     admin_password: str = ""
     lease_seconds: int = 300
     send_rate: float = 0.0
+    trusted_proxies: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -199,10 +201,28 @@ def load_settings(config_path: Path | None = None, env: Mapping[str, str] | None
         secret_key=secret,
         smtp_url=env.get("FEEDSVC_SMTP_URL", ""),
         admin_password=env.get("FEEDSVC_ADMIN_PASSWORD", ""),
-        lease_seconds=int(env.get("FEEDSVC_LEASE_SECONDS", "300")),
-        send_rate=float(env.get("FEEDSVC_SEND_RATE", "0")),
+        lease_seconds=_number(env, "FEEDSVC_LEASE_SECONDS", 300, int, minimum=1),
+        send_rate=_number(env, "FEEDSVC_SEND_RATE", 0.0, float, minimum=0),
+        trusted_proxies=_number(env, "FEEDSVC_TRUSTED_PROXIES", 0, int, minimum=0),
         extra={k: v for k, v in env.items() if k.startswith("FEEDSVC_")},
     )
+
+
+_N = TypeVar("_N", int, float)
+
+
+def _number(env: Mapping[str, str], name: str, default: _N, kind: type[_N], *, minimum: _N) -> _N:
+    """A numeric environment variable, or ConfigError naming it."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a {'whole ' if kind is int else ''}number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
 
 
 def _dev_secret(var_dir: Path) -> str:

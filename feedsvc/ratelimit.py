@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from sqlalchemy import case, delete
+from sqlalchemy import case, delete, select
 from sqlalchemy.orm import Session
 
 from feedsvc.db import insert_for
@@ -52,6 +52,13 @@ def hit(session: Session, key: str, limit: Limit, now: float) -> bool:
     ).returning(RateLimit.hits)
     hits = session.execute(stmt).scalar_one()
     return hits <= limit.count
+
+
+def exceeded(session: Session, key: str, limit: Limit, now: float) -> bool:
+    """True when `key` has already used up this window's hits (reads, counts nothing)."""
+    window_start = int(now) - int(now) % limit.window
+    hits = session.scalar(select(RateLimit.hits).where(RateLimit.key == key, RateLimit.window_start == window_start))
+    return hits is not None and hits >= limit.count
 
 
 def prune(session: Session, now: float, older_than: int = 86_400) -> int:

@@ -43,7 +43,7 @@ from feedsvc.issues import Issue, ParseError, issue_files, parse
 from feedsvc.models import ACTIVE, SUBSCRIBER_STATUSES, Subscriber, SubscriberSection
 from feedsvc.publishing import PublishError, publish_issue
 from feedsvc.transport import TransportFailure, open_transport
-from feedsvc.web.security import csrf_ok, csrf_token
+from feedsvc.web.security import client_address, csrf_ok, csrf_token
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -71,19 +71,24 @@ def _db() -> Database:
 
 @bp.before_request
 def _require_admin() -> Response | None:
-    password = _settings().admin_password
+    """Basic auth against FEEDSVC_ADMIN_PASSWORD; a client over its failed-login limit is refused first,
+    right password or not, so the limit cannot be used as an oracle."""
+    settings = _settings()
+    password = settings.admin_password
     if not password:
         abort(404)
+    key = ratelimit.client_key("admin-auth", client_address(settings.trusted_proxies), settings.secret_key)
+    now = time.time()
+    with _db().session() as s:
+        if ratelimit.exceeded(s, key, AUTH_LIMIT, now):
+            return Response("Too many failed logins; try again later.\n", 429, {"Retry-After": str(AUTH_LIMIT.window)})
     auth = request.authorization
     given = (auth.password or "") if auth is not None and auth.type == "basic" else ""
     if given and hmac.compare_digest(given.encode(), password.encode()):
         return None
     if given:
-        key = ratelimit.client_key("admin-auth", request.remote_addr or "unknown", _settings().secret_key)
         with _db().session() as s:
-            allowed = ratelimit.hit(s, key, AUTH_LIMIT, time.time())
-        if not allowed:
-            return Response("Too many failed logins; try again later.\n", 429, {"Retry-After": str(AUTH_LIMIT.window)})
+            ratelimit.hit(s, key, AUTH_LIMIT, now)
     return Response(
         "Authentication required.\n", 401, {"WWW-Authenticate": 'Basic realm="feedsvc admin", charset="UTF-8"'}
     )

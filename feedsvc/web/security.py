@@ -23,6 +23,16 @@ def csrf_token() -> str:
     return token
 
 
+def client_address(trusted_proxies: int) -> str:
+    """The client's IP: the socket peer, or the address that `trusted_proxies` proxies in front vouch for."""
+    peer = request.remote_addr or "unknown"
+    if trusted_proxies <= 0:
+        return peer
+    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+    chain = [*forwarded, peer]
+    return chain[-(trusted_proxies + 1)] if len(chain) > trusted_proxies else chain[0]
+
+
 def csrf_ok() -> bool:
     """True when the submitted form carries this session's token."""
     expected = session.get("csrf")

@@ -25,7 +25,7 @@ from feedsvc.db import Database
 from feedsvc.i18n import translate
 from feedsvc.models import ACTIVE, PENDING, Subscriber
 from feedsvc.subscriptions import InvalidAddress, NoSections, TokenError
-from feedsvc.web.security import csrf_ok, csrf_token
+from feedsvc.web.security import client_address, csrf_ok, csrf_token
 
 bp = Blueprint("subscribe", __name__)
 
@@ -91,14 +91,7 @@ def section_choices(chosen: list[str] | None = None) -> list[dict[str, Any]]:
 
 
 def _client_address() -> str:
-    """The client's IP: the socket peer, or the address FEEDSVC_TRUSTED_PROXIES proxies vouch for."""
-    trusted = int(_settings().extra.get("FEEDSVC_TRUSTED_PROXIES", "0") or 0)
-    peer = request.remote_addr or "unknown"
-    if trusted <= 0:
-        return peer
-    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
-    chain = [*forwarded, peer]
-    return chain[-(trusted + 1)] if len(chain) > trusted else chain[0]
+    return client_address(_settings().trusted_proxies)
 
 
 def _within_limit(action: str) -> bool:

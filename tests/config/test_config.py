@@ -77,3 +77,17 @@ def test_without_a_secret_a_development_key_is_kept_private_in_var(tmp_path: Pat
     assert len(first) >= 40
     assert load_settings(ROOT / "feedsvc.toml", env).secret_key == first  # links stay valid across restarts
     assert (tmp_path / "var" / "dev-secret-key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("FEEDSVC_TRUSTED_PROXIES", "yes", "FEEDSVC_TRUSTED_PROXIES='yes' is not a whole number"),
+        ("FEEDSVC_LEASE_SECONDS", "0", "FEEDSVC_LEASE_SECONDS='0' must be at least 1"),
+        ("FEEDSVC_SEND_RATE", "fast", "FEEDSVC_SEND_RATE='fast' is not a number"),
+    ],
+)
+def test_a_malformed_number_in_the_environment_is_named(tmp_path: Path, name: str, value: str, message: str) -> None:
+    env = {"FEEDSVC_VAR_DIR": str(tmp_path), "FEEDSVC_SECRET_KEY": "k" * 32, name: value}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(ROOT / "feedsvc.toml", env)

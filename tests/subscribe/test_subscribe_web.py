@@ -223,7 +223,7 @@ def test_rate_limit_answers_429_per_client(app: Flask, settings: Settings) -> No
 
 
 def test_trusted_proxy_header_names_the_client(app: Flask, settings: Settings) -> None:
-    app.extensions["feedsvc.settings"] = settings.with_overrides(extra={"FEEDSVC_TRUSTED_PROXIES": "1"})
+    app.extensions["feedsvc.settings"] = settings.with_overrides(trusted_proxies=1)
     app.extensions["feedsvc.signup_limit"] = type(app.extensions["feedsvc.signup_limit"]).parse("1/600")
     client = app.test_client()
     first = signup(client, "a@example.org", ["industry"], csrf_token=csrf(client))
