@@ -186,8 +186,14 @@ def load_settings(config_path: Path | None = None, env: Mapping[str, str] | None
     var_dir = Path(env.get("FEEDSVC_VAR_DIR", root / "var"))
     secret = env.get("FEEDSVC_SECRET_KEY", "")
     if not secret:
-        # A development fallback kept on disk so that links stay valid across restarts.
-        # Production sets FEEDSVC_SECRET_KEY; the file is never committed (var/ is ignored).
+        # Only on a developer's machine (a loopback base URL) is a generated key kept in var/. Anywhere
+        # else every process must share one key, or links signed by a worker fail on the web server.
+        host = urlsplit(publication.base_url).hostname or ""
+        if host not in ("localhost", "::1") and not host.startswith("127."):
+            raise ConfigError(
+                f"FEEDSVC_SECRET_KEY is not set: every web process and worker serving {publication.base_url} "
+                "must share one secret key (for example: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
         secret = _dev_secret(var_dir)
     return Settings(
         publication=publication,
@@ -226,14 +232,15 @@ def _number(env: Mapping[str, str], name: str, default: _N, kind: type[_N], *, m
 
 
 def _dev_secret(var_dir: Path) -> str:
+    """The development key in var/, made once (private to its owner from the first byte)."""
     import secrets
 
     path = var_dir / "dev-secret-key"
+    var_dir.mkdir(parents=True, exist_ok=True)
     try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
         return path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        var_dir.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_urlsafe(32)
-        path.write_text(value, encoding="ascii")
-        path.chmod(0o600)
-        return value
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(secrets.token_urlsafe(32))
+    return path.read_text(encoding="ascii").strip()

@@ -91,3 +91,10 @@ def test_a_malformed_number_in_the_environment_is_named(tmp_path: Path, name: st
     env = {"FEEDSVC_VAR_DIR": str(tmp_path), "FEEDSVC_SECRET_KEY": "k" * 32, name: value}
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(ROOT / "feedsvc.toml", env)
+
+
+def test_a_public_site_without_a_secret_key_is_refused(tmp_path: Path) -> None:
+    env = {"FEEDSVC_VAR_DIR": str(tmp_path), "FEEDSVC_BASE_URL": "https://news.example.org"}
+    with pytest.raises(ConfigError, match="FEEDSVC_SECRET_KEY is not set"):
+        load_settings(ROOT / "feedsvc.toml", env)
+    assert not (tmp_path / "dev-secret-key").exists()
