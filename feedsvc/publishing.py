@@ -1,25 +1,38 @@
 """Publish an issue file: check it, put it in issues/, rebuild the site, record it and queue its mail.
 
-One sequence for every shell (the `feedsvc publish` command and the admin page). The site is rebuilt
-before the mail is queued, so the "view in browser" link of the first message already works; a failing
-build stops before anything is queued, and publishing again is harmless (nothing new is queued).
+One sequence for every shell (the `feedsvc publish` command and the admin page). The candidate is
+checked together with every issue already in issues/ (broken files, a number used twice) before
+anything is copied; the site is rebuilt before the mail is queued, so the "view in browser" link of the
+first message already works; a build that still fails removes the copy it made, so issues/ is as it was.
+Publishing again is harmless: nothing new is queued.
 """
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from feedsvc import sending
 from feedsvc.config import Settings
-from feedsvc.issues import Issue, ParseError, parse
+from feedsvc.issues import Issue, ParseError, issue_files, load_issues, parse
 from feedsvc.site import BuildResult, SiteError, build
 
 
 class PublishError(Exception):
     """The issue cannot be published; nothing was queued. The message says what and where."""
+
+
+@dataclass(frozen=True)
+class Published:
+    """What a publish did: the queueing outcome, the site it built, and where the file now is."""
+
+    result: sending.PublishResult
+    site: BuildResult
+    placed: Path
+    copied: bool
 
 
 def check(path: Path, settings: Settings) -> Issue:
@@ -30,16 +43,33 @@ def check(path: Path, settings: Settings) -> Issue:
         raise PublishError(str(exc)) from exc
 
 
-def place(path: Path, settings: Settings) -> Path:
-    """`path` inside issues/ (copied there if it is elsewhere); never overwrites another file's content."""
+def check_with_folder(path: Path, settings: Settings) -> None:
+    """PublishError if `path` beside the files already in issues/ would not build (a broken file, a reused number)."""
+    others = [p for p in issue_files(settings.issues_dir) if p.name != path.name]
+    try:
+        load_issues([*others, path], settings.publication)
+    except ParseError as exc:
+        raise PublishError(f"nothing was published: {exc}") from exc
+
+
+def place(path: Path, settings: Settings) -> tuple[Path, bool]:
+    """`path` inside issues/ (copied there if it is elsewhere) and whether it was copied now.
+
+    Never overwrites another file's content.
+    """
     target = settings.issues_dir / path.name
     if path.resolve() == target.resolve():
-        return target
-    if target.exists() and target.read_bytes() != path.read_bytes():
-        raise PublishError(f"{target} exists with other content; not overwriting it")
-    settings.issues_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, target)
-    return target
+        return target, False
+    if target.exists():
+        if target.read_bytes() != path.read_bytes():
+            raise PublishError(f"{target} exists with other content; not overwriting it")
+        return target, False
+    try:
+        settings.issues_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    except OSError as exc:
+        raise PublishError(f"cannot copy {path} into {settings.issues_dir}: {exc.strerror or exc}") from exc
+    return target, True
 
 
 def rebuild_site(settings: Settings) -> BuildResult:
@@ -50,10 +80,17 @@ def rebuild_site(settings: Settings) -> BuildResult:
         raise PublishError(f"site build failed, nothing was published: {exc}") from exc
 
 
-def publish_issue(session: Session, settings: Settings, path: Path) -> sending.PublishResult:
+def publish_issue(session: Session, settings: Settings, path: Path) -> Published:
     """Check, place, rebuild and queue, in that order; the queueing is in the caller's transaction."""
     issue = check(path, settings)
-    placed = place(path, settings)
-    rebuild_site(settings)
+    check_with_folder(path, settings)
+    placed, copied = place(path, settings)
+    try:
+        site = rebuild_site(settings)
+    except PublishError:
+        if copied:
+            placed.unlink(missing_ok=True)
+        raise
     source = placed.read_text(encoding="utf-8-sig")
-    return sending.publish(session, issue, source, source_name=placed.name)
+    result = sending.publish(session, issue, source, source_name=placed.name)
+    return Published(result, site, placed, copied)

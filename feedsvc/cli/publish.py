@@ -42,16 +42,15 @@ def publish(path: Path, dry_run: bool, wait: bool) -> None:
             click.echo(f"  {skipped:>8}  active subscriber(s) with none of their sections in this issue (skipped)")
             return
         try:
-            placed = publishing.place(path, settings)
-            built = publishing.rebuild_site(settings)
+            with database.session() as session:
+                published = publishing.publish_issue(session, settings, path)
         except publishing.PublishError as exc:
             raise click.ClickException(str(exc)) from exc
-        if placed.resolve() != path.resolve():
-            click.echo(f"copied {path} to {placed}")
-        click.echo(f"site: {built.issues} issue(s), {built.files} files in {built.out_dir}")
-        source = placed.read_text(encoding="utf-8-sig")
-        with database.session() as session:
-            result = sending.publish(session, issue, source, source_name=placed.name)
+        if published.copied:
+            click.echo(f"copied {path} to {published.placed}")
+        site = published.site
+        click.echo(f"site: {site.issues} issue(s), {site.files} files in {site.out_dir}")
+        result = published.result
         if result.already_published:
             click.echo(f"issue {issue.number} was published before: nothing new queued")
         else:

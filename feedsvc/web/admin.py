@@ -258,7 +258,7 @@ def publish(number: int) -> Response:
         return _back(number, "✗ " + _t("请先勾选确认框。"))
     try:
         with _db().session() as s:
-            result = publish_issue(s, _settings(), entry.path)
+            result = publish_issue(s, _settings(), entry.path).result
     except PublishError as exc:
         return _back(number, f"✗ {exc}")
     if result.already_published:

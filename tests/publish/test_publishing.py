@@ -1,0 +1,66 @@
+"""The one publish sequence: a refused publish leaves issues/, the site and the queue as they were."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from feedsvc import publishing, sending
+from feedsvc.config import Settings
+from feedsvc.db import Database
+
+
+@pytest.fixture
+def folder_settings(settings: Settings, tmp_path: Path, seed_path: Path) -> Settings:
+    issues = tmp_path / "issues"
+    issues.mkdir()
+    shutil.copyfile(seed_path, issues / seed_path.name)
+    return settings.with_overrides(issues_dir=issues)
+
+
+def test_a_file_reusing_a_number_is_refused_before_anything_is_copied(
+    db: Database, folder_settings: Settings, tmp_path: Path, seed_path: Path
+) -> None:
+    candidate = tmp_path / "elsewhere" / "copy-of-2024-01-22-398.md"
+    candidate.parent.mkdir()
+    shutil.copyfile(seed_path, candidate)
+    before = sorted(p.name for p in folder_settings.issues_dir.iterdir())
+    with db.session() as s, pytest.raises(publishing.PublishError, match="issue number 398 is already used"):
+        publishing.publish_issue(s, folder_settings, candidate)
+    assert sorted(p.name for p in folder_settings.issues_dir.iterdir()) == before
+    assert not folder_settings.site_dir.exists()
+    with db.session(readonly=True) as s:
+        assert sending.counts(s) == []
+
+
+def test_a_failing_build_removes_the_copy_it_made(
+    db: Database, folder_settings: Settings, tmp_path: Path, seed_path: Path
+) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(folder_settings.templates_dir, templates)
+    (templates / "web" / "issue.html").write_text(
+        "{% extends 'web/base.html' %}{% block content %}{{ x.y() }}", "utf-8"
+    )
+    broken = folder_settings.with_overrides(templates_dir=templates)
+    candidate = tmp_path / "2024-01-29-399.md"
+    candidate.write_text(seed_path.read_text(encoding="utf-8").replace("第 398 期", "第 399 期"), encoding="utf-8")
+    with db.session() as s, pytest.raises(publishing.PublishError, match="site build failed"):
+        publishing.publish_issue(s, broken, candidate)
+    assert not (folder_settings.issues_dir / candidate.name).exists()
+
+
+def test_publish_copies_builds_and_queues_once(
+    db: Database, folder_settings: Settings, tmp_path: Path, seed_path: Path
+) -> None:
+    candidate = tmp_path / "2024-01-29-399.md"
+    candidate.write_text(seed_path.read_text(encoding="utf-8").replace("第 398 期", "第 399 期"), encoding="utf-8")
+    with db.session() as s:
+        published = publishing.publish_issue(s, folder_settings, candidate)
+    assert published.copied and published.placed == folder_settings.issues_dir / candidate.name
+    assert published.site.issues == 2
+    assert (folder_settings.site_dir / "issues" / "399.html").exists()
+    with db.session() as s:
+        again = publishing.publish_issue(s, folder_settings, candidate)
+    assert again.result.already_published and not again.copied
