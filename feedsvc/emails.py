@@ -488,9 +488,10 @@ def render_source(
 
 
 def _source(issue: Issue, chosen: tuple[str, ...], publication: Publication, lang: str, folder: str) -> tuple[str, str]:
-    part = _defuse_issue(issue.only(chosen))
+    whole = _defuse_issue(issue)
+    part = whole.only(chosen)
     env = _environment(folder, lang)
-    context = _context(part, issue, publication, lang)
+    context = _context(part, whole, publication, lang)
     html = env.get_template("email/issue.html").render(context)
     text = _tidy_text(env.get_template("email/issue.txt").render(context))
     return html, text
@@ -579,7 +580,7 @@ def _defuse(text: str) -> str:
 
 def _defuse_issue(issue: Issue) -> Issue:
     """The issue with any placeholder-looking text made inert (it would otherwise be filled per recipient)."""
-    haystack = [issue.title, issue.publisher, *issue.summary, *issue.colophon]
+    haystack = [issue.title, issue.publisher, issue.subject or "", *issue.summary, *issue.colophon]
     haystack += [f"{s.name}{i.title}{i.html}{i.text}" for s, i in issue.items]
     if not any(_PLACEHOLDER_PREFIX in h for h in haystack):
         return issue
@@ -597,6 +598,7 @@ def _defuse_issue(issue: Issue) -> Issue:
         issue,
         title=_defuse(issue.title),
         publisher=_defuse(issue.publisher),
+        subject=_defuse(issue.subject) if issue.subject else issue.subject,
         summary=tuple(map(_defuse, issue.summary)),
         colophon=tuple(map(_defuse, issue.colophon)),
         sections=sections,

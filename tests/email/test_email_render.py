@@ -292,3 +292,13 @@ def test_inlining_is_offline_and_quiet(
     linked = '<html><head><link rel="stylesheet" href="http://127.0.0.1:9/x.css"></head><body><p>x</p></body></html>'
     inlined = emails.inline_css(linked)
     assert 'href="http://127.0.0.1:9/x.css"' in inlined and "style=" not in inlined
+
+
+def test_placeholder_text_in_the_subject_is_not_filled_in(
+    seed: Issue, publication: Publication, links: emails.Links
+) -> None:
+    sly = dataclasses.replace(seed, subject="本周要闻 FEEDSVC-MANAGE-URL")
+    personal = emails.personalise(emails.render(sly, "technology", publication), "reader@example.com", links)
+    # the <title> and the aria-label carry the subject: a reader's private link must not appear there
+    assert personal.html.count(MANAGE) == 1 and personal.text.count(MANAGE) == 1
+    assert "本周要闻 FEEDSVC\u2011MANAGE-URL" in personal.html
