@@ -212,13 +212,16 @@ def render_site(issues: Sequence[Issue], publication: Publication, templates_dir
 def build(issues_dir: Path, out_dir: Path, publication: Publication, templates_dir: Path) -> BuildResult:
     """Parse every issue in `issues_dir`, render the site and swap it in at `out_dir`.
 
-    A `ParseError` (or a template error) is raised before anything on disk changes.
+    A `ParseError` (or a template error) is raised before the site changes. The build lock is held from
+    reading issues/ to the swap, so two builds at once cannot put an older reading of issues/ back.
     """
     if not Path(issues_dir).is_dir():
         raise SiteError(f"{issues_dir}: no such folder of issues")
-    issues = load_issues(issue_files(issues_dir), publication)
-    files = render_site(issues, publication, templates_dir)
-    result = write_site(files, out_dir)
+    out_dir, store = _prepare(out_dir)
+    with _locked(store / ".lock"):
+        issues = load_issues(issue_files(issues_dir), publication)
+        files = render_site(issues, publication, templates_dir)
+        result = _write_locked(files, out_dir, store)
     return BuildResult(result.out_dir, result.generation, result.files, result.changed, len(issues))
 
 
@@ -237,21 +240,31 @@ def store_dir(out_dir: Path) -> Path:
 
 def write_site(files: Mapping[str, bytes], out_dir: Path) -> BuildResult:
     """Write `files` as a new generation and point `out_dir` at it in one atomic step."""
+    out_dir, store = _prepare(out_dir)
+    with _locked(store / ".lock"):
+        return _write_locked(files, out_dir, store)
+
+
+def _prepare(out_dir: Path) -> tuple[Path, Path]:
     out_dir = Path(os.path.abspath(out_dir))
+    store = store_dir(out_dir)
+    store.mkdir(parents=True, exist_ok=True)
+    return out_dir, store
+
+
+def _write_locked(files: Mapping[str, bytes], out_dir: Path, store: Path) -> BuildResult:
+    """`write_site` with the build lock already held."""
     for path in files:
         if not _SAFE_RELATIVE.fullmatch(path) or ".." in path.split("/"):
             raise SiteError(f"refusing to write {path!r}: not a plain relative path")
-    store = store_dir(out_dir)
-    store.mkdir(parents=True, exist_ok=True)
-    with _locked(store / ".lock"):
-        _adopt_existing(out_dir, store)
-        current = _current_generation(out_dir)
-        final = store / generation_name(files)
-        if current == final:
-            return BuildResult(out_dir, final, len(files), (), 0)
-        changed = _write_generation(files, store, final, current)
-        _point(out_dir, final)
-        _collect(store, keep={final, current})
+    _adopt_existing(out_dir, store)
+    current = _current_generation(out_dir)
+    final = store / generation_name(files)
+    if current == final:
+        return BuildResult(out_dir, final, len(files), (), 0)
+    changed = _write_generation(files, store, final, current)
+    _point(out_dir, final)
+    _collect(store, keep={final, current})
     return BuildResult(out_dir, final, len(files), changed, 0)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from click.testing import CliRunner
 
 from feedsvc.cli import main
 from feedsvc.config import Settings
-from feedsvc.site import SiteError, store_dir, write_site
+from feedsvc.site import BuildResult, SiteError, _locked, build, store_dir, write_site
 
 SiteReader = Callable[[Path], dict[str, bytes]]
 
@@ -186,3 +188,24 @@ def test_an_empty_or_earlier_plain_site_folder_is_taken_over(
     (plain / "site.json").write_text("{}", "utf-8")
     assert run_build(settings, "--out", str(plain))[0] == 0
     assert plain.is_symlink() and set(read_site(plain)) == EXPECTED
+
+
+def test_a_build_reads_the_issues_only_once_it_holds_the_lock(
+    built: Settings, write_issue: Callable[..., Path]
+) -> None:
+    """Two builds at once (a cron build and a publish) cannot swap in an older reading of issues/."""
+    results: list[BuildResult] = []
+    with _locked(store_dir(Path(os.path.abspath(built.site_dir))) / ".lock"):
+        racer = threading.Thread(
+            target=lambda: results.append(
+                build(built.issues_dir, built.site_dir, built.publication, built.templates_dir)
+            )
+        )
+        racer.start()
+        time.sleep(0.3)  # the racing build has started and is waiting for the lock
+        assert results == []
+        write_issue(399, dt.date(2024, 1, 29), {"技术": [("新的一条", "正文。")]})
+    racer.join(timeout=30)
+    (result,) = results
+    assert result.issues == 2
+    assert (built.site_dir / "issues" / "399.html").exists()
