@@ -242,7 +242,6 @@ def record(
         elif outcome.result == "released":
             released.append({"b_id": job.id})
         elif outcome.result == "permanent":
-            failed.append({"b_id": job.id, "b_error": outcome.error})
             bounces.append(outcome)
         else:
             when = policy.next_attempt(job.attempts, job.first_attempt_at or job.created_at, now, rng)
@@ -261,14 +260,18 @@ def record(
     stats.retried = run(
         {"state": QUEUED, "last_error": bindparam("b_error"), "next_attempt_at": bindparam("b_next")}, retry
     )
-    stats.failed = run({"state": FAILED, "last_error": bindparam("b_error"), "message": None}, failed)
-    stats.released = run({"state": QUEUED, "attempts": OUTBOX.c.attempts - 1, "next_attempt_at": now}, released)
-    stats.lost = len(outcomes) - stats.sent - stats.retried - stats.failed - stats.released
-    for outcome in bounces:
+    failed_values = {"state": FAILED, "last_error": bindparam("b_error"), "message": None}
+    stats.failed = run(failed_values, failed)
+    for outcome in bounces:  # one by one (they are rare): a bounce counts only if this worker still held the row
+        if not run(failed_values, [{"b_id": outcome.job.id, "b_error": outcome.error}]):
+            continue
+        stats.failed += 1
         if outcome.job.subscriber_id is not None:
             subscriptions.record_bounce(
                 session, outcome.job.subscriber_id, policy.bounce_limit, outcome.error[:500], now=now
             )
+    stats.released = run({"state": QUEUED, "attempts": OUTBOX.c.attempts - 1, "next_attempt_at": now}, released)
+    stats.lost = len(outcomes) - stats.sent - stats.retried - stats.failed - stats.released
     if released:
         sending.cancel_queued(session, now)  # a row handed back from a cancelled send is cancelled at once
     return stats

@@ -222,6 +222,12 @@ def test_expired_leases_are_taken_over_and_a_late_outcome_is_not_recorded(
         late = record(session, "dead:1:x", [Outcome(job, "temporary", error="451 late")], FAST_RETRY, utcnow())
     assert late.lost == 1
     assert states(db, seed_issue.number) == {"sent": 5}
+    with db.session() as session:  # a late 5xx from the dead worker counts no bounce against the reader
+        late = record(session, "dead:1:x", [Outcome(job, "permanent", error="550 late")], FAST_RETRY, utcnow())
+    assert (late.lost, late.failed) == (1, 0)
+    with db.session(readonly=True) as session:
+        assert session.scalars(select(Subscriber.bounce_count).where(Subscriber.id == job.subscriber_id)).one() == 0
+    assert states(db, seed_issue.number) == {"sent": 5}
 
 
 def test_several_workers_share_a_send_without_doubles(db: Database, settings: Settings, seed_issue: Issue) -> None:
