@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from feedsvc import subscriptions
 from feedsvc.config import Settings
 from feedsvc.csv_import import ParsedCsv, RowProblem, parse_csv
-from feedsvc.db import utcnow
+from feedsvc.db import insert_for, utcnow
 from feedsvc.models import ACTIVE, PENDING, Subscriber, SubscriberEvent, SubscriberSection, Suppression
 
 CHUNK = 500
@@ -84,8 +84,10 @@ def import_rows(
                 else:
                     result.left += 1
             elif consented:
-                _add_active(session, row.email, sections, now)
-                result.activated += 1
+                if _add_active(session, row.email, sections, now):
+                    result.activated += 1
+                else:  # signed up through the web form since the import looked
+                    result.unchanged += 1
             else:
                 outcome = subscriptions.subscribe(session, settings, row.email, sections, source="import", now=now)
                 if outcome.action == "confirm_queued":
@@ -96,9 +98,10 @@ def import_rows(
     return result
 
 
-def _add_active(session: Session, email: str, sections: list[str], now: datetime) -> None:
+def _add_active(session: Session, email: str, sections: list[str], now: datetime) -> bool:
+    """Add `email` as active with `sections`; False if the address appeared meanwhile (left as it is)."""
     sid = session.execute(
-        insert(Subscriber)
+        insert_for(session, Subscriber)
         .values(
             email=email,
             status=ACTIVE,
@@ -110,10 +113,14 @@ def _add_active(session: Session, email: str, sections: list[str], now: datetime
             updated_at=now,
             confirmed_at=now,
         )
+        .on_conflict_do_nothing(index_elements=[Subscriber.email])
         .returning(Subscriber.id)
-    ).scalar_one()
+    ).scalar_one_or_none()
+    if sid is None:
+        return False
     session.execute(insert(SubscriberSection), [{"subscriber_id": sid, "section": s} for s in sections])
     session.add(SubscriberEvent(subscriber_id=sid, kind="imported", detail="consented", at=now))
+    return True
 
 
 def _activate(session: Session, sid: int, sections: list[str], now: datetime) -> None:

@@ -64,3 +64,13 @@ def test_publish_copies_builds_and_queues_once(
     with db.session() as s:
         again = publishing.publish_issue(s, folder_settings, candidate)
     assert again.result.already_published and not again.copied
+
+
+def test_a_consented_import_row_that_signed_up_meanwhile_is_left_alone(db: Database) -> None:
+    from feedsvc.db import utcnow
+    from feedsvc.importing import _add_active
+
+    with db.session() as s:
+        assert _add_active(s, "race@example.org", ["industry"], utcnow())
+    with db.session() as s:  # the row the import did not see when it looked: no IntegrityError, no 500
+        assert not _add_active(s, "race@example.org", ["technology"], utcnow())
