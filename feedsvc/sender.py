@@ -37,6 +37,7 @@ import random
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -309,12 +310,15 @@ class VariantCache:
     """Issue messages from the per-variant render cache; transactional rows from their stored bytes.
 
     An issue is parsed once per process from the Markdown recorded at publish; each (issue, variant,
-    language) is rendered and inlined once; each message is then a placeholder substitution away.
+    language) is rendered and inlined once; each message is then a placeholder substitution away. The
+    last `KEEP_ISSUES` issues are kept, with their renders: a long-running worker does not grow.
     """
+
+    KEEP_ISSUES = 8
 
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db, self.settings = db, settings
-        self._issues: dict[int, Issue] = {}
+        self._issues: OrderedDict[int, Issue] = OrderedDict()
         self._rendered: dict[tuple[int, str, str], emails.RenderedEmail] = {}
         self._lock = threading.Lock()
 
@@ -337,13 +341,20 @@ class VariantCache:
             return found
 
     def _issue(self, number: int) -> Issue:
-        if number not in self._issues:
-            with self.db.session(readonly=True) as session:
-                recorded = sending.issue_source(session, number)
-            if recorded is None:
-                raise LookupError(f"issue {number} has outbox rows but was never recorded")
-            source, name = recorded
-            self._issues[number] = parse_bytes(source.encode("utf-8"), self.settings.publication, source=name)
+        """The recorded issue (called with the lock held)."""
+        if number in self._issues:
+            self._issues.move_to_end(number)
+            return self._issues[number]
+        with self.db.session(readonly=True) as session:
+            recorded = sending.issue_source(session, number)
+        if recorded is None:
+            raise LookupError(f"issue {number} has outbox rows but was never recorded")
+        source, name = recorded
+        self._issues[number] = parse_bytes(source.encode("utf-8"), self.settings.publication, source=name)
+        while len(self._issues) > self.KEEP_ISSUES:
+            gone, _ = self._issues.popitem(last=False)
+            for key in [k for k in self._rendered if k[0] == gone]:
+                del self._rendered[key]
         return self._issues[number]
 
     def message(self, job: Job) -> EmailMessage:

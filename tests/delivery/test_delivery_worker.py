@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
 from email import message_from_bytes
 from email.policy import default as default_policy
+from pathlib import Path
 
 import pytest
 from delivery_support import add_subscribers, subscribe_many
@@ -19,7 +21,7 @@ from feedsvc.db import Database, utcnow
 from feedsvc.issues import Issue
 from feedsvc.models import ACTIVE, BOUNCED, OutboxMessage, Subscriber
 from feedsvc.retry import RetryPolicy
-from feedsvc.sender import SendWorker
+from feedsvc.sender import SendWorker, VariantCache
 from feedsvc.transport import SmtpTransport
 
 FAST_RETRY = RetryPolicy(base_seconds=0, jitter=0, deadline_seconds=3600, bounce_limit=1)
@@ -404,3 +406,17 @@ def test_a_connection_lost_after_the_server_took_the_message_is_retried_and_coun
     assert len(set(server.message_ids)) == 80
     assert len(server.message_ids) - 80 == server.dropped_after_accept
     assert states(db, seed_issue.number) == {"sent": 80}
+
+
+def test_the_render_cache_keeps_only_the_latest_issues(
+    db: Database, settings: Settings, seed_issue: Issue, seed_path: Path
+) -> None:
+    cache = VariantCache(db, settings)
+    cache.KEEP_ISSUES = 2
+    for number in (501, 502, 503):
+        source = seed_path.read_text(encoding="utf-8").replace("第 398 期", f"第 {number} 期")
+        with db.session() as session:
+            sending.publish(session, dataclasses.replace(seed_issue, number=number), source)
+        assert cache.rendered(number, "technology", "zh-CN").number == number
+    assert list(cache._issues) == [502, 503]
+    assert {key[0] for key in cache._rendered} == {502, 503}
