@@ -152,12 +152,7 @@ def subscribe() -> Response:
     rendered after it commits.
     """
     email, chosen = request.form.get("email", ""), _chosen_sections()
-    error = _form_error()
-    if not error:
-        try:
-            subscriptions.normalise_email(email)
-        except InvalidAddress:
-            error = _t("这不是一个有效的电子邮件地址。")
+    error = _address_error(email)
     if not error and not set(chosen) & set(_settings().publication.slugs):
         error = _t("请至少选择一个栏目。")
     if not _within_limit("signup"):
@@ -168,6 +163,17 @@ def subscribe() -> Response:
     if error:
         return _page("web/subscribe.html", 400, error=error, email=email[:320], chosen=chosen)
     return _page("web/subscribe_sent.html")
+
+
+def _address_error(email: str) -> str:
+    """What is wrong with the posted form or its address, in the page language; empty when nothing."""
+    error = _form_error()
+    if not error:
+        try:
+            subscriptions.normalise_email(email)
+        except InvalidAddress:
+            error = _t("这不是一个有效的电子邮件地址。")
+    return error
 
 
 def _form_error() -> str:
@@ -225,12 +231,7 @@ def manage_request_form() -> Response:
 def manage_request() -> Response:
     """Mail a manage link to a known address; the same answer for any address."""
     email = request.form.get("email", "")
-    error = _form_error()
-    if not error:
-        try:
-            subscriptions.normalise_email(email)
-        except InvalidAddress:
-            error = _t("这不是一个有效的电子邮件地址。")
+    error = _address_error(email)
     if not _within_limit("signup"):
         return _too_many()
     if not error and not request.form.get(HONEYPOT_FIELD):
