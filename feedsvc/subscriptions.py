@@ -18,6 +18,7 @@ links live in old mails), and all of a subscriber's tokens are revoked by bumpin
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
 import html as htmllib
@@ -30,7 +31,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from email_validator import EmailNotValidError, validate_email
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -625,6 +626,18 @@ def purge_unconfirmed(session: Session, *, now: datetime | None = None) -> int:
         )
     )
     return result.rowcount or 0
+
+
+EXPORT_COLUMNS = ("email", "status", "sections")
+
+
+def write_export(session: Session, out: TextIO, status: str | None = None) -> None:
+    """The subscriber list as CSV (header row; email, status, section slugs joined by ';'), what
+    `feedsvc subscribers export` prints and the admin page downloads; `subscribers import` reads it back."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    for email, state, sections in subscriber_rows(session, status):
+        writer.writerow((email, state, ";".join(sections)))
 
 
 def subscriber_rows(session: Session, status: str | None = None) -> Iterator[tuple[str, str, list[str]]]:

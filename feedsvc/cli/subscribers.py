@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 
 import click
@@ -10,8 +9,6 @@ import click
 from feedsvc import subscriptions
 from feedsvc.cli import get_settings, main, open_database
 from feedsvc.models import SUBSCRIBER_STATUSES
-
-EXPORT_COLUMNS = ("email", "status", "sections")
 
 
 @main.group("subscribers")
@@ -24,11 +21,8 @@ def subscribers_group() -> None:
 def export_command(status: str | None) -> None:
     """Print every subscriber as CSV: email, status, sections (slugs separated by ';')."""
     database = open_database(get_settings())
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
     try:
         with database.session(readonly=True) as session:
-            for email, state, sections in subscriptions.subscriber_rows(session, status):
-                writer.writerow((email, state, ";".join(sections)))
+            subscriptions.write_export(session, sys.stdout, status)
     finally:
         database.dispose()

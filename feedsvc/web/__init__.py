@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import g
 
-from feedsvc.i18n import DEFAULT_LANGUAGE
+from feedsvc.i18n import DEFAULT_LANGUAGE, translate
 
 
 def page_language() -> str:
@@ -15,3 +15,8 @@ def page_language() -> str:
     """
     g.language_varies = True
     return g.get("lang", DEFAULT_LANGUAGE)
+
+
+def t(text: str, **values: object) -> str:
+    """`text` (Chinese source) in this request's language, {placeholders} filled."""
+    return translate(text, page_language(), **values)

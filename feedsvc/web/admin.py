@@ -11,7 +11,6 @@ session's CSRF token, since a browser sends Basic credentials along with a forge
 
 from __future__ import annotations
 
-import csv
 import hmac
 import io
 import time
@@ -25,7 +24,6 @@ from flask import (
     abort,
     current_app,
     flash,
-    g,
     get_flashed_messages,
     redirect,
     render_template,
@@ -43,13 +41,13 @@ from feedsvc.issues import Issue, ParseError, issue_files, parse
 from feedsvc.models import ACTIVE, SUBSCRIBER_STATUSES, Subscriber, SubscriberSection
 from feedsvc.publishing import PublishError, publish_issue
 from feedsvc.transport import TransportFailure, open_transport
+from feedsvc.web import page_language, t
 from feedsvc.web.security import client_address, csrf_ok, csrf_token
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 AUTH_LIMIT = ratelimit.Limit(count=20, window=600)  # failed logins per client per 10 minutes
 REFRESH_SECONDS = 5
-EXPORT_COLUMNS = ("email", "status", "sections")
 
 
 @dataclass(frozen=True)
@@ -232,7 +230,7 @@ def send_test(number: int) -> Response:
         address = subscriptions.normalise_email(request.form.get("address", ""))
         rendered = _render(issue)
     except subscriptions.InvalidAddress as exc:
-        return _back(number, "✗ " + _t("地址无效：{reason}", reason=exc))
+        return _back(number, "✗ " + t("地址无效：{reason}", reason=exc))
     except emails.EmailError as exc:
         return _back(number, f"✗ {exc}")
     message = emails.build_message(rendered, address, _sample_links(settings), settings.publication)
@@ -255,17 +253,17 @@ def publish(number: int) -> Response:
     _require_csrf()
     entry = _find_issue(number)
     if request.form.get("confirm") != "yes":
-        return _back(number, "✗ " + _t("请先勾选确认框。"))
+        return _back(number, "✗ " + t("请先勾选确认框。"))
     try:
         with _db().session() as s:
             result = publish_issue(s, _settings(), entry.path).result
     except PublishError as exc:
         return _back(number, f"✗ {exc}")
     if result.already_published:
-        return _back(number, _t("本期已发布过，没有新的邮件排队。"))
+        return _back(number, t("本期已发布过，没有新的邮件排队。"))
     return _back(
         number,
-        "✓ " + _t("{n} 封邮件已排队，{skipped} 位订阅者跳过。", n=result.enqueued, skipped=result.skipped_no_sections),
+        "✓ " + t("{n} 封邮件已排队，{skipped} 位订阅者跳过。", n=result.enqueued, skipped=result.skipped_no_sections),
     )
 
 
@@ -279,10 +277,6 @@ def control(number: int, action: str) -> Response:
         except sending.SendError as exc:
             return _back(number, f"✗ {exc}")
     return _back(number, f"✓ {action}")
-
-
-def _t(text: str, **values: object) -> str:
-    return translate(text, g.get("lang", "zh-CN"), **values)
 
 
 def _back(number: int, message: str) -> Response:
@@ -329,11 +323,8 @@ def export_csv() -> Response:
     if status is not None and status not in SUBSCRIBER_STATUSES:
         abort(400, description=f"unknown status {status!r}")
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
     with _db().session(readonly=True) as s:
-        for email, state, sections in subscriptions.subscriber_rows(s, status):
-            writer.writerow((email, state, ";".join(sections)))
+        subscriptions.write_export(s, out, status)
     return Response(
         out.getvalue(),
         mimetype="text/csv",
@@ -383,7 +374,7 @@ def variant_label(key: str, lang: str) -> str:
 
 def template_globals() -> dict[str, Any]:
     """Helpers the admin templates use."""
-    lang = g.get("lang", "zh-CN")
+    lang = page_language()
     return {
         "variant_label": lambda key: variant_label(key, lang),
         "state_label": lambda state: translate(STATE_LABELS.get(state, state), lang),

@@ -16,15 +16,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 
 from feedsvc import ratelimit, subscriptions
 from feedsvc.config import Settings
 from feedsvc.db import Database
-from feedsvc.i18n import translate
 from feedsvc.models import ACTIVE, PENDING, Subscriber
 from feedsvc.subscriptions import InvalidAddress, NoSections, TokenError
+from feedsvc.web import page_language, t
 from feedsvc.web.security import client_address, csrf_ok, csrf_token
 
 bp = Blueprint("subscribe", __name__)
@@ -71,19 +71,11 @@ def _db() -> Database:
     return current_app.extensions["feedsvc.db"]
 
 
-def _lang() -> str:
-    return g.get("lang", "zh-CN")
-
-
-def _t(text: str, **values: object) -> str:
-    return translate(text, _lang(), **values)
-
-
 def section_choices(chosen: list[str] | None = None) -> list[dict[str, Any]]:
     """The publication's sections for checkboxes: slug, label in the page language, checked."""
     publication = _settings().publication
     selected = set(publication.slugs if chosen is None else chosen)
-    english = _lang() == "en"
+    english = page_language() == "en"
     return [
         {"slug": s.slug, "label": (s.name_en or s.name) if english else s.name, "checked": s.slug in selected}
         for s in publication.sections
@@ -154,12 +146,12 @@ def subscribe() -> Response:
     email, chosen = request.form.get("email", ""), _chosen_sections()
     error = _address_error(email)
     if not error and not set(chosen) & set(_settings().publication.slugs):
-        error = _t("请至少选择一个栏目。")
+        error = t("请至少选择一个栏目。")
     if not _within_limit("signup"):
         return _too_many()
     if not error and not request.form.get(HONEYPOT_FIELD):  # a bot gets the usual answer, nothing else
         with _db().session() as s:
-            subscriptions.subscribe(s, _settings(), email, chosen, lang=_lang(), source="form")
+            subscriptions.subscribe(s, _settings(), email, chosen, lang=page_language(), source="form")
     if error:
         return _page("web/subscribe.html", 400, error=error, email=email[:320], chosen=chosen)
     return _page("web/subscribe_sent.html")
@@ -172,12 +164,12 @@ def _address_error(email: str) -> str:
         try:
             subscriptions.normalise_email(email)
         except InvalidAddress:
-            error = _t("这不是一个有效的电子邮件地址。")
+            error = t("这不是一个有效的电子邮件地址。")
     return error
 
 
 def _form_error() -> str:
-    return "" if csrf_ok() else _t("表单已过期，请再提交一次（需要允许本站的 Cookie）。")
+    return "" if csrf_ok() else t("表单已过期，请再提交一次（需要允许本站的 Cookie）。")
 
 
 # ------------------------------------------------------------------------------------------------ confirm
