@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from feedsvc import emails  # noqa: E402
 from feedsvc.config import load_publication  # noqa: E402
-from feedsvc.issues import parse  # noqa: E402
+from feedsvc.content.reader import parse  # noqa: E402
+from feedsvc.mail import newsletter  # noqa: E402
 
 RECIPIENTS = 10_000
 ROUNDS = 5
@@ -53,25 +53,25 @@ def main() -> None:
 
     def render_fresh(sections: str) -> Callable[[], object]:
         def run() -> object:
-            emails.render.cache_clear()  # type: ignore[attr-defined]
-            return emails.render(issue, sections, publication)
+            newsletter.render.cache_clear()  # type: ignore[attr-defined]
+            return newsletter.render(issue, sections, publication)
 
         return run
 
     start = time.perf_counter()
-    rendered = emails.render(issue, VARIANT, publication)  # the first: templates compiled, stylesheet parsed
+    rendered = newsletter.render(issue, VARIANT, publication)  # the first: templates compiled, stylesheet parsed
     first = time.perf_counter() - start
-    source_html, _text = emails.render_source(issue, VARIANT, publication)
-    whole = emails.render(issue, "all", publication)
+    source_html, _text = newsletter.render_source(issue, VARIANT, publication)
+    whole = newsletter.render(issue, "all", publication)
     base = publication.base_url
 
     def send(first: int, count: int) -> int:
         """Personalise, build and serialise messages for recipients first … first+count-1; total bytes."""
         total = 0
         for n in range(first, first + count):
-            links = emails.Links(f"{base}/manage/token-{n:06d}", f"{base}/unsubscribe/token-{n:06d}")
-            message = emails.build_message(rendered, f"reader{n}@example.com", links, publication)
-            total += len(emails.serialise(message))
+            links = newsletter.Links(f"{base}/manage/token-{n:06d}", f"{base}/unsubscribe/token-{n:06d}")
+            message = newsletter.build_message(rendered, f"reader{n}@example.com", links, publication)
+            total += len(newsletter.serialise(message))
         return total
 
     send(0, 200)  # warm-up
@@ -81,7 +81,7 @@ def main() -> None:
     inlines, per_recipient, ratios, renders, renders_all = [], [], [], [], []
     total_bytes = 0
     for round_number in range(ROUNDS):
-        inline = median_seconds(lambda: emails.inline_css(source_html), REPEATS)
+        inline = median_seconds(lambda: newsletter.inline_css(source_html), REPEATS)
         renders.append(median_seconds(render_fresh(VARIANT), 5))
         renders_all.append(median_seconds(render_fresh("all"), 5))
         start = time.perf_counter()
@@ -92,7 +92,9 @@ def main() -> None:
         ratios.append(each / inline)
     inline, each, ratio = (statistics.median(v) for v in (inlines, per_recipient, ratios))
 
-    sample = emails.build_message(whole, "reader@example.com", emails.Links(f"{base}/m/x", f"{base}/u/x"), publication)
+    sample = newsletter.build_message(
+        whole, "reader@example.com", newsletter.Links(f"{base}/m/x", f"{base}/u/x"), publication
+    )
     html_part = sample.get_body(("html",))
     assert html_part is not None
     html_size = len(html_part.get_content().encode("utf-8"))
@@ -117,7 +119,7 @@ def main() -> None:
     )
     print(
         f"HTML part of the whole issue:        {html_size:,} bytes ({encoded:,} base64-encoded); "
-        f"Gmail clips at {emails.GMAIL_CLIP_BYTES:,}"
+        f"Gmail clips at {newsletter.GMAIL_CLIP_BYTES:,}"
     )
 
 

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from feedsvc.config import load_publication  # noqa: E402
-from feedsvc.site import build  # noqa: E402
+from feedsvc.site.build import build  # noqa: E402
 
 SEED = ROOT / "issues" / "2024-01-22-398.md"
 GENERATED_ISSUES = 50
@@ -126,7 +126,7 @@ def serve_bench(site_dir: Path, work: Path) -> None:
     }
     command = [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class", "gthread"]
     command += ["--threads", str(THREADS), "--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
-    command += ["--chdir", str(ROOT), "feedsvc:create_app()"]
+    command += ["--chdir", str(ROOT), "feedsvc.web:create_app()"]
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_for(f"{base}/healthz", server)
@@ -175,8 +175,8 @@ def app_bench(site_dir: Path, work: Path) -> None:
     """
     from werkzeug.test import EnvironBuilder
 
-    from feedsvc import create_app
     from feedsvc.config import load_settings
+    from feedsvc.web import create_app
 
     env = {"FEEDSVC_VAR_DIR": str(work / "var"), "FEEDSVC_SITE_DIR": str(site_dir), "FEEDSVC_SECRET_KEY": "bench"}
     app = create_app(load_settings(ROOT / "feedsvc.toml", env=env))

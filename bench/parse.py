@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from feedsvc.config import load_publication  # noqa: E402
-from feedsvc.issues import parse_bytes  # noqa: E402
+from feedsvc.content.reader import parse_bytes  # noqa: E402
 
 SEED = ROOT / "issues" / "2024-01-22-398.md"
 

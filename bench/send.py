@@ -34,13 +34,15 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from feedsvc import emails, sending, subscriptions  # noqa: E402
 from feedsvc.config import load_settings  # noqa: E402
-from feedsvc.db import Database, utcnow  # noqa: E402
-from feedsvc.issues import parse  # noqa: E402
-from feedsvc.retry import RetryPolicy  # noqa: E402
-from feedsvc.sender import SendWorker  # noqa: E402
-from feedsvc.transport import SmtpTransport  # noqa: E402
+from feedsvc.content.reader import parse  # noqa: E402
+from feedsvc.db.engine import Database, utcnow  # noqa: E402
+from feedsvc.mail import newsletter  # noqa: E402
+from feedsvc.mail.transport import SmtpTransport  # noqa: E402
+from feedsvc.outbox import sends  # noqa: E402
+from feedsvc.outbox.retry import RetryPolicy  # noqa: E402
+from feedsvc.outbox.worker import SendWorker  # noqa: E402
+from feedsvc.subscribers import subscriptions  # noqa: E402
 
 SEED = ROOT / "issues" / "2024-01-22-398.md"
 SECRET = secrets.token_urlsafe(32)  # signs the links in the messages; any key will do for a bench
@@ -163,26 +165,26 @@ def baseline(settings, issue, rows: list[tuple[int, int, str, str]], url: str, c
     """A plain smtplib loop: `connections` threads, one connection each, building and sending the same messages."""
     publication = settings.publication
     port = int(url.split(":")[2].split("?")[0])
-    cache: dict[str, emails.RenderedEmail] = {}
+    cache: dict[str, newsletter.RenderedEmail] = {}
     for _, _, _, variant in rows:
         if variant not in cache:
-            cache[variant] = emails.render(issue, variant.split(";"), publication, templates=settings.templates_dir)
+            cache[variant] = newsletter.render(issue, variant.split(";"), publication, templates=settings.templates_dir)
 
     def work(part: list[tuple[int, int, str, str]]) -> None:
         smtp = smtplib.SMTP("127.0.0.1", port)
         for row_id, sid, address, variant in part:
-            links = emails.Links(
+            links = newsletter.Links(
                 manage=subscriptions.link(settings, "manage", sid, 1),
                 unsubscribe=subscriptions.link(settings, "unsubscribe", sid, 1),
             )
-            message = emails.build_message(
+            message = newsletter.build_message(
                 cache[variant],
                 address,
                 links,
                 publication,
-                message_id=emails.make_message_id(publication, "issue", issue.number, row_id),
+                message_id=newsletter.make_message_id(publication, "issue", issue.number, row_id),
             )
-            smtp.sendmail(publication.from_address, [address], emails.serialise(message))
+            smtp.sendmail(publication.from_address, [address], newsletter.serialise(message))
         smtp.quit()
 
     threads = [threading.Thread(target=work, args=(rows[k::connections],)) for k in range(connections)]
@@ -207,7 +209,7 @@ def throughput(recipients: int, connections: int, rounds: int, work: Path) -> No
     issue = parse(SEED, settings.publication)
     far = "9999-01-01 00:00:00.000000"
     with db.session() as s:
-        sending.publish(s, issue, SEED.read_text(encoding="utf-8"), source_name=SEED.name)
+        sends.publish(s, issue, SEED.read_text(encoding="utf-8"), source_name=SEED.name)
         s.execute(text("UPDATE outbox SET next_attempt_at = :far"), {"far": far})  # released round by round
     with db.session(readonly=True) as s:
         rows = [
@@ -273,9 +275,9 @@ def enqueue(url: str, count: int, label: str) -> Database | None:
     issue = parse(SEED, settings.publication)
     plan_seconds, (per_variant, _) = timed(lambda: _plan(db, issue))
 
-    def go() -> sending.PublishResult:
+    def go() -> sends.PublishResult:
         with db.session() as s:
-            return sending.publish(s, issue, SEED.read_text(encoding="utf-8"), source_name=SEED.name)
+            return sends.publish(s, issue, SEED.read_text(encoding="utf-8"), source_name=SEED.name)
 
     seconds, result = timed(go)
     print(
@@ -288,7 +290,7 @@ def enqueue(url: str, count: int, label: str) -> Database | None:
 
 def _plan(db: Database, issue):  # type: ignore[no-untyped-def]
     with db.session(readonly=True) as s:
-        return sending.plan(s, issue.slugs)
+        return sends.plan(s, issue.slugs)
 
 
 # -------------------------------------------------------------------------------------------- memory
@@ -297,9 +299,9 @@ def _plan(db: Database, issue):  # type: ignore[no-untyped-def]
 WORKER = """
 import sys
 from feedsvc.config import load_settings
-from feedsvc.db import Database
-from feedsvc.sender import SendWorker
-from feedsvc.transport import SmtpTransport
+from feedsvc.db.engine import Database
+from feedsvc.outbox.worker import SendWorker
+from feedsvc.mail.transport import SmtpTransport
 import threading, signal
 settings = load_settings()
 stop = threading.Event()

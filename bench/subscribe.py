@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from feedsvc.db import Database  # noqa: E402
-from feedsvc.models import OutboxMessage, Subscriber  # noqa: E402
+from feedsvc.db.engine import Database  # noqa: E402
+from feedsvc.db.models import OutboxMessage, Subscriber  # noqa: E402
 
 CLIENTS = 50
 REQUESTS = 3_000  # per phase, spread over the clients
@@ -230,7 +230,7 @@ def bench(kind: str) -> None:
     config = ROOT / "deploy" / "gunicorn.conf.py"
     with open(log, "wb") as out:
         server = subprocess.Popen(
-            [gunicorn, "-c", str(config), "--access-logfile", "/dev/null", "feedsvc:create_app()"],
+            [gunicorn, "-c", str(config), "--access-logfile", "/dev/null", "feedsvc.web:create_app()"],
             env=env,
             stdout=out,
             stderr=out,

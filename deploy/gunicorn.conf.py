@@ -1,4 +1,4 @@
-"""gunicorn settings for the feedsvc web app: `gunicorn -c deploy/gunicorn.conf.py 'feedsvc:create_app()'`."""
+"""gunicorn settings for the feedsvc web app: `gunicorn -c deploy/gunicorn.conf.py 'feedsvc.web:create_app()'`."""
 
 import multiprocessing
 import os

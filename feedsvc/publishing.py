@@ -15,10 +15,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from feedsvc import sending
 from feedsvc.config import Settings
-from feedsvc.issues import Issue, ParseError, issue_files, load_issues, parse
-from feedsvc.site import BuildResult, SiteError, build
+from feedsvc.content.reader import Issue, ParseError, issue_files, load_issues, parse
+from feedsvc.outbox import sends
+from feedsvc.site.build import BuildResult, SiteError, build
 
 
 class PublishError(Exception):
@@ -29,7 +29,7 @@ class PublishError(Exception):
 class Published:
     """What a publish did: the queueing outcome, the site it built, and where the file now is."""
 
-    result: sending.PublishResult
+    result: sends.PublishResult
     site: BuildResult
     placed: Path
     copied: bool
@@ -92,5 +92,5 @@ def publish_issue(session: Session, settings: Settings, path: Path) -> Published
             placed.unlink(missing_ok=True)
         raise
     source = placed.read_text(encoding="utf-8-sig")
-    result = sending.publish(session, issue, source, source_name=placed.name)
+    result = sends.publish(session, issue, source, source_name=placed.name)
     return Published(result, site, placed, copied)

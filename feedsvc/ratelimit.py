@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import case, delete, select
 from sqlalchemy.orm import Session
 
-from feedsvc.db import insert_for
-from feedsvc.models import RateLimit
+from feedsvc.db.engine import insert_for
+from feedsvc.db.models import RateLimit
 
 
 @dataclass(frozen=True)

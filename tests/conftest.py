@@ -13,7 +13,7 @@ import pytest
 from feedsvc.config import Publication, Settings, load_publication
 
 if TYPE_CHECKING:
-    from feedsvc.db import Database
+    from feedsvc.db.engine import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "issues" / "2024-01-22-398.md"
@@ -54,7 +54,7 @@ PG_URL = os.environ.get("FEEDSVC_TEST_PG_URL", "postgresql+psycopg://postgres@12
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite database file, made once per session; each test gets a copy."""
-    from feedsvc.db import Database
+    from feedsvc.db.engine import Database
 
     path = tmp_path_factory.mktemp("sqlite-template") / "feedsvc.db"
     database = Database(f"sqlite:///{path}")
@@ -75,7 +75,7 @@ def pg_url() -> Iterator[str]:
 
     import sqlalchemy as sa
 
-    from feedsvc.db import Database
+    from feedsvc.db.engine import Database
 
     admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
     try:
@@ -102,7 +102,7 @@ def pg_url() -> Iterator[str]:
 def _empty_tables(url: str) -> None:
     import sqlalchemy as sa
 
-    from feedsvc.models import Base
+    from feedsvc.db.models import Base
 
     engine = sa.create_engine(url)
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
@@ -126,7 +126,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def db(database_url: str) -> Iterator[Database]:
     """A `feedsvc.db.Database` on `database_url`."""
-    from feedsvc.db import Database
+    from feedsvc.db.engine import Database
 
     database = Database(database_url)
     yield database

@@ -1,19 +1,15 @@
 """The `feedsvc` command. A thin shell: parse options, call the core, print, set the exit code.
 
-Each area keeps its commands in a module of this package (check, site, mail, …); every module here
-is imported when the command starts, and registers its commands on `main`.
+Each command group lives in a module of this package and is added to `main` here, by name.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 
 import click
 
-from feedsvc.config import ConfigError, Settings, load_settings
-from feedsvc.db import Database
+from feedsvc.cli import check, db, mail, publish, site, subscribers, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,28 +26,16 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     ctx.obj = {"config_path": config_path}
 
 
-def get_settings(ctx: click.Context | None = None) -> Settings:
-    """The settings of this run, loaded once; a configuration problem is a clean CLI error."""
-    ctx = ctx or click.get_current_context()
-    root = ctx.find_root()
-    root.obj = root.obj or {}
-    if "settings" not in root.obj:
-        try:
-            root.obj["settings"] = load_settings(root.obj.get("config_path"))
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from exc
-    return root.obj["settings"]
-
-
-def open_database(settings: Settings) -> Database:
-    """The database of `settings`, refusing with a clear message when it is not migrated to the code's schema."""
-    database = Database(settings.database_url)
-    problem = database.schema_problem()
-    if problem:
-        database.dispose()
-        raise click.ClickException(problem)
-    return database
-
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+for command in (
+    check.check,
+    site.build,
+    site.serve,
+    mail.preview,
+    publish.publish,
+    publish.status,
+    publish.send_group,
+    worker.worker,
+    subscribers.subscribers_group,
+    db.db_group,
+):
+    main.add_command(command)

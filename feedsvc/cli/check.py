@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from feedsvc.cli import get_settings, main
-from feedsvc.issues import Issue, ParseError, issue_files, parse
+from feedsvc.cli.context import get_settings
+from feedsvc.content.reader import Issue, ParseError, issue_files, parse
 
 
-@main.command()
+@click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the parsed issue as JSON (a list for several files).")
 def check(paths: tuple[Path, ...], as_json: bool) -> None:

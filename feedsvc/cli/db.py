@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from feedsvc.cli import get_settings, main
-from feedsvc.db import Database, current_revision, downgrade, head_revision
+from feedsvc.cli.context import get_settings, open_database
+from feedsvc.db.engine import current_revision, downgrade, head_revision
 
 
-@main.group("db")
+@click.group("db")
 def db_group() -> None:
     """The database schema (DATABASE_URL; default SQLite under var/)."""
 
@@ -17,13 +17,10 @@ def db_group() -> None:
 @click.argument("revision", default="head")
 def upgrade(revision: str) -> None:
     """Migrate the database up to REVISION (default: the newest)."""
-    database = Database(get_settings().database_url)
-    try:
+    with open_database(get_settings(), migrated=False) as database:
         before = current_revision(database.engine)
         database.upgrade(revision)
         after = current_revision(database.engine)
-    finally:
-        database.dispose()
     if before == after:
         click.echo(f"database is up to date ({after})")
     else:
@@ -34,22 +31,16 @@ def upgrade(revision: str) -> None:
 @click.argument("revision")
 def downgrade_command(revision: str) -> None:
     """Migrate the database down to REVISION ('base' removes every table)."""
-    database = Database(get_settings().database_url)
-    try:
+    with open_database(get_settings(), migrated=False) as database:
         downgrade(database.engine, revision)
         click.echo(f"database at {current_revision(database.engine) or 'base'}")
-    finally:
-        database.dispose()
 
 
 @db_group.command()
 def current() -> None:
     """Print the database's revision and the newest one; exit 1 if it is behind."""
-    database = Database(get_settings().database_url)
-    try:
+    with open_database(get_settings(), migrated=False) as database:
         revision = current_revision(database.engine)
-    finally:
-        database.dispose()
     head = head_revision()
     click.echo(f"current: {revision or 'empty'}\nhead: {head}")
     if revision != head:

@@ -6,17 +6,17 @@ from pathlib import Path
 
 import click
 
-from feedsvc.cli import get_settings, main
-from feedsvc.emails import GMAIL_CLIP_BYTES, EmailError, Links, build_message, render, serialise
+from feedsvc.cli.context import get_settings
+from feedsvc.content.reader import ParseError, parse
 from feedsvc.i18n import LANGUAGES
-from feedsvc.issues import ParseError, parse
-from feedsvc.transport import TransportFailure, open_transport
+from feedsvc.mail.newsletter import GMAIL_CLIP_BYTES, EmailError, Links, build_message, render, serialise
+from feedsvc.mail.transport import TransportFailure, open_transport
 
 #: The token shown in preview links; real ones are made per subscriber when the issue is sent.
 PREVIEW_TOKEN = "preview"  # noqa: S105 - a visible stand-in, not a secret
 
 
-@main.command()
+@click.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--sections",

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import click
 
-from feedsvc import publishing, sending
-from feedsvc.cli import get_settings, main, open_database
-from feedsvc.db import Database
-from feedsvc.progress import Counts, ProgressBar
+from feedsvc import publishing
+from feedsvc.cli.context import get_settings, open_database
+from feedsvc.cli.progress import Counts, ProgressBar
+from feedsvc.db.engine import Database
+from feedsvc.outbox import sends
 
 
-@main.command()
+@click.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check and count recipients per section set; change nothing.")
 @click.option("--wait", is_flag=True, help="Then show the send's progress until it is finished.")
@@ -31,11 +32,10 @@ def publish(path: Path, dry_run: bool, wait: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     for warning in issue.warnings:
         click.echo(f"warning: {path}:{warning}", err=True)
-    database = open_database(settings)
-    try:
+    with open_database(settings) as database:
         if dry_run:
             with database.session(readonly=True) as session:
-                per_variant, skipped = sending.plan(session, issue.slugs)
+                per_variant, skipped = sends.plan(session, issue.slugs)
             click.echo(f"issue {issue.number}: {sum(per_variant.values())} recipient(s) would get mail")
             for variant, count in per_variant.items():
                 click.echo(f"  {count:>8}  {variant.replace(';', ', ')}")
@@ -60,8 +60,6 @@ def publish(path: Path, dry_run: bool, wait: bool) -> None:
             )
         if wait:
             _wait(database, issue.number)
-    finally:
-        database.dispose()
 
 
 def _wait(database: Database, number: int, interval: float = 0.5, stall_warning: float = 30.0) -> None:
@@ -69,22 +67,22 @@ def _wait(database: Database, number: int, interval: float = 0.5, stall_warning:
     last_done, last_change, warned = -1, time.monotonic(), False
     while True:
         with database.session(readonly=True) as session:
-            [found] = sending.counts(session, [number])
+            [found] = sends.counts(session, [number])
         counts = _counts(found)
-        if counts.remaining == 0 or (found.state == sending.STOPPED and counts.sending == 0):
+        if counts.remaining == 0 or (found.state == sends.STOPPED and counts.sending == 0):
             bar.finish(counts)
             return
         bar.update(counts)
         if counts.done != last_done:
             last_done, last_change = counts.done, time.monotonic()
         elif not warned and time.monotonic() - last_change > stall_warning:
-            state = f"the send is {found.state}" if found.state != sending.RUNNING else "is `feedsvc worker` running?"
+            state = f"the send is {found.state}" if found.state != sends.RUNNING else "is `feedsvc worker` running?"
             click.echo(f"\nno progress for {stall_warning:.0f} s: {state}", err=True)
             warned = True
         time.sleep(interval)
 
 
-def _counts(found: sending.IssueCounts) -> Counts:
+def _counts(found: sends.IssueCounts) -> Counts:
     return Counts(
         queued=found.queued,
         sending=found.sending,
@@ -95,18 +93,14 @@ def _counts(found: sending.IssueCounts) -> Counts:
     )
 
 
-@main.command()
+@click.command()
 @click.argument("numbers", nargs=-1, type=int)
 @click.option("--json", "as_json", is_flag=True, help="A JSON list: number, queued, sending, sent, failed, skipped.")
 def status(numbers: tuple[int, ...], as_json: bool) -> None:
     """Mail of each published issue (or of issue NUMBERS) by state."""
     settings = get_settings()
-    database = open_database(settings)
-    try:
-        with database.session(readonly=True) as session:
-            found = sending.counts(session, list(numbers) or None)
-    finally:
-        database.dispose()
+    with open_database(settings) as database, database.session(readonly=True) as session:
+        found = sends.counts(session, list(numbers) or None)
     if as_json:
         click.echo(json.dumps([c.to_json() for c in found], indent=2))
         return
@@ -122,30 +116,28 @@ def status(numbers: tuple[int, ...], as_json: bool) -> None:
         )
 
 
-@main.group("send")
+@click.group("send")
 def send_group() -> None:
     """Pause, resume or cancel the send of an issue."""
 
 
 def _control(number: int, action: str) -> None:
     settings = get_settings()
-    database = open_database(settings)
-    try:
-        with database.session() as session:
-            if action == "pause":
-                sending.pause(session, number)
-                click.echo(f"issue {number}: paused (messages already being sent finish)")
-            elif action == "resume":
-                requeued = sending.resume(session, number)
-                extra = f"; {requeued} cancelled message(s) queued again" if requeued else ""
-                click.echo(f"issue {number}: sending{extra}")
-            else:
-                cancelled = sending.cancel(session, number)
-                click.echo(f"issue {number}: cancelled, {cancelled} queued message(s) will not be sent")
-    except sending.SendError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        database.dispose()
+    with open_database(settings) as database:
+        try:
+            with database.session() as session:
+                if action == "pause":
+                    sends.pause(session, number)
+                    click.echo(f"issue {number}: paused (messages already being sent finish)")
+                elif action == "resume":
+                    requeued = sends.resume(session, number)
+                    extra = f"; {requeued} cancelled message(s) queued again" if requeued else ""
+                    click.echo(f"issue {number}: sending{extra}")
+                else:
+                    cancelled = sends.cancel(session, number)
+                    click.echo(f"issue {number}: cancelled, {cancelled} queued message(s) will not be sent")
+        except sends.SendError as exc:
+            raise click.ClickException(str(exc)) from exc
 
 
 @send_group.command("pause")

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from feedsvc.cli import get_settings, main
-from feedsvc.issues import ParseError
-from feedsvc.site import SiteError
-from feedsvc.site import build as build_site
+from feedsvc.cli.context import get_settings
+from feedsvc.content.reader import ParseError
+from feedsvc.site.build import SiteError
+from feedsvc.site.build import build as build_site
 
 
-@main.command()
+@click.command()
 @click.option(
     "--issues",
     "issues_dir",
@@ -38,13 +38,13 @@ def build(issues_dir: Path | None, out_dir: Path | None) -> None:
     click.echo(f"built {result.issues} issue(s) into {result.out_dir}: {result.files} files, {changed}")
 
 
-@main.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--debug", is_flag=True, help="Flask debug mode (reloader and debugger; never in production).")
 def serve(host: str, port: int, debug: bool) -> None:
     """Serve the site, feeds and subscription pages (development server; deploy/ has gunicorn)."""
-    from feedsvc import create_app
+    from feedsvc.web import create_app
 
     settings = get_settings()
     if not (settings.site_dir / "site.json").exists():

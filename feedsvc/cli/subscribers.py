@@ -1,17 +1,18 @@
-"""`feedsvc subscribers`: the subscriber list for the publisher's records and for checks."""
+"""`feedsvc subscribers export|import`: the subscriber list as CSV, out and in."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
-from feedsvc import subscriptions
-from feedsvc.cli import get_settings, main, open_database
-from feedsvc.models import SUBSCRIBER_STATUSES
+from feedsvc.cli.context import get_settings, open_database
+from feedsvc.db.models import SUBSCRIBER_STATUSES
+from feedsvc.subscribers import importer, subscriptions
 
 
-@main.group("subscribers")
+@click.group("subscribers")
 def subscribers_group() -> None:
     """Export and import subscribers (CSV: email, status, sections)."""
 
@@ -20,9 +21,37 @@ def subscribers_group() -> None:
 @click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), help="Only subscribers with this status.")
 def export_command(status: str | None) -> None:
     """Print every subscriber as CSV: email, status, sections (slugs separated by ';')."""
-    database = open_database(get_settings())
-    try:
-        with database.session(readonly=True) as session:
-            subscriptions.write_export(session, sys.stdout, status)
-    finally:
-        database.dispose()
+    with open_database(get_settings()) as database, database.session(readonly=True) as session:
+        subscriptions.write_export(session, sys.stdout, status)
+
+
+@subscribers_group.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--consented",
+    is_flag=True,
+    help="The people on the list already agreed (elsewhere): make them active without a confirmation mail.",
+)
+def import_command(path: Path, consented: bool) -> None:
+    """Add subscribers from a CSV with a header row: email, sections (slugs separated by ';', empty = all).
+
+    Without --consented each new address gets a confirmation mail and stays pending until it confirms.
+    Erased, suppressed, unsubscribed and bounced addresses are never re-added. A bad row is reported with
+    its line and skipped; every other row is imported.
+    """
+    settings = get_settings()
+    parsed = importer.read(path.read_bytes(), settings)
+    with open_database(settings) as database, database.session() as session:
+        result = importer.import_rows(session, settings, parsed, consented=consented)
+    for problem in result.errors:
+        click.echo(f"{path}:{problem.line}: {problem.message}", err=True)
+    for problem in result.skipped:
+        click.echo(f"{path}:{problem.line}: skipped: {problem.message}", err=True)
+    click.echo(
+        f"imported {len(parsed.rows)} row(s): {result.activated} active, {result.confirmations} sent a confirmation, "
+        f"{result.unchanged} already subscribed, {result.left} unsubscribed or bounced earlier (not re-added), "
+        f"{result.suppressed} suppressed (not re-added), {result.throttled} confirmation(s) sent moments ago; "
+        f"{len(result.errors)} bad row(s), {len(result.skipped)} skipped"
+    )
+    if result.errors:
+        raise SystemExit(1)

@@ -1,6 +1,6 @@
 """`feedsvc worker`: send the outbox (issue mail and transactional mail) through the configured transport.
 
-A thin shell over `feedsvc.sender.SendWorker`: options, signals, housekeeping every minute, and a progress
+A thin shell over `feedsvc.outbox.worker.SendWorker`: options, signals, housekeeping every minute, and a progress
 bar of the sends under way (on a terminal; a log line every 30 s otherwise).
 """
 
@@ -15,18 +15,18 @@ from types import FrameType
 
 import click
 
-from feedsvc import delivery, sending
-from feedsvc.cli import get_settings, main, open_database
-from feedsvc.db import Database, utcnow
-from feedsvc.progress import Counts, ProgressBar
-from feedsvc.retry import RetryPolicy
-from feedsvc.sender import SendWorker, WorkerStats
+from feedsvc.cli.context import get_settings, open_database
+from feedsvc.cli.progress import Counts, ProgressBar
+from feedsvc.db.engine import Database, utcnow
+from feedsvc.outbox import rules, sends
+from feedsvc.outbox.retry import RetryPolicy
+from feedsvc.outbox.worker import SendWorker, WorkerStats
 
 HOUSEKEEPING_EVERY = 60.0
 PROGRESS_EVERY = 2.0
 
 
-@main.command()
+@click.command()
 @click.option("--once", is_flag=True, help="Send what is due now, then exit.")
 @click.option(
     "--concurrency",
@@ -50,51 +50,48 @@ def worker(
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     settings = get_settings()
-    database = open_database(settings)
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = ProgressBar(sys.stderr, label="sending", log_interval=30.0)
-    runner = SendWorker(
-        database,
-        settings,
-        concurrency=concurrency,
-        policy=RetryPolicy.from_env(settings.extra),
-        rate=rate,
-        batch_size=batch_size,
-        poll_interval=poll_interval,
-    )
-    last = {"housekeeping": time.monotonic(), "progress": float("-inf")}
-    watched: set[int] = set()
+    with open_database(settings) as database:
+        show = sys.stderr.isatty() if progress is None else progress
+        bar = ProgressBar(sys.stderr, label="sending", log_interval=30.0)
+        runner = SendWorker(
+            database,
+            settings,
+            concurrency=concurrency,
+            policy=RetryPolicy.from_env(settings.extra),
+            rate=rate,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+        )
+        last = {"housekeeping": time.monotonic(), "progress": float("-inf")}
+        watched: set[int] = set()
 
-    def tick(_stats: WorkerStats) -> None:
-        now = time.monotonic()
-        if now - last["housekeeping"] >= HOUSEKEEPING_EVERY:
-            last["housekeeping"] = now
-            _housekeeping(database)
-        if show and now - last["progress"] >= PROGRESS_EVERY:
-            last["progress"] = now
-            counts = _sends_under_way(database, watched)
-            if counts.total:
-                bar.update(counts)
+        def tick(_stats: WorkerStats) -> None:
+            now = time.monotonic()
+            if now - last["housekeeping"] >= HOUSEKEEPING_EVERY:
+                last["housekeeping"] = now
+                _housekeeping(database)
+            if show and now - last["progress"] >= PROGRESS_EVERY:
+                last["progress"] = now
+                counts = _sends_under_way(database, watched)
+                if counts.total:
+                    bar.update(counts)
 
-    runner.on_tick = tick
-    stop = threading.Event()
-    if not once:
+        runner.on_tick = tick
+        stop = threading.Event()
+        if not once:
 
-        def _stop(_signum: int, _frame: FrameType | None) -> None:
-            stop.set()
+            def _stop(_signum: int, _frame: FrameType | None) -> None:
+                stop.set()
 
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-        where = settings.smtp_url.rpartition("@")[2] or settings.mail_dir
-        click.echo(f"worker {runner.owner}: {concurrency} connection(s) to {where}", err=True)
-    try:
+            signal.signal(signal.SIGTERM, _stop)
+            signal.signal(signal.SIGINT, _stop)
+            where = settings.smtp_url.rpartition("@")[2] or settings.mail_dir
+            click.echo(f"worker {runner.owner}: {concurrency} connection(s) to {where}", err=True)
         stats = runner.run(stop, until_idle=once)
         if show:
             counts = _sends_under_way(database, watched)
             if counts.total:
                 bar.finish(counts)
-    finally:
-        database.dispose()
     click.echo(
         f"worker {runner.owner}: sent {stats.sent}, retried {stats.retried}, failed {stats.failed}, "
         f"skipped {stats.skipped}"
@@ -104,13 +101,13 @@ def worker(
 def _housekeeping(database: Database) -> None:
     """Forget what is no longer needed: old rate-limit counters, unconfirmed sign-ups, old transactional rows."""
     with database.session() as session:
-        delivery.housekeeping(session, utcnow())
+        rules.housekeeping(session, utcnow())
 
 
 def _sends_under_way(database: Database, watched: set[int]) -> Counts:
     """Issue mail by state, summed over the sends with rows queued or in flight (and those seen so before)."""
     with database.session(readonly=True) as session:
-        every = sending.counts(session)
+        every = sends.counts(session)
     watched.update(c.number for c in every if c.remaining)
     found = [c for c in every if c.number in watched]
     return Counts(

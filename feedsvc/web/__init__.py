@@ -1,22 +1,26 @@
-"""The web shell: one blueprint per module (public pages, subscriptions, admin), registered by create_app."""
+"""The web shell: `create_app` wires settings, the database, the page language and the blueprints."""
 
 from __future__ import annotations
 
-from flask import g
+from typing import Any
 
-from feedsvc.i18n import DEFAULT_LANGUAGE, translate
+from flask import Flask
 
-
-def page_language() -> str:
-    """The language chosen for this request, marking the response as one that varies by language.
-
-    Only responses that asked for it get ``Vary: Accept-Language, Cookie``: a feed is the same for
-    every reader, and shared caches should keep one copy of it.
-    """
-    g.language_varies = True
-    return g.get("lang", DEFAULT_LANGUAGE)
+from feedsvc.config import Settings, load_settings
 
 
-def t(text: str, **values: object) -> str:
-    """`text` (Chinese source) in this request's language, {placeholders} filled."""
-    return translate(text, page_language(), **values)
+def create_app(settings: Settings | None = None, **config: Any) -> Flask:
+    """The web app. `settings` default to feedsvc.toml plus the environment; `config` goes to app.config."""
+    from feedsvc.web import admin, database, language, public, subscribe
+
+    settings = settings or load_settings()
+    app = Flask(__name__, template_folder=str(settings.templates_dir), static_folder=None)
+    app.config.update(SECRET_KEY=settings.secret_key, FEEDSVC_SETTINGS=settings, **config)
+    app.extensions["feedsvc.settings"] = settings
+    database.init_app(app, settings)
+    language.init_app(app, settings)
+    public.init_app(app, settings)
+    subscribe.init_app(app, settings)
+    for blueprint in (public.bp, subscribe.bp, admin.bp):
+        app.register_blueprint(blueprint)
+    return app

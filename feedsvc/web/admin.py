@@ -22,7 +22,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     get_flashed_messages,
     redirect,
@@ -33,15 +32,18 @@ from flask import (
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from feedsvc import emails, importing, ratelimit, sending, subscriptions
+from feedsvc import ratelimit
 from feedsvc.config import Settings
-from feedsvc.db import Database
+from feedsvc.content.reader import Issue, ParseError, issue_files, parse
+from feedsvc.db.models import ACTIVE, SUBSCRIBER_STATUSES, Subscriber, SubscriberSection
 from feedsvc.i18n import translate
-from feedsvc.issues import Issue, ParseError, issue_files, parse
-from feedsvc.models import ACTIVE, SUBSCRIBER_STATUSES, Subscriber, SubscriberSection
+from feedsvc.mail import newsletter
+from feedsvc.mail.transport import TransportFailure, open_transport
+from feedsvc.outbox import sends
 from feedsvc.publishing import PublishError, publish_issue
-from feedsvc.transport import TransportFailure, open_transport
-from feedsvc.web import page_language, t
+from feedsvc.subscribers import importer, subscriptions
+from feedsvc.web.database import get_db, get_settings
+from feedsvc.web.language import page_language, t
 from feedsvc.web.security import client_address, csrf_ok, csrf_token
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -59,25 +61,17 @@ class IssueFile:
     error: str | None
 
 
-def _settings() -> Settings:
-    return current_app.extensions["feedsvc.settings"]
-
-
-def _db() -> Database:
-    return current_app.extensions["feedsvc.db"]
-
-
 @bp.before_request
 def _require_admin() -> Response | None:
     """Basic auth against FEEDSVC_ADMIN_PASSWORD; a client over its failed-login limit is refused first,
     right password or not, so the limit cannot be used as an oracle."""
-    settings = _settings()
+    settings = get_settings()
     password = settings.admin_password
     if not password:
         abort(404)
     key = ratelimit.client_key("admin-auth", client_address(settings.trusted_proxies), settings.secret_key)
     now = time.time()
-    with _db().session() as s:
+    with get_db().session() as s:
         if ratelimit.exceeded(s, key, AUTH_LIMIT, now):
             return Response("Too many failed logins; try again later.\n", 429, {"Retry-After": str(AUTH_LIMIT.window)})
     auth = request.authorization
@@ -85,7 +79,7 @@ def _require_admin() -> Response | None:
     if given and hmac.compare_digest(given.encode(), password.encode()):
         return None
     if given:
-        with _db().session() as s:
+        with get_db().session() as s:
             ratelimit.hit(s, key, AUTH_LIMIT, now)
     return Response(
         "Authentication required.\n", 401, {"WWW-Authenticate": 'Basic realm="feedsvc admin", charset="UTF-8"'}
@@ -121,21 +115,21 @@ def issue_folder(settings: Settings) -> list[IssueFile]:
 
 
 def _find_issue(number: int) -> IssueFile:
-    for entry in issue_folder(_settings()):
+    for entry in issue_folder(get_settings()):
         if entry.issue is not None and entry.issue.number == number:
             return entry
     abort(404)
 
 
-def _send_counts(s: Session, numbers: list[int] | None = None) -> dict[int, sending.IssueCounts]:
-    return {c.number: c for c in sending.counts(s, numbers)}
+def _send_counts(s: Session, numbers: list[int] | None = None) -> dict[int, sends.IssueCounts]:
+    return {c.number: c for c in sends.counts(s, numbers)}
 
 
 @bp.get("/")
 def dashboard() -> str:
     """Issues with their send state, and subscribers at a glance."""
-    settings = _settings()
-    with _db().session(readonly=True) as s:
+    settings = get_settings()
+    with get_db().session(readonly=True) as s:
         sends = _send_counts(s)
         statuses, per_section = _subscriber_counts(s)
     return render_template(
@@ -154,8 +148,8 @@ def issue_page(number: int) -> Response:
     """One issue: its check, recipients per section set, previews, test send, publish and progress."""
     entry = _find_issue(number)
     assert entry.issue is not None
-    with _db().session(readonly=True) as s:
-        per_variant, skipped = sending.plan(s, entry.issue.slugs)
+    with get_db().session(readonly=True) as s:
+        per_variant, skipped = sends.plan(s, entry.issue.slugs)
         counts = _send_counts(s, [number]).get(number)
     html = render_template(
         "web/admin/issue.html",
@@ -164,7 +158,7 @@ def issue_page(number: int) -> Response:
         plan=per_variant,
         skipped=skipped,
         counts=counts,
-        sending_now=counts is not None and counts.progress == sending.RUNNING,
+        sending_now=counts is not None and counts.progress == sends.RUNNING,
         refresh=REFRESH_SECONDS,
         csrf_token=csrf_token(),
         messages=get_flashed_messages(),
@@ -179,36 +173,38 @@ def _chosen(issue: Issue) -> tuple[str, ...]:
     return tuple(slug for slug in raw.replace(",", ";").split(";") if slug)
 
 
-def _render(issue: Issue) -> emails.RenderedEmail:
+def _render(issue: Issue) -> newsletter.RenderedEmail:
     """The issue's email for the section choice in the request, with the project's email templates."""
-    settings = _settings()
-    return emails.render(issue, _chosen(issue), settings.publication, templates=settings.templates_dir)
+    settings = get_settings()
+    return newsletter.render(issue, _chosen(issue), settings.publication, templates=settings.templates_dir)
 
 
-def _sample_links(settings: Settings) -> emails.Links:
+def _sample_links(settings: Settings) -> newsletter.Links:
     base = settings.base_url
-    return emails.Links(manage=f"{base}/manage", unsubscribe=f"{base}/manage")
+    return newsletter.Links(manage=f"{base}/manage", unsubscribe=f"{base}/manage")
 
 
 @bp.get("/issues/<int:number>/email")
 def email_preview(number: int) -> Response:
     """The email for one section choice (?sections=a;b), as HTML (default), text (?format=text) or .eml."""
-    settings = _settings()
+    settings = get_settings()
     issue = _find_issue(number).issue
     assert issue is not None
     try:
         rendered = _render(issue)
-    except emails.EmailError as exc:
+    except newsletter.EmailError as exc:
         abort(400, description=str(exc))
-    sample = emails.personalise(rendered, "reader@example.org", _sample_links(settings))
+    sample = newsletter.personalise(rendered, "reader@example.org", _sample_links(settings))
     kind = request.args.get("format", "html")
     if kind == "text":
         return Response(sample.text, mimetype="text/plain")
     if kind == "eml":
-        message = emails.build_message(rendered, "reader@example.org", _sample_links(settings), settings.publication)
+        message = newsletter.build_message(
+            rendered, "reader@example.org", _sample_links(settings), settings.publication
+        )
         name = f"issue-{number}-{'-'.join(rendered.sections)}.eml"
         return Response(
-            emails.serialise(message),
+            newsletter.serialise(message),
             mimetype="message/rfc822",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
@@ -223,7 +219,7 @@ def email_preview(number: int) -> Response:
 def send_test(number: int) -> Response:
     """Send the email for one section choice to one address now, marked as a test."""
     _require_csrf()
-    settings = _settings()
+    settings = get_settings()
     issue = _find_issue(number).issue
     assert issue is not None
     try:
@@ -231,9 +227,9 @@ def send_test(number: int) -> Response:
         rendered = _render(issue)
     except subscriptions.InvalidAddress as exc:
         return _back(number, "✗ " + t("地址无效：{reason}", reason=exc))
-    except emails.EmailError as exc:
+    except newsletter.EmailError as exc:
         return _back(number, f"✗ {exc}")
-    message = emails.build_message(rendered, address, _sample_links(settings), settings.publication)
+    message = newsletter.build_message(rendered, address, _sample_links(settings), settings.publication)
     subject = message["Subject"]
     del message["Subject"]
     message["Subject"] = f"[测试 TEST] {subject}"
@@ -255,8 +251,8 @@ def publish(number: int) -> Response:
     if request.form.get("confirm") != "yes":
         return _back(number, "✗ " + t("请先勾选确认框。"))
     try:
-        with _db().session() as s:
-            result = publish_issue(s, _settings(), entry.path).result
+        with get_db().session() as s:
+            result = publish_issue(s, get_settings(), entry.path).result
     except PublishError as exc:
         return _back(number, f"✗ {exc}")
     if result.already_published:
@@ -271,10 +267,10 @@ def publish(number: int) -> Response:
 def control(number: int, action: str) -> Response:
     """Pause, resume or cancel the send of an issue."""
     _require_csrf()
-    with _db().session() as s:
+    with get_db().session() as s:
         try:
-            getattr(sending, action)(s, number)
-        except sending.SendError as exc:
+            getattr(sends, action)(s, number)
+        except sends.SendError as exc:
             return _back(number, f"✗ {exc}")
     return _back(number, f"✓ {action}")
 
@@ -305,13 +301,13 @@ def _subscriber_counts(s: Session) -> tuple[dict[str, int], dict[str, int]]:
 @bp.get("/subscribers")
 def subscribers_page() -> str:
     """Counts per status and section, the export link and the import form."""
-    with _db().session(readonly=True) as s:
+    with get_db().session(readonly=True) as s:
         statuses, per_section = _subscriber_counts(s)
     return render_template(
         "web/admin/subscribers.html",
         statuses=statuses,
         per_section=per_section,
-        sections=_settings().publication.sections,
+        sections=get_settings().publication.sections,
         csrf_token=csrf_token(),
     )
 
@@ -323,7 +319,7 @@ def export_csv() -> Response:
     if status is not None and status not in SUBSCRIBER_STATUSES:
         abort(400, description=f"unknown status {status!r}")
     out = io.StringIO()
-    with _db().session(readonly=True) as s:
+    with get_db().session(readonly=True) as s:
         subscriptions.write_export(s, out, status)
     return Response(
         out.getvalue(),
@@ -339,11 +335,11 @@ def import_csv() -> str:
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         abort(400, description="choose a CSV file to import")
-    settings = _settings()
-    parsed = importing.read(upload.read(), settings)
+    settings = get_settings()
+    parsed = importer.read(upload.read(), settings)
     consented = request.form.get("consented") == "yes"
-    with _db().session() as s:
-        result = importing.import_rows(s, settings, parsed, consented=consented)
+    with get_db().session() as s:
+        result = importer.import_rows(s, settings, parsed, consented=consented)
     return render_template(
         "web/admin/import_result.html", name=upload.filename, parsed=parsed, result=result, consented=consented
     )
@@ -355,16 +351,16 @@ STATE_LABELS = {
     "active": "有效",
     "unsubscribed": "已退订",
     "bounced": "退信",
-    sending.RUNNING: "发送中",
-    sending.PAUSED: "已暂停",
-    sending.STOPPED: "已取消",
-    sending.FINISHED: "已完成",
+    sends.RUNNING: "发送中",
+    sends.PAUSED: "已暂停",
+    sends.STOPPED: "已取消",
+    sends.FINISHED: "已完成",
 }
 
 
 def variant_label(key: str, lang: str) -> str:
     """A section set as the publisher reads it: 行业 + 技术 (or Industry + Technology)."""
-    publication = _settings().publication
+    publication = get_settings().publication
     names = []
     for slug in filter(None, key.split(";")):
         section = publication.section_by_slug(slug)
@@ -372,6 +368,7 @@ def variant_label(key: str, lang: str) -> str:
     return " + ".join(names) or "—"
 
 
+@bp.app_context_processor
 def template_globals() -> dict[str, Any]:
     """Helpers the admin templates use."""
     lang = page_language()
@@ -379,8 +376,3 @@ def template_globals() -> dict[str, Any]:
         "variant_label": lambda key: variant_label(key, lang),
         "state_label": lambda state: translate(STATE_LABELS.get(state, state), lang),
     }
-
-
-def init_app(app: Any) -> None:
-    """Make the admin template helpers available."""
-    app.context_processor(template_globals)

@@ -14,8 +14,9 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 
-from feedsvc.site import SITE_META, SiteFile, SiteReader, install_template_helpers, page_name, section_label
-from feedsvc.web import page_language
+from feedsvc.config import Settings
+from feedsvc.site.build import SITE_META, SiteFile, SiteReader, install_template_helpers, page_name, section_label
+from feedsvc.web.language import page_language
 
 bp = Blueprint("public", __name__)
 
@@ -24,9 +25,8 @@ _FEED_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 _ISSUE_PATH = re.compile(r"/issues/(\d+)(?:\.html)?/?")
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, settings: Settings) -> None:
     """Attach the reader of the built site and the template filters the pages use."""
-    settings = app.extensions["feedsvc.settings"]
     app.extensions["feedsvc.site"] = SiteReader(settings.site_dir)
     install_template_helpers(app.jinja_env)
 

@@ -19,12 +19,13 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 
-from feedsvc import ratelimit, subscriptions
+from feedsvc import ratelimit
 from feedsvc.config import Settings
-from feedsvc.db import Database
-from feedsvc.models import ACTIVE, PENDING, Subscriber
-from feedsvc.subscriptions import InvalidAddress, NoSections, TokenError
-from feedsvc.web import page_language, t
+from feedsvc.db.models import ACTIVE, PENDING, Subscriber
+from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers.subscriptions import InvalidAddress, NoSections, TokenError
+from feedsvc.web.database import get_db, get_settings
+from feedsvc.web.language import page_language, t
 from feedsvc.web.security import client_address, csrf_ok, csrf_token
 
 bp = Blueprint("subscribe", __name__)
@@ -44,10 +45,8 @@ SECURITY_HEADERS = {
 }
 
 
-def init_app(app: Flask) -> None:
-    """The database, session-cookie safety, and the template helpers the subscribe form uses."""
-    settings: Settings = app.extensions["feedsvc.settings"]
-    app.extensions.setdefault("feedsvc.db", Database(settings.database_url))
+def init_app(app: Flask, settings: Settings) -> None:
+    """Session-cookie safety, the sign-up limit, and the template helpers the subscribe form uses."""
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
     if settings.base_url.startswith("https://"):
@@ -63,17 +62,9 @@ def init_app(app: Flask) -> None:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _settings() -> Settings:
-    return current_app.extensions["feedsvc.settings"]
-
-
-def _db() -> Database:
-    return current_app.extensions["feedsvc.db"]
-
-
 def section_choices(chosen: list[str] | None = None) -> list[dict[str, Any]]:
     """The publication's sections for checkboxes: slug, label in the page language, checked."""
-    publication = _settings().publication
+    publication = get_settings().publication
     selected = set(publication.slugs if chosen is None else chosen)
     english = page_language() == "en"
     return [
@@ -83,7 +74,7 @@ def section_choices(chosen: list[str] | None = None) -> list[dict[str, Any]]:
 
 
 def _client_address() -> str:
-    return client_address(_settings().trusted_proxies)
+    return client_address(get_settings().trusted_proxies)
 
 
 def _within_limit(action: str) -> bool:
@@ -93,8 +84,8 @@ def _within_limit(action: str) -> bool:
     a sign-up would serialise every request of that client (or of every client behind one proxy).
     """
     limit: ratelimit.Limit = current_app.extensions["feedsvc.signup_limit"]
-    key = ratelimit.client_key(action, _client_address(), _settings().secret_key)
-    with _db().session() as s:
+    key = ratelimit.client_key(action, _client_address(), get_settings().secret_key)
+    with get_db().session() as s:
         return ratelimit.hit(s, key, limit, time.time())
 
 
@@ -145,13 +136,13 @@ def subscribe() -> Response:
     """
     email, chosen = request.form.get("email", ""), _chosen_sections()
     error = _address_error(email)
-    if not error and not set(chosen) & set(_settings().publication.slugs):
+    if not error and not set(chosen) & set(get_settings().publication.slugs):
         error = t("请至少选择一个栏目。")
     if not _within_limit("signup"):
         return _too_many()
     if not error and not request.form.get(HONEYPOT_FIELD):  # a bot gets the usual answer, nothing else
-        with _db().session() as s:
-            subscriptions.subscribe(s, _settings(), email, chosen, lang=page_language(), source="form")
+        with get_db().session() as s:
+            subscriptions.subscribe(s, get_settings(), email, chosen, lang=page_language(), source="form")
     if error:
         return _page("web/subscribe.html", 400, error=error, email=email[:320], chosen=chosen)
     return _page("web/subscribe_sent.html")
@@ -179,8 +170,8 @@ def _form_error() -> str:
 def confirm_page(token: str) -> Response:
     """Show what confirming does, with a button; changes nothing."""
     try:
-        with _db().session(readonly=True) as s:
-            subscriber = subscriptions.resolve(s, _settings(), subscriptions.CONFIRM, token)
+        with get_db().session(readonly=True) as s:
+            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.CONFIRM, token)
             if subscriber.status not in (PENDING, ACTIVE):
                 raise TokenError("stale")
             return _page("web/confirm.html", subscriber=subscriber, sections=_labels(subscriber), done=False)
@@ -194,9 +185,9 @@ def confirm(token: str) -> Response:
     if not csrf_ok():
         return _page("web/csrf_error.html", 400, back=request.path)
     try:
-        with _db().session() as s:
-            already = subscriptions.resolve(s, _settings(), subscriptions.CONFIRM, token).status == ACTIVE
-            subscriber = subscriptions.confirm(s, _settings(), token)
+        with get_db().session() as s:
+            already = subscriptions.resolve(s, get_settings(), subscriptions.CONFIRM, token).status == ACTIVE
+            subscriber = subscriptions.confirm(s, get_settings(), token)
             manage = _manage_url(subscriber)
             return _page(
                 "web/confirm.html",
@@ -227,8 +218,8 @@ def manage_request() -> Response:
     if not _within_limit("signup"):
         return _too_many()
     if not error and not request.form.get(HONEYPOT_FIELD):
-        with _db().session() as s:
-            subscriptions.request_manage_link(s, _settings(), email)
+        with get_db().session() as s:
+            subscriptions.request_manage_link(s, get_settings(), email)
     if error:
         return _page("web/manage_request.html", 400, email=email[:320], error=error)
     return _page("web/subscribe_sent.html", manage=True)
@@ -238,8 +229,8 @@ def manage_request() -> Response:
 def manage(token: str) -> Response:
     """The subscriber's own page: status, sections, and every action."""
     try:
-        with _db().session(readonly=True) as s:
-            subscriber = subscriptions.resolve(s, _settings(), subscriptions.MANAGE, token)
+        with get_db().session(readonly=True) as s:
+            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.MANAGE, token)
             return _page(
                 "web/manage.html",
                 subscriber=subscriber,
@@ -271,8 +262,8 @@ def manage_action(token: str) -> Response:
     if handler is None:
         return _page("web/csrf_error.html", 400, back=request.path)
     try:
-        with _db().session() as s:
-            subscriber = subscriptions.resolve(s, _settings(), subscriptions.MANAGE, token, lock=True)
+        with get_db().session() as s:
+            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.MANAGE, token, lock=True)
             return handler(s, subscriber, token)
     except TokenError as error:
         return _token_error(error)
@@ -285,7 +276,7 @@ def _back(token: str, **args: str) -> Response:
 @_action("sections")
 def _sections(s: Session, subscriber: Subscriber, token: str) -> Response:
     try:
-        subscriptions.change_sections(s, subscriber, _chosen_sections(), _settings().publication)
+        subscriptions.change_sections(s, subscriber, _chosen_sections(), get_settings().publication)
     except NoSections:
         return _back(token, error="no-sections")
     return _back(token, done="sections")
@@ -300,7 +291,7 @@ def _unsubscribe(s: Session, subscriber: Subscriber, token: str) -> Response:
 @_action("resubscribe")
 def _resubscribe(s: Session, subscriber: Subscriber, token: str) -> Response:
     if subscriber.status != ACTIVE:
-        subscriptions.resubscribe(s, _settings(), subscriber)
+        subscriptions.resubscribe(s, get_settings(), subscriber)
     return _back(token, done="resubscribe")
 
 
@@ -333,8 +324,8 @@ def _erase(s: Session, subscriber: Subscriber, token: str) -> Response:
 def unsubscribe_page(token: str) -> Response:
     """Ask before unsubscribing; changes nothing."""
     try:
-        with _db().session(readonly=True) as s:
-            subscriber = subscriptions.resolve(s, _settings(), subscriptions.UNSUBSCRIBE, token)
+        with get_db().session(readonly=True) as s:
+            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.UNSUBSCRIBE, token)
             return _page("web/unsubscribe.html", subscriber=subscriber, done=False)
     except TokenError as error:
         return _token_error(error)
@@ -347,8 +338,8 @@ def unsubscribe(token: str) -> Response:
     if not one_click and not csrf_ok():
         return _page("web/csrf_error.html", 400, back=request.path)
     try:
-        with _db().session() as s:
-            subscriber = subscriptions.resolve(s, _settings(), subscriptions.UNSUBSCRIBE, token, lock=True)
+        with get_db().session() as s:
+            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.UNSUBSCRIBE, token, lock=True)
             subscriptions.unsubscribe(s, subscriber, how="one-click" if one_click else "unsubscribe page")
             manage = _manage_url(subscriber)
             return _page("web/unsubscribe.html", subscriber=subscriber, done=True, manage_url=manage)
@@ -360,7 +351,7 @@ def unsubscribe(token: str) -> Response:
 
 
 def _token_for(subscriber: Subscriber, purpose: str) -> str:
-    return subscriptions.make_token(_settings(), purpose, subscriber.id, subscriber.token_version)
+    return subscriptions.make_token(get_settings(), purpose, subscriber.id, subscriber.token_version)
 
 
 def _manage_url(subscriber: Subscriber) -> str:

@@ -16,9 +16,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from feedsvc import create_app, sending
 from feedsvc.config import Settings
-from feedsvc.sender import SendWorker
+from feedsvc.outbox import sends
+from feedsvc.outbox.worker import SendWorker
+from feedsvc.web import create_app
 
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -155,7 +156,7 @@ def test_import_publish_watch_and_control_a_send(client: FlaskClient, app: Flask
     refused = done.get_data(as_text=True)  # the broken 399 beside it stops the site build: nothing is queued
     assert "nothing was published" in refused and "2024-01-29-399.md:5:" in refused
     with app.extensions["feedsvc.db"].session(readonly=True) as s:
-        assert sending.counts(s, [398]) == []
+        assert sends.counts(s, [398]) == []
     (admin_settings.issues_dir / "2024-01-29-399.md").unlink()
     done = client.post(
         "/admin/issues/398/publish", data={**publish, "confirm": "yes"}, headers=auth(), follow_redirects=True
@@ -171,12 +172,12 @@ def test_import_publish_watch_and_control_a_send(client: FlaskClient, app: Flask
     database = app.extensions["feedsvc.db"]
     client.post("/admin/issues/398/pause", data=publish, headers=auth())
     with database.session(readonly=True) as s:
-        assert sending.counts(s, [398])[0].state == sending.PAUSED
+        assert sends.counts(s, [398])[0].state == sends.PAUSED
     client.post("/admin/issues/398/resume", data=publish, headers=auth())
     client.post("/admin/issues/398/cancel", data=publish, headers=auth())
     with database.session(readonly=True) as s:
-        (counts,) = sending.counts(s, [398])
-    assert counts.state == sending.STOPPED and counts.cancelled == 3 and counts.queued == 0
+        (counts,) = sends.counts(s, [398])
+    assert counts.state == sends.STOPPED and counts.cancelled == 3 and counts.queued == 0
 
 
 def test_subscribers_per_section_and_export(client: FlaskClient) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from feedsvc.config import Publication
-from feedsvc.issues import Issue, parse
+from feedsvc.content.reader import Issue, parse
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from feedsvc.db import Database, utcnow
-from feedsvc.models import ACTIVE, Subscriber, SubscriberSection
+from feedsvc.db.engine import Database, utcnow
+from feedsvc.db.models import ACTIVE, Subscriber, SubscriberSection
 
 
 def add_subscribers(session: Session, people: Iterable[tuple[str, str, Sequence[str]]]) -> dict[str, int]:

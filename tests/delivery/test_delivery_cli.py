@@ -10,11 +10,11 @@ from click.testing import CliRunner
 from delivery_support import add_subscribers, subscribe_many
 from sqlalchemy import func, select
 
-from feedsvc import subscriptions
 from feedsvc.cli import main
 from feedsvc.config import Settings
-from feedsvc.db import Database
-from feedsvc.models import ACTIVE, BOUNCED, KIND_CONFIRM, PENDING, UNSUBSCRIBED, OutboxMessage, Subscriber
+from feedsvc.db.engine import Database
+from feedsvc.db.models import ACTIVE, BOUNCED, KIND_CONFIRM, PENDING, UNSUBSCRIBED, OutboxMessage, Subscriber
+from feedsvc.subscribers import subscriptions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,8 +140,8 @@ def test_publish_wait_and_worker_show_progress(
 
     from smtp_misbehaving import MisbehavingSmtp
 
-    from feedsvc.sender import SendWorker
-    from feedsvc.transport import SmtpTransport
+    from feedsvc.mail.transport import SmtpTransport
+    from feedsvc.outbox.worker import SendWorker
 
     subscribe_many(db, 40, ["industry"])
     shutil.copytree(ROOT / "issues", tmp_path / "issues")

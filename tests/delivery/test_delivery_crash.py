@@ -17,11 +17,11 @@ from delivery_support import subscribe_many
 from smtp_misbehaving import MisbehavingSmtp
 from sqlalchemy import func, select
 
-from feedsvc import sending
 from feedsvc.config import Settings
-from feedsvc.db import Database
-from feedsvc.issues import Issue
-from feedsvc.models import OutboxMessage
+from feedsvc.content.reader import Issue
+from feedsvc.db.engine import Database
+from feedsvc.db.models import OutboxMessage
+from feedsvc.outbox import sends
 
 ROOT = Path(__file__).resolve().parents[2]
 FEEDSVC = Path(sys.executable).parent / "feedsvc"
@@ -66,7 +66,7 @@ def test_kill_9_during_a_send_loses_nothing_and_doubles_only_what_was_in_flight(
     total = 5000
     addresses = set(subscribe_many(db, total, ["industry"]))
     with db.session() as session:
-        sending.publish(session, seed_issue, Path(seed_issue.source).read_text(encoding="utf-8"))
+        sends.publish(session, seed_issue, Path(seed_issue.source).read_text(encoding="utf-8"))
     rng = random.Random(20240122)
     kills: list[dict[str, int]] = []
     duplicates_so_far = 0
@@ -109,7 +109,7 @@ def test_several_worker_processes_share_a_send_exactly_once(
 ) -> None:
     addresses = set(subscribe_many(db, 1500, ["industry", "research"]))
     with db.session() as session:
-        sending.publish(session, seed_issue, Path(seed_issue.source).read_text(encoding="utf-8"))
+        sends.publish(session, seed_issue, Path(seed_issue.source).read_text(encoding="utf-8"))
     with MisbehavingSmtp() as server:
         processes = [
             start_worker(settings, server.url, "--once", "--concurrency", "2", "--batch", "20", lease=300)

@@ -8,8 +8,8 @@ from email.message import EmailMessage
 import pytest
 from smtp_misbehaving import MisbehavingSmtp, free_port
 
-from feedsvc.smtp_pool import TokenBucket, TransportPool
-from feedsvc.transport import PermanentFailure, SmtpTransport, TemporaryFailure, TransportFailure
+from feedsvc.mail.pool import TokenBucket, TransportPool
+from feedsvc.mail.transport import PermanentFailure, SmtpTransport, TemporaryFailure, TransportFailure
 
 
 def message(to: str, n: int = 0) -> EmailMessage:

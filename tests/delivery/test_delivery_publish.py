@@ -6,10 +6,10 @@ import pytest
 from delivery_support import add_subscribers
 from sqlalchemy import func, select
 
-from feedsvc import sending
-from feedsvc.db import Database
-from feedsvc.issues import Issue
-from feedsvc.models import ACTIVE, BOUNCED, PENDING, UNSUBSCRIBED, OutboxMessage
+from feedsvc.content.reader import Issue
+from feedsvc.db.engine import Database
+from feedsvc.db.models import ACTIVE, BOUNCED, PENDING, UNSUBSCRIBED, OutboxMessage
+from feedsvc.outbox import sends
 
 
 def test_publish_enqueues_per_subscriber_variant_and_counts_the_rest(db: Database, seed_issue: Issue) -> None:
@@ -30,7 +30,7 @@ def test_publish_enqueues_per_subscriber_variant_and_counts_the_rest(db: Databas
             ],
         )
     with db.session() as session:
-        result = sending.publish(session, seed_issue, "# source", source_name="398.md")
+        result = sends.publish(session, seed_issue, "# source", source_name="398.md")
     assert (result.enqueued, result.skipped_no_sections, result.already_published) == (2, 1, False)
     with db.session() as session:
         rows = {
@@ -39,7 +39,7 @@ def test_publish_enqueues_per_subscriber_variant_and_counts_the_rest(db: Databas
         }
     assert set(rows) == {ids["all@example.org"], ids["two@example.org"]}
     assert rows[ids["two@example.org"]].sections == "industry;research"
-    assert rows[ids["all@example.org"]].sections == sending.variant_key(seed_issue.slugs)
+    assert rows[ids["all@example.org"]].sections == sends.variant_key(seed_issue.slugs)
     row = rows[ids["two@example.org"]]
     assert (row.kind, row.state, row.recipient, row.attempts) == ("issue", "queued", "two@example.org", 0)
 
@@ -48,13 +48,13 @@ def test_publishing_again_enqueues_nothing_new(db: Database, seed_issue: Issue) 
     with db.session() as session:
         add_subscribers(session, [(f"r{i}@example.org", ACTIVE, ["industry"]) for i in range(5)])
     with db.session() as session:
-        first = sending.publish(session, seed_issue, "x")
+        first = sends.publish(session, seed_issue, "x")
     with db.session() as session:
         add_subscribers(session, [("late@example.org", ACTIVE, ["industry"])])
     with db.session() as session:
-        again = sending.publish(session, seed_issue, "x")
+        again = sends.publish(session, seed_issue, "x")
         # Even a direct second enqueue writes nothing over existing rows (unique per issue and subscriber).
-        direct = sending.enqueue(session, seed_issue.number, seed_issue.slugs)
+        direct = sends.enqueue(session, seed_issue.number, seed_issue.slugs)
     assert first.enqueued == 5
     assert again.already_published and again.enqueued == 0
     assert direct == 1  # only the subscriber who had no row yet
@@ -71,7 +71,7 @@ def test_dry_run_plan_counts_recipients_per_section_set(db: Database, seed_issue
             + [(f"b{i}@example.org", ACTIVE, ["research", "industry"]) for i in range(2)]
             + [("c@example.org", UNSUBSCRIBED, ["industry"])],
         )
-        per_variant, skipped = sending.plan(session, seed_issue.slugs)
+        per_variant, skipped = sends.plan(session, seed_issue.slugs)
     assert per_variant == {"industry": 3, "industry;research": 2}
     assert skipped == 0
     with db.session() as session:
@@ -90,7 +90,7 @@ def test_enqueue_is_one_statement_for_many_subscribers(db: Database, seed_issue:
     event.listen(db.engine, "before_cursor_execute", count)
     try:
         with db.session() as session:
-            result = sending.publish(session, seed_issue, "x")
+            result = sends.publish(session, seed_issue, "x")
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     assert result.enqueued == 3000
@@ -101,31 +101,31 @@ def test_enqueue_is_one_statement_for_many_subscribers(db: Database, seed_issue:
 def test_status_counts_and_pause_resume_cancel(db: Database, seed_issue: Issue) -> None:
     with db.session() as session:
         add_subscribers(session, [(f"s{i}@example.org", ACTIVE, ["industry"]) for i in range(4)])
-        sending.publish(session, seed_issue, "x")
+        sends.publish(session, seed_issue, "x")
     with db.session() as session:
-        [c] = sending.counts(session)
+        [c] = sends.counts(session)
     assert c.to_json() == {"number": seed_issue.number, "queued": 4, "sending": 0, "sent": 0, "failed": 0, "skipped": 0}
     with db.session() as session:
-        sending.pause(session, seed_issue.number)
-        assert sending.halted_issues(session) == {seed_issue.number: "paused"}
+        sends.pause(session, seed_issue.number)
+        assert sends.halted_issues(session) == {seed_issue.number: "paused"}
     with db.session() as session:
-        assert sending.cancel(session, seed_issue.number) == 4
-        with pytest.raises(sending.SendError):
-            sending.pause(session, seed_issue.number)
+        assert sends.cancel(session, seed_issue.number) == 4
+        with pytest.raises(sends.SendError):
+            sends.pause(session, seed_issue.number)
     with db.session() as session:
-        [c] = sending.counts(session)
+        [c] = sends.counts(session)
         assert (c.queued, c.cancelled, c.state) == (0, 4, "cancelled")
-        assert sending.resume(session, seed_issue.number) == 4
+        assert sends.resume(session, seed_issue.number) == 4
     with db.session() as session:
-        [c] = sending.counts(session)
+        [c] = sends.counts(session)
         assert (c.queued, c.cancelled, c.state) == (4, 0, "sending")
-        assert sending.halted_issues(session) == {}
-    with db.session() as session, pytest.raises(sending.SendError):
-        sending.pause(session, 9999)
+        assert sends.halted_issues(session) == {}
+    with db.session() as session, pytest.raises(sends.SendError):
+        sends.pause(session, 9999)
 
 
 def test_a_running_send_with_nothing_left_reads_as_finished() -> None:
-    assert sending.IssueCounts(1, sent=3, failed=1, state=sending.RUNNING).progress == sending.FINISHED
-    assert sending.IssueCounts(1, queued=1, sent=2, state=sending.RUNNING).progress == sending.RUNNING
-    assert sending.IssueCounts(1, sending=1, state=sending.RUNNING).progress == sending.RUNNING
-    assert sending.IssueCounts(1, cancelled=3, state=sending.STOPPED).progress == sending.STOPPED
+    assert sends.IssueCounts(1, sent=3, failed=1, state=sends.RUNNING).progress == sends.FINISHED
+    assert sends.IssueCounts(1, queued=1, sent=2, state=sends.RUNNING).progress == sends.RUNNING
+    assert sends.IssueCounts(1, sending=1, state=sends.RUNNING).progress == sends.RUNNING
+    assert sends.IssueCounts(1, cancelled=3, state=sends.STOPPED).progress == sends.STOPPED

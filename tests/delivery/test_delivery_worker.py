@@ -15,21 +15,21 @@ from delivery_support import add_subscribers, subscribe_many
 from smtp_misbehaving import MisbehavingSmtp
 from sqlalchemy import func, select, update
 
-from feedsvc import sending
 from feedsvc.config import Settings
-from feedsvc.db import Database, utcnow
-from feedsvc.issues import Issue
-from feedsvc.models import ACTIVE, BOUNCED, OutboxMessage, Subscriber
-from feedsvc.retry import RetryPolicy
-from feedsvc.sender import SendWorker, VariantCache
-from feedsvc.transport import SmtpTransport
+from feedsvc.content.reader import Issue
+from feedsvc.db.engine import Database, utcnow
+from feedsvc.db.models import ACTIVE, BOUNCED, OutboxMessage, Subscriber
+from feedsvc.mail.transport import SmtpTransport
+from feedsvc.outbox import sends
+from feedsvc.outbox.retry import RetryPolicy
+from feedsvc.outbox.worker import SendWorker, VariantCache
 
 FAST_RETRY = RetryPolicy(base_seconds=0, jitter=0, deadline_seconds=3600, bounce_limit=1)
 
 
-def publish(db: Database, issue: Issue) -> sending.PublishResult:
+def publish(db: Database, issue: Issue) -> sends.PublishResult:
     with db.session() as session:
-        return sending.publish(session, issue, issue.source and open(issue.source, encoding="utf-8").read())
+        return sends.publish(session, issue, issue.source and open(issue.source, encoding="utf-8").read())
 
 
 def worker(db: Database, settings: Settings, url: str, **kwargs: object) -> SendWorker:
@@ -160,17 +160,17 @@ def test_pause_resume_and_cancel(db: Database, settings: Settings, seed_issue: I
     subscribe_many(db, 20, ["industry"])
     publish(db, seed_issue)
     with db.session() as session:
-        sending.pause(session, seed_issue.number)
+        sends.pause(session, seed_issue.number)
     with MisbehavingSmtp() as server:
         assert worker(db, settings, server.url).run(until_idle=True).sent == 0
         assert states(db, seed_issue.number) == {"queued": 20}
         with db.session() as session:
-            sending.resume(session, seed_issue.number)
-            sending.cancel(session, seed_issue.number)
+            sends.resume(session, seed_issue.number)
+            sends.cancel(session, seed_issue.number)
         assert worker(db, settings, server.url).run(until_idle=True).sent == 0
         assert states(db, seed_issue.number) == {"cancelled": 20}
         with db.session() as session:
-            sending.resume(session, seed_issue.number)
+            sends.resume(session, seed_issue.number)
         assert worker(db, settings, server.url).run(until_idle=True).sent == 20
     assert len(server.accepted) == 20
 
@@ -184,7 +184,7 @@ def test_a_pause_during_the_send_hands_back_unstarted_rows(db: Database, setting
         def pause_after_ten(stats: object) -> None:
             if server.total_accepted >= 10 and not paused.is_set():
                 with db.session() as session:
-                    sending.pause(session, seed_issue.number)
+                    sends.pause(session, seed_issue.number)
                 paused.set()
 
         # A slow rate keeps most rows waiting in the worker when the pause comes.
@@ -214,7 +214,7 @@ def test_expired_leases_are_taken_over_and_a_late_outcome_is_not_recorded(
         stats = worker(db, settings, server.url).run(until_idle=True)
     assert stats.requeued_expired == 5 and stats.sent == 5
     assert states(db, seed_issue.number) == {"sent": 5}
-    from feedsvc.sender import Job, Outcome, record
+    from feedsvc.outbox.worker import Job, Outcome, record
 
     with db.session() as session:
         row = session.scalars(select(OutboxMessage).limit(1)).one()
@@ -254,7 +254,7 @@ def test_several_workers_share_a_send_without_doubles(db: Database, settings: Se
 def test_transactional_mail_goes_first_and_through_the_same_worker(
     db: Database, settings: Settings, seed_issue: Issue
 ) -> None:
-    from feedsvc import subscriptions
+    from feedsvc.subscribers import subscriptions
 
     subscribe_many(db, 5, ["industry"])
     publish(db, seed_issue)
@@ -292,7 +292,7 @@ def test_the_retry_deadline_counts_from_the_first_attempt_not_the_enqueue(
     with db.session() as session:
         session.execute(update(OutboxMessage).values(created_at=long_ago, next_attempt_at=long_ago))
     policy = RetryPolicy(base_seconds=0, jitter=0, deadline_seconds=86400)
-    from feedsvc.sender import Outcome, claim, record
+    from feedsvc.outbox.worker import Outcome, claim, record
 
     with db.session() as session:
         jobs, _ = claim(session, "w", limit=10, lease_seconds=60, now=utcnow())
@@ -311,11 +311,11 @@ def test_a_database_error_is_survived_and_no_outcome_is_lost(
 ) -> None:
     from sqlalchemy.exc import OperationalError
 
-    import feedsvc.sender
+    import feedsvc.outbox.worker
 
     subscribe_many(db, 30, ["industry"])
     publish(db, seed_issue)
-    real_record, real_claim = feedsvc.sender.record, feedsvc.sender.claim
+    real_record, real_claim = feedsvc.outbox.worker.record, feedsvc.outbox.worker.claim
     failures = {"record": 2, "claim": 1}
 
     def flaky(name, real):  # type: ignore[no-untyped-def]
@@ -327,8 +327,8 @@ def test_a_database_error_is_survived_and_no_outcome_is_lost(
 
         return step
 
-    monkeypatch.setattr(feedsvc.sender, "record", flaky("record", real_record))
-    monkeypatch.setattr(feedsvc.sender, "claim", flaky("claim", real_claim))
+    monkeypatch.setattr(feedsvc.outbox.worker, "record", flaky("record", real_record))
+    monkeypatch.setattr(feedsvc.outbox.worker, "claim", flaky("claim", real_claim))
     with MisbehavingSmtp() as server:
         stats = worker(db, settings, server.url, concurrency=2).run(until_idle=True)
     assert failures == {"record": 0, "claim": 0}
@@ -337,14 +337,16 @@ def test_a_database_error_is_survived_and_no_outcome_is_lost(
 
 
 def test_prepared_message_is_byte_for_byte_the_built_message(settings: Settings, seed_issue: Issue) -> None:
-    from feedsvc import emails
-    from feedsvc.sender import PreparedMessage
-    from feedsvc.transport import envelope
+    from feedsvc.mail import newsletter
+    from feedsvc.mail.transport import envelope
+    from feedsvc.outbox.worker import PreparedMessage
 
-    rendered = emails.render(seed_issue, ["industry"], settings.publication, templates=settings.templates_dir)
-    links = emails.Links(manage="https://x.example/manage/t", unsubscribe="https://x.example/unsubscribe/t")
-    built = emails.build_message(rendered, "a@example.org", links, settings.publication, message_id="<m.1@x.example>")
-    data = emails.serialise(built)
+    rendered = newsletter.render(seed_issue, ["industry"], settings.publication, templates=settings.templates_dir)
+    links = newsletter.Links(manage="https://x.example/manage/t", unsubscribe="https://x.example/unsubscribe/t")
+    built = newsletter.build_message(
+        rendered, "a@example.org", links, settings.publication, message_id="<m.1@x.example>"
+    )
+    data = newsletter.serialise(built)
     sent = envelope(PreparedMessage(data, "newsletter@x.example", "a@example.org", "<m.1@x.example>"))
     assert (sent.data, sent.sender, sent.recipients, sent.message_id) == (
         data,
@@ -416,7 +418,7 @@ def test_the_render_cache_keeps_only_the_latest_issues(
     for number in (501, 502, 503):
         source = seed_path.read_text(encoding="utf-8").replace("第 398 期", f"第 {number} 期")
         with db.session() as session:
-            sending.publish(session, dataclasses.replace(seed_issue, number=number), source)
+            sends.publish(session, dataclasses.replace(seed_issue, number=number), source)
         assert cache.rendered(number, "technology", "zh-CN").number == number
     assert list(cache._issues) == [502, 503]
     assert {key[0] for key in cache._rendered} == {502, 503}

@@ -10,9 +10,9 @@ from types import ModuleType
 import pytest
 from email_support import HOSTILE, MANAGE, UNSUBSCRIBE
 
-from feedsvc import emails
 from feedsvc.config import Publication
-from feedsvc.issues import Issue, parse, parse_bytes
+from feedsvc.content.reader import Issue, parse, parse_bytes
+from feedsvc.mail import newsletter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,8 +49,8 @@ def seed(publication: Publication, seed_path: Path) -> Issue:
 
 
 @pytest.fixture
-def links() -> emails.Links:
-    return emails.Links(manage=MANAGE, unsubscribe=UNSUBSCRIBE)
+def links() -> newsletter.Links:
+    return newsletter.Links(manage=MANAGE, unsubscribe=UNSUBSCRIBE)
 
 
 @pytest.fixture(scope="session")

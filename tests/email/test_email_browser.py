@@ -15,9 +15,9 @@ import pytest
 from browser_support import CHROMIUM, launch
 from email_support import MANAGE, UNSUBSCRIBE, parts
 
-from feedsvc import emails
 from feedsvc.config import Publication
-from feedsvc.issues import Issue
+from feedsvc.content.reader import Issue
+from feedsvc.mail import newsletter
 
 pytestmark = pytest.mark.browser
 
@@ -92,8 +92,10 @@ def browser(require: Callable[[bool, str], None]) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def html(seed: Issue, publication: Publication) -> str:
     """The personalised HTML part of the whole seed issue, as a subscriber receives it."""
-    rendered = emails.render(seed, "all", publication)
-    message = emails.build_message(rendered, "reader@example.com", emails.Links(MANAGE, UNSUBSCRIBE), publication)
+    rendered = newsletter.render(seed, "all", publication)
+    message = newsletter.build_message(
+        rendered, "reader@example.com", newsletter.Links(MANAGE, UNSUBSCRIBE), publication
+    )
     return parts(message)[1]
 
 

@@ -10,9 +10,9 @@ import pytest
 from email_support import MANAGE, UNSUBSCRIBE
 from lxml.cssselect import CSSSelector
 
-from feedsvc import emails
 from feedsvc.config import Publication
-from feedsvc.issues import Issue
+from feedsvc.content.reader import Issue
+from feedsvc.mail import newsletter
 
 CJK_FONTS = ('"PingFang SC"', '"Hiragino Sans GB"', '"Microsoft YaHei"', '"Noto Sans CJK SC"', "sans-serif")
 
@@ -23,18 +23,18 @@ def titles(issue: Issue, slugs: set[str]) -> list[str]:
 
 def stylesheet(name: str) -> cssutils.css.CSSStyleSheet:
     """A stylesheet of templates/email/ as the template includes it (Jinja comments removed)."""
-    source = emails._environment(str(emails.DEFAULT_TEMPLATES), "zh-CN").get_template(f"email/{name}").render()
+    source = newsletter._environment(str(newsletter.DEFAULT_TEMPLATES), "zh-CN").get_template(f"email/{name}").render()
     return cssutils.parseString(source, validate=False)
 
 
 def test_subject_is_title_number_and_date(seed: Issue) -> None:
-    assert emails.subject_for(seed) == "行业动态周报 第398期（2024年1月22日）"
-    assert emails.subject_for(dataclasses.replace(seed, subject="特刊：年度回顾")) == "特刊：年度回顾"
+    assert newsletter.subject_for(seed) == "行业动态周报 第398期（2024年1月22日）"
+    assert newsletter.subject_for(dataclasses.replace(seed, subject="特刊：年度回顾")) == "特刊：年度回顾"
 
 
 def test_only_the_chosen_sections_are_in_either_part(seed: Issue, publication: Publication) -> None:
     chosen = {"industry", "technology"}
-    rendered = emails.render(seed, ["technology", "industry"], publication)
+    rendered = newsletter.render(seed, ["technology", "industry"], publication)
     assert rendered.sections == ("industry", "technology")  # issue order, whatever the order asked
     for title in titles(seed, chosen):
         assert title in rendered.html
@@ -50,7 +50,7 @@ def test_only_the_chosen_sections_are_in_either_part(seed: Issue, publication: P
 
 
 def test_every_item_and_the_colophon_of_the_whole_issue(seed: Issue, publication: Publication) -> None:
-    rendered = emails.render(seed, "all", publication)
+    rendered = newsletter.render(seed, "all", publication)
     doc = lxml.html.fromstring(rendered.html)
     assert [h.text_content() for h in doc.cssselect("h3.item-title")] == [i.title for _, i in seed.items]
     colophon = [p.text_content() for p in doc.cssselect("td.colophon p")]
@@ -64,50 +64,50 @@ def test_render_is_cached_per_section_set(
     seed: Issue, publication: Publication, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    real = emails.inline_css
-    monkeypatch.setattr(emails, "inline_css", lambda html: calls.append(1) or real(html))
-    emails.render.cache_clear()  # type: ignore[attr-defined]
-    first = emails.render(seed, "industry,content", publication)
-    assert emails.render(seed, ["content", "industry"], publication) is first
-    assert emails.render(seed, {"industry", "content"}, publication) is first
-    other = emails.render(seed, "industry", publication)
+    real = newsletter.inline_css
+    monkeypatch.setattr(newsletter, "inline_css", lambda html: calls.append(1) or real(html))
+    newsletter.render.cache_clear()  # type: ignore[attr-defined]
+    first = newsletter.render(seed, "industry,content", publication)
+    assert newsletter.render(seed, ["content", "industry"], publication) is first
+    assert newsletter.render(seed, {"industry", "content"}, publication) is first
+    other = newsletter.render(seed, "industry", publication)
     assert other is not first
-    assert emails.render(seed, None, publication) is emails.render(seed, "all", publication)
+    assert newsletter.render(seed, None, publication) is newsletter.render(seed, "all", publication)
     assert len(calls) == 3  # industry+content, industry, all
 
 
 def test_a_choice_missing_from_the_issue_is_one_render(seed: Issue, publication: Publication) -> None:
     small = seed.only(["industry"])
     # a reader of industry+people gets the same email as a reader of industry, when the issue has no people
-    assert emails.render(small, "industry,people", publication) is emails.render(small, "industry", publication)
-    with pytest.raises(emails.EmptySelection):
-        emails.render(small, "people", publication)
+    assert newsletter.render(small, "industry,people", publication) is newsletter.render(small, "industry", publication)
+    with pytest.raises(newsletter.EmptySelection):
+        newsletter.render(small, "people", publication)
 
 
 def test_unknown_sections_and_languages_are_refused(seed: Issue, publication: Publication) -> None:
-    with pytest.raises(emails.EmailError, match="unknown section sports"):
-        emails.render(seed, "industry,sports", publication)
-    with pytest.raises(emails.EmailError, match="unknown language"):
-        emails.render(seed, "all", publication, lang="fr")
+    with pytest.raises(newsletter.EmailError, match="unknown section sports"):
+        newsletter.render(seed, "industry,sports", publication)
+    with pytest.raises(newsletter.EmailError, match="unknown language"):
+        newsletter.render(seed, "all", publication, lang="fr")
 
 
 def test_placeholders_survive_inlining(seed: Issue, publication: Publication) -> None:
-    rendered = emails.render(seed, "all", publication)
+    rendered = newsletter.render(seed, "all", publication)
     assert 'href="FEEDSVC-MANAGE-URL"' in rendered.html
     assert 'href="FEEDSVC-UNSUBSCRIBE-URL"' in rendered.html
     assert "FEEDSVC-RECIPIENT" in rendered.html
-    for placeholder in emails.PLACEHOLDERS:
+    for placeholder in newsletter.PLACEHOLDERS:
         assert placeholder in rendered.text
 
 
 def test_premailer_mangles_template_syntax_in_href_which_is_why_placeholders_are_plain() -> None:
-    mangled = emails.inline_css('<html><body><a href="{{ manage_url }}">x</a></body></html>')
+    mangled = newsletter.inline_css('<html><body><a href="{{ manage_url }}">x</a></body></html>')
     assert "{{ manage_url }}" not in mangled
     assert "{{%20manage_url%20}}" in mangled  # the spaces are URL-encoded: a template can no longer fill it
 
 
 def test_the_cjk_font_stack_survives_inlining(seed: Issue, publication: Publication) -> None:
-    doc = lxml.html.fromstring(emails.render(seed, "all", publication).html)
+    doc = lxml.html.fromstring(newsletter.render(seed, "all", publication).html)
     cells = doc.cssselect("td")
     assert cells
     for cell in cells:
@@ -119,7 +119,7 @@ def test_the_cjk_font_stack_survives_inlining(seed: Issue, publication: Publicat
 
 def test_every_styled_element_carries_its_styles_inline(seed: Issue, publication: Publication) -> None:
     """Each element matched by a rule of email.css has every property of that rule in its style attribute."""
-    doc = lxml.html.fromstring(emails.render(seed, "all", publication).html)
+    doc = lxml.html.fromstring(newsletter.render(seed, "all", publication).html)
     checked = 0
     for rule in stylesheet("email.css"):
         if rule.type != rule.STYLE_RULE:
@@ -135,7 +135,7 @@ def test_every_styled_element_carries_its_styles_inline(seed: Issue, publication
 
 def test_what_stays_in_style_elements_cannot_be_inlined(seed: Issue, publication: Publication) -> None:
     """Media queries, :root and Outlook's [data-ogsc]/[data-ogsb] recolouring; nothing plain."""
-    doc = lxml.html.fromstring(emails.render(seed, "all", publication).html)
+    doc = lxml.html.fromstring(newsletter.render(seed, "all", publication).html)
     styles = doc.cssselect("style")
     assert len(styles) == 2
     media = []
@@ -156,7 +156,7 @@ def test_what_stays_in_style_elements_cannot_be_inlined(seed: Issue, publication
 
 
 def test_mail_client_structure(seed: Issue, publication: Publication) -> None:
-    rendered = emails.render(seed, "all", publication)
+    rendered = newsletter.render(seed, "all", publication)
     doc = lxml.html.fromstring(rendered.html)
     assert rendered.html.startswith("<!DOCTYPE html>")
     assert doc.get("lang") == "zh-CN"
@@ -174,7 +174,7 @@ def test_mail_client_structure(seed: Issue, publication: Publication) -> None:
 
 
 def test_hidden_preheader_from_the_summary(seed: Issue, publication: Publication) -> None:
-    doc = lxml.html.fromstring(emails.render(seed, "all", publication).html)
+    doc = lxml.html.fromstring(newsletter.render(seed, "all", publication).html)
     body = doc.cssselect("body")[0]
     preheader = body.cssselect(".preheader")[0]
     assert next(body.iter("div", "table", "p")) is preheader.getparent() or preheader.getprevious() is None
@@ -185,7 +185,7 @@ def test_hidden_preheader_from_the_summary(seed: Issue, publication: Publication
 
 
 def test_preheader_and_highlights_keep_to_the_chosen_sections(seed: Issue, publication: Publication) -> None:
-    rendered = emails.render(seed, "technology", publication)
+    rendered = newsletter.render(seed, "technology", publication)
     doc = lxml.html.fromstring(rendered.html)
     highlights = [li.text_content() for li in doc.cssselect("ul.summary li")]
     tech = titles(seed, {"technology"})
@@ -195,7 +195,7 @@ def test_preheader_and_highlights_keep_to_the_chosen_sections(seed: Issue, publi
 
 
 def test_footer_links_and_why(seed: Issue, publication: Publication) -> None:
-    rendered = emails.render(seed, "industry,technology", publication)
+    rendered = newsletter.render(seed, "industry,technology", publication)
     doc = lxml.html.fromstring(rendered.html)
     hrefs = [a.get("href") for a in doc.cssselect("td.footer a")]
     assert hrefs == ["http://127.0.0.1:8000/issues/398", "FEEDSVC-MANAGE-URL", "FEEDSVC-UNSUBSCRIBE-URL"]
@@ -205,10 +205,10 @@ def test_footer_links_and_why(seed: Issue, publication: Publication) -> None:
 
 
 def test_postal_address_in_both_parts_only_when_configured(seed: Issue, publication: Publication) -> None:
-    plain = emails.render(seed, "capital", publication)
+    plain = newsletter.render(seed, "capital", publication)
     assert not lxml.html.fromstring(plain.html).cssselect(".footer-address")
     address = "北京市某区某路 1 号 <100000>"
-    with_address = emails.render(seed, "capital", dataclasses.replace(publication, postal_address=address))
+    with_address = newsletter.render(seed, "capital", dataclasses.replace(publication, postal_address=address))
     (shown,) = lxml.html.fromstring(with_address.html).cssselect("td.footer .footer-address")
     assert shown.text_content() == address  # escaped in HTML, shown as written
     assert "&lt;100000&gt;" in with_address.html
@@ -216,7 +216,7 @@ def test_postal_address_in_both_parts_only_when_configured(seed: Issue, publicat
 
 
 def test_text_part_reads_well(seed: Issue, publication: Publication) -> None:
-    text = emails.render(seed, "industry,research", publication).text
+    text = newsletter.render(seed, "industry,research", publication).text
     lines = text.splitlines()
     assert lines[0] == "行业动态周报"
     assert lines[1] == "中国网络视听协会 · 第 398 期 · 2024 年 1 月 22 日"
@@ -232,7 +232,7 @@ def test_text_part_reads_well(seed: Issue, publication: Publication) -> None:
 
 
 def test_english_chrome_keeps_the_content(seed: Issue, publication: Publication) -> None:
-    rendered = emails.render(seed, "industry", publication, lang="en")
+    rendered = newsletter.render(seed, "industry", publication, lang="en")
     doc = lxml.html.fromstring(rendered.html)
     assert doc.get("lang") == "zh-CN"  # the content is Chinese
     footer = doc.cssselect("td.footer")[0]
@@ -242,9 +242,9 @@ def test_english_chrome_keeps_the_content(seed: Issue, publication: Publication)
     assert seed.sections[0].items[0].title in rendered.text
 
 
-def test_hostile_content_is_escaped(hostile: Issue, publication: Publication, links: emails.Links) -> None:
+def test_hostile_content_is_escaped(hostile: Issue, publication: Publication, links: newsletter.Links) -> None:
     evil = dataclasses.replace(publication, name="<b>周报</b>", from_name="周报")
-    rendered = emails.render(hostile, "all", evil)
+    rendered = newsletter.render(hostile, "all", evil)
     doc = lxml.html.fromstring(rendered.html)
     assert not doc.cssselect("script, img, b, i, iframe")
     assert not [el for el in doc.iter() if any(name.startswith("on") for name in el.attrib)]
@@ -258,9 +258,9 @@ def test_hostile_content_is_escaped(hostile: Issue, publication: Publication, li
 
 
 def test_placeholder_text_in_an_issue_is_not_filled_in(
-    hostile: Issue, publication: Publication, links: emails.Links
+    hostile: Issue, publication: Publication, links: newsletter.Links
 ) -> None:
-    personal = emails.personalise(emails.render(hostile, "all", publication), "reader@example.com", links)
+    personal = newsletter.personalise(newsletter.render(hostile, "all", publication), "reader@example.com", links)
     # only the footer's own placeholders were filled; the issue's look-alikes stay as text
     assert personal.html.count(MANAGE) == 1 and personal.text.count(MANAGE) == 1
     assert personal.html.count(UNSUBSCRIBE) == 1
@@ -269,36 +269,36 @@ def test_placeholder_text_in_an_issue_is_not_filled_in(
 
 
 def test_whole_seed_issue_stays_under_gmail_clipping(seed: Issue, publication: Publication) -> None:
-    rendered = emails.render(seed, "all", publication)
-    links = emails.Links(MANAGE, UNSUBSCRIBE)
-    message = emails.build_message(rendered, "reader@example.com", links, publication)
+    rendered = newsletter.render(seed, "all", publication)
+    links = newsletter.Links(MANAGE, UNSUBSCRIBE)
+    message = newsletter.build_message(rendered, "reader@example.com", links, publication)
     html_part = message.get_body(("html",))
     assert html_part is not None
-    assert rendered.html_bytes < emails.GMAIL_CLIP_BYTES
-    assert len(html_part.get_content().encode()) < emails.GMAIL_CLIP_BYTES
-    assert len(html_part.as_bytes()) < emails.GMAIL_CLIP_BYTES  # even counted base64-encoded
+    assert rendered.html_bytes < newsletter.GMAIL_CLIP_BYTES
+    assert len(html_part.get_content().encode()) < newsletter.GMAIL_CLIP_BYTES
+    assert len(html_part.as_bytes()) < newsletter.GMAIL_CLIP_BYTES  # even counted base64-encoded
 
 
 def test_inlining_is_offline_and_quiet(
     seed: Issue, publication: Publication, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    emails.render.cache_clear()  # type: ignore[attr-defined]
+    newsletter.render.cache_clear()  # type: ignore[attr-defined]
     with caplog.at_level("DEBUG"):
-        emails.render(seed, "all", publication, lang="en")
+        newsletter.render(seed, "all", publication, lang="en")
     out, err = capfd.readouterr()
     assert out == "" and err == ""
     assert not [r for r in caplog.records if r.levelno >= 30]  # no cssutils warnings about the stylesheet
     # an external stylesheet is neither fetched nor read from disk: it is left as it is
     linked = '<html><head><link rel="stylesheet" href="http://127.0.0.1:9/x.css"></head><body><p>x</p></body></html>'
-    inlined = emails.inline_css(linked)
+    inlined = newsletter.inline_css(linked)
     assert 'href="http://127.0.0.1:9/x.css"' in inlined and "style=" not in inlined
 
 
 def test_placeholder_text_in_the_subject_is_not_filled_in(
-    seed: Issue, publication: Publication, links: emails.Links
+    seed: Issue, publication: Publication, links: newsletter.Links
 ) -> None:
     sly = dataclasses.replace(seed, subject="本周要闻 FEEDSVC-MANAGE-URL")
-    personal = emails.personalise(emails.render(sly, "technology", publication), "reader@example.com", links)
+    personal = newsletter.personalise(newsletter.render(sly, "technology", publication), "reader@example.com", links)
     # the <title> and the aria-label carry the subject: a reader's private link must not appear there
     assert personal.html.count(MANAGE) == 1 and personal.text.count(MANAGE) == 1
     assert "本周要闻 FEEDSVC\u2011MANAGE-URL" in personal.html

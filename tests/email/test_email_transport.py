@@ -13,10 +13,10 @@ import pytest
 from email_support import parse_back, parts
 from smtp_support import SmtpSink, free_port, self_signed_certificate, server_context
 
-from feedsvc import emails
 from feedsvc.config import ConfigError, Publication, load_settings
-from feedsvc.issues import Issue
-from feedsvc.transport import (
+from feedsvc.content.reader import Issue
+from feedsvc.mail import newsletter
+from feedsvc.mail.transport import (
     MailDirTransport,
     PermanentFailure,
     SmtpConfig,
@@ -28,9 +28,9 @@ from feedsvc.transport import (
 
 
 @pytest.fixture
-def message(seed: Issue, publication: Publication, links: emails.Links) -> EmailMessage:
-    rendered = emails.render(seed, "industry,technology", publication)
-    return emails.build_message(rendered, "reader@example.com", links, publication)
+def message(seed: Issue, publication: Publication, links: newsletter.Links) -> EmailMessage:
+    rendered = newsletter.render(seed, "industry,technology", publication)
+    return newsletter.build_message(rendered, "reader@example.com", links, publication)
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def simple(to: str = "someone@example.com") -> EmailMessage:
 
 
 def test_what_arrives_is_what_was_built(sink: SmtpSink, message: EmailMessage) -> None:
-    built = emails.serialise(message)
+    built = newsletter.serialise(message)
     with SmtpTransport(sink.url) as transport:
         message_id = transport.send(message)
     [received] = sink.wait_for(1)
@@ -273,7 +273,7 @@ def test_mail_dir_writes_the_message_whole(tmp_path: Path, message: EmailMessage
     message_id = transport.send(message)
     [written] = list(folder.iterdir())
     assert written == transport.path_for(message_id) and written.suffix == ".eml"
-    assert written.read_bytes() == emails.serialise(message)
+    assert written.read_bytes() == newsletter.serialise(message)
     parsed = message_from_bytes(written.read_bytes(), policy=policy.default)
     assert parsed["Message-ID"] == message_id
     transport.send(message)  # a retry of the same message replaces its file

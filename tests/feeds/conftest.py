@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc import create_app
 from feedsvc.config import Publication, Settings, load_settings
-from feedsvc.issues import Issue, parse
-from feedsvc.site import build
+from feedsvc.content.reader import Issue, parse
+from feedsvc.site.build import build
+from feedsvc.web import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "issues" / "2024-01-22-398.md"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from feedsvc.config import Publication
-from feedsvc.feeds import feed_names, render_feeds
-from feedsvc.issues import Issue
+from feedsvc.content.reader import Issue
+from feedsvc.site.feeds import feed_names, render_feeds
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 NAMES = ("industry", "content", "technology", "capital", "people", "research", "all", "issues")

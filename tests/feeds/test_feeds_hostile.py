@@ -14,10 +14,10 @@ import lxml.html
 import pytest
 from lxml import etree
 
-from feedsvc import create_app
 from feedsvc.config import Publication, Settings
-from feedsvc.feeds import feed_names, render_feeds
-from feedsvc.issues import Issue, Item, Section
+from feedsvc.content.reader import Issue, Item, Section
+from feedsvc.site.feeds import feed_names, render_feeds
+from feedsvc.web import create_app
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 HOSTILE = """# 行业动态周报

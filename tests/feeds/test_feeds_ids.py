@@ -9,8 +9,8 @@ from pathlib import Path
 import feedparser
 
 from feedsvc.config import Publication
-from feedsvc.feeds import render_feeds
-from feedsvc.issues import parse_text
+from feedsvc.content.reader import parse_text
+from feedsvc.site.feeds import render_feeds
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_TEXT = (ROOT / "issues" / "2024-01-22-398.md").read_text(encoding="utf-8")

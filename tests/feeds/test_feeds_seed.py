@@ -12,8 +12,8 @@ import pytest
 from lxml import etree
 
 from feedsvc.config import Publication
-from feedsvc.feeds import build_feeds, feed_names, render_feeds
-from feedsvc.issues import Issue
+from feedsvc.content.reader import Issue
+from feedsvc.site.feeds import build_feeds, feed_names, render_feeds
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 TAG_URI = re.compile(r"tag:feedsvc\.example\.org,2024-01-22:398/[a-z]+/[0-9a-f]{10}")

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from feedsvc.cli import main
 from feedsvc.config import Settings
-from feedsvc.site import BuildResult, SiteError, _locked, build, store_dir, write_site
+from feedsvc.site.build import BuildResult, SiteError, _locked, build, store_dir, write_site
 
 SiteReader = Callable[[Path], dict[str, bytes]]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import lxml.html
 
-from feedsvc import create_app
 from feedsvc.config import Settings
-from feedsvc.issues import Issue
+from feedsvc.content.reader import Issue
+from feedsvc.web import create_app
 
 NAMES = ("industry", "content", "technology", "capital", "people", "research", "all", "issues")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from feedsvc.issues import parse, parse_bytes, parse_text
+from feedsvc.content.reader import parse, parse_bytes, parse_text
 
 MINIMAL = """# 行业动态周报
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from feedsvc.issues import Issue, parse, parse_bytes
+from feedsvc.content.reader import Issue, parse, parse_bytes
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc import publishing, sending
+from feedsvc import publishing
 from feedsvc.config import Settings
-from feedsvc.db import Database
+from feedsvc.db.engine import Database
+from feedsvc.outbox import sends
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ def test_a_file_reusing_a_number_is_refused_before_anything_is_copied(
     assert sorted(p.name for p in folder_settings.issues_dir.iterdir()) == before
     assert not folder_settings.site_dir.exists()
     with db.session(readonly=True) as s:
-        assert sending.counts(s) == []
+        assert sends.counts(s) == []
 
 
 def test_a_failing_build_removes_the_copy_it_made(
@@ -67,8 +68,8 @@ def test_publish_copies_builds_and_queues_once(
 
 
 def test_a_consented_import_row_that_signed_up_meanwhile_is_left_alone(db: Database) -> None:
-    from feedsvc.db import utcnow
-    from feedsvc.importing import _add_active
+    from feedsvc.db.engine import utcnow
+    from feedsvc.subscribers.importer import _add_active
 
     with db.session() as s:
         assert _add_active(s, "race@example.org", ["industry"], utcnow())

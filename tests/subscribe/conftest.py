@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from subscribe_support import Live, Mailbox, live_stack
 
-from feedsvc import create_app
 from feedsvc.config import Settings
+from feedsvc.web import create_app
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from flask.testing import FlaskClient
 from smtp_support import SmtpSink
 
 from feedsvc.config import Settings
-from feedsvc.db import Database
-from feedsvc.sender import SendWorker
+from feedsvc.db.engine import Database
+from feedsvc.outbox.worker import SendWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -134,7 +134,7 @@ def live_stack(
         }
         with open(log, "wb") as out:
             web = subprocess.Popen(
-                [BIN / "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "feedsvc:create_app()"],
+                [BIN / "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"), "feedsvc.web:create_app()"],
                 env=env,
                 stdout=out,
                 stderr=out,

@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from feedsvc import subscriptions
 from feedsvc.cli import main
 from feedsvc.config import Settings
-from feedsvc.db import Database, head_revision
+from feedsvc.db.engine import Database, head_revision
+from feedsvc.subscribers import subscriptions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,7 +77,7 @@ def test_subscribers_export_csv(db: Database, settings: Settings, database_url: 
         subscriptions.subscribe(s, settings, "b@example.org", ["research", "industry"])
         subscriptions.subscribe(s, settings, "a.读者@example.org", ["people"])
     with db.session(readonly=True) as s:
-        from feedsvc.models import Subscriber
+        from feedsvc.db.models import Subscriber
 
         b = s.scalars(sa.select(Subscriber).where(Subscriber.email == "b@example.org")).one()
     with db.session() as s:
@@ -116,17 +116,17 @@ def test_migrations_ship_in_the_package() -> None:
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
     packages = find_packages(str(ROOT), include=config["packages"]["find"]["include"])
-    assert {"feedsvc.migrations", "feedsvc.migrations.versions"} <= set(packages)
-    patterns = config["package-data"]["feedsvc"]
-    folder = ROOT / "feedsvc" / "migrations"
+    assert {"feedsvc.db.migrations", "feedsvc.db.migrations.versions"} <= set(packages)
+    patterns = config["package-data"]["feedsvc.db"]
+    folder = ROOT / "feedsvc" / "db" / "migrations"
     for path in [folder / "script.py.mako", *folder.glob("versions/*.py")]:
-        relative = path.relative_to(ROOT / "feedsvc").as_posix()
+        relative = path.relative_to(ROOT / "feedsvc" / "db").as_posix()
         shipped = path.suffix == ".py" or any(fnmatch.fnmatch(relative, p) for p in patterns)
         assert shipped, relative
 
 
 @pytest.mark.parametrize("url", ["postgresql://u@h/db", "postgres://u@h/db"])
 def test_plain_postgresql_urls_use_psycopg3(url: str) -> None:
-    from feedsvc.db import normalise_url
+    from feedsvc.db.engine import normalise_url
 
     assert normalise_url(url).drivername == "postgresql+psycopg"

@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from subscribe_support import CSRF, Mailbox, csrf, live_stack
 
 from feedsvc.config import Settings
-from feedsvc.db import Database
-from feedsvc.models import OutboxMessage, Subscriber, SubscriberSection
+from feedsvc.db.engine import Database
+from feedsvc.db.models import OutboxMessage, Subscriber, SubscriberSection
 
 CLIENTS = 50
 

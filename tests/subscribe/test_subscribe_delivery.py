@@ -10,11 +10,12 @@ from email.message import EmailMessage
 from smtp_support import SmtpSink
 from sqlalchemy import select
 
-from feedsvc import delivery, subscriptions
 from feedsvc.config import Settings
-from feedsvc.db import Database, utcnow
-from feedsvc.models import ACTIVE, SENT, SKIPPED, UNSUBSCRIBED, OutboxMessage, Subscriber
-from feedsvc.sender import SendWorker, WorkerStats
+from feedsvc.db.engine import Database, utcnow
+from feedsvc.db.models import ACTIVE, SENT, SKIPPED, UNSUBSCRIBED, OutboxMessage, Subscriber
+from feedsvc.outbox import rules
+from feedsvc.outbox.worker import SendWorker, WorkerStats
+from feedsvc.subscribers import subscriptions
 
 
 class Recorder:
@@ -93,7 +94,7 @@ def test_housekeeping_forgets_old_rows_and_unconfirmed_sign_ups(db: Database, se
         )
         s.execute(Subscriber.__table__.update().where(Subscriber.id == recent).values(status=ACTIVE))
     with db.session() as s:
-        delivery.housekeeping(s, utcnow())
+        rules.housekeeping(s, utcnow())
     assert [r.recipient for r in rows(db)] == ["recent@example.org"]  # the old sent confirmation is gone
     with db.session(readonly=True) as s:  # and so is the sign-up never confirmed in 30 days
         assert s.scalars(select(Subscriber.email)).all() == ["recent@example.org"]

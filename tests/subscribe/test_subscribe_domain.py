@@ -1,4 +1,4 @@
-"""feedsvc.subscriptions without the web: workflow, tokens, throttling, export, erasure (SQLite and PostgreSQL)."""
+"""feedsvc.subscribers.subscriptions without the web: workflow, tokens, throttling, export, erasure."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
 
-from feedsvc import ratelimit, subscriptions
+from feedsvc import ratelimit
 from feedsvc.config import Settings
-from feedsvc.db import Database, utcnow
-from feedsvc.models import (
+from feedsvc.db.engine import Database, utcnow
+from feedsvc.db.models import (
     ACTIVE,
     CANCELLED,
     PENDING,
@@ -26,7 +26,8 @@ from feedsvc.models import (
     SubscriberSection,
     Suppression,
 )
-from feedsvc.subscriptions import CONFIRM, MANAGE, UNSUBSCRIBE, InvalidAddress, NoSections, TokenError
+from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers.subscriptions import CONFIRM, MANAGE, UNSUBSCRIBE, InvalidAddress, NoSections, TokenError
 
 
 def count(db: Database, model: type) -> int:

@@ -18,9 +18,10 @@ from browser_support import CHROMIUM, launch
 from smtp_support import SmtpSink
 from subscribe_support import BIN, Live
 
-from feedsvc import emails, subscriptions
-from feedsvc.issues import parse
-from feedsvc.transport import SmtpTransport
+from feedsvc.content.reader import parse
+from feedsvc.mail import newsletter
+from feedsvc.mail.transport import SmtpTransport
+from feedsvc.subscribers import subscriptions
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -81,13 +82,13 @@ def test_subscribe_confirm_manage_and_one_click_unsubscribe(
         # The first issue goes out (as issue 6's sender will build it) with List-Unsubscribe headers.
         issue = parse(seed_path, live.settings.publication)
         sub_id, version = _subscriber(live)
-        links = emails.Links(
+        links = newsletter.Links(
             manage=subscriptions.link(live.settings, "manage", sub_id, version),
             unsubscribe=subscriptions.link(live.settings, "unsubscribe", sub_id, version),
         )
-        rendered = emails.render(issue, ["people", "research"], live.settings.publication)
+        rendered = newsletter.render(issue, ["people", "research"], live.settings.publication)
         with SmtpTransport(live.sink.url) as transport:
-            transport.send(emails.build_message(rendered, "reader@example.org", links, live.settings.publication))
+            transport.send(newsletter.build_message(rendered, "reader@example.org", links, live.settings.publication))
         received = live.sink.wait_for(2, timeout=30)[1].message
         assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         target = re.search(r"<(https?://[^>]+)>", received["List-Unsubscribe"])
@@ -117,8 +118,8 @@ def test_subscribe_confirm_manage_and_one_click_unsubscribe(
 def _subscriber(live: Live) -> tuple[int, int]:
     from sqlalchemy import select
 
-    from feedsvc.db import Database
-    from feedsvc.models import Subscriber
+    from feedsvc.db.engine import Database
+    from feedsvc.db.models import Subscriber
 
     database = Database(live.env["DATABASE_URL"])
     try:

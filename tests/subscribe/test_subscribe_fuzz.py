@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from subscribe_support import csrf
 
-from feedsvc import subscriptions
-from feedsvc.models import Subscriber
+from feedsvc.db.models import Subscriber
 from feedsvc.ratelimit import Limit
+from feedsvc.subscribers import subscriptions
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=300)
 SLUGS = st.sampled_from(["industry", "content", "technology", "capital", "people", "research"])

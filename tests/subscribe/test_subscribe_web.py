@@ -11,10 +11,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from subscribe_support import CSRF, Mailbox, csrf, link_in, signup, text_of
 
-from feedsvc import subscriptions
 from feedsvc.config import Settings
-from feedsvc.db import Database
-from feedsvc.models import ACTIVE, PENDING, UNSUBSCRIBED, OutboxMessage, Subscriber, Suppression
+from feedsvc.db.engine import Database
+from feedsvc.db.models import ACTIVE, PENDING, UNSUBSCRIBED, OutboxMessage, Subscriber, Suppression
+from feedsvc.subscribers import subscriptions
 
 
 def db_of(app: Flask) -> Database:
@@ -471,7 +471,7 @@ def test_security_headers_on_subscription_pages(client: FlaskClient, mailbox: Ma
 
 
 def test_session_cookie_is_secure_behind_https(settings: Settings) -> None:
-    from feedsvc import create_app
+    from feedsvc.web import create_app
 
     app = create_app(settings.with_overrides(publication=_https(settings)), TESTING=True)
     assert app.config["SESSION_COOKIE_SECURE"] is True

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 
-from feedsvc.transport import TemporaryFailure, Transport
+from feedsvc.mail.transport import TemporaryFailure, Transport
 
 __all__ = ["TokenBucket", "TransportPool"]
 

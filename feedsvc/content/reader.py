@@ -30,7 +30,7 @@ import yaml
 from markdown_it.token import Token
 
 from feedsvc.config import Publication
-from feedsvc.markdown import is_cjk, make_markdown
+from feedsvc.content.markdown import is_cjk, make_markdown
 
 # ---------------------------------------------------------------------------------------------- model
 

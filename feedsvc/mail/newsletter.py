@@ -34,8 +34,8 @@ import jinja2
 from premailer import Premailer
 
 from feedsvc.config import Publication
+from feedsvc.content.reader import Issue
 from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
-from feedsvc.issues import Issue
 
 __all__ = [
     "MANAGE_URL",
@@ -67,7 +67,7 @@ _PLACEHOLDER_PREFIX = "FEEDSVC-"
 _DEFUSED_PREFIX = "FEEDSVC\u2011"
 
 #: The repository's templates/ (the CLI and app pass settings.templates_dir instead).
-DEFAULT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 #: Gmail clips a message whose HTML is larger than about 102 KB ("[Message clipped]").
 GMAIL_CLIP_BYTES = 102 * 1024

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from feedsvc.db import make_engine
-from feedsvc.models import Base
+from feedsvc.db.engine import make_engine
+from feedsvc.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -37,10 +37,10 @@ from typing import Any
 
 import jinja2
 
-from feedsvc import feeds
 from feedsvc.config import Publication
+from feedsvc.content.reader import Issue, issue_files, load_issues
 from feedsvc.i18n import LANGUAGES, translate
-from feedsvc.issues import Issue, issue_files, load_issues
+from feedsvc.site import feeds
 
 SITE_META = "site.json"
 CONTENT_TYPES = {

@@ -2,7 +2,7 @@
 and what housekeeping forgets. No Flask.
 
 Every message to send is an `OutboxMessage` row written before sending starts (by the web request or the
-publish that asked for it, in the same transaction). `feedsvc.sender.SendWorker` claims rows under a
+publish that asked for it, in the same transaction). `feedsvc.outbox.worker.SendWorker` claims rows under a
 lease, sends them and records each outcome; see its module docstring for the ledger's life cycle.
 """
 
@@ -17,8 +17,8 @@ from email.parser import BytesParser
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from feedsvc import ratelimit, subscriptions
-from feedsvc.models import (
+from feedsvc import ratelimit
+from feedsvc.db.models import (
     ACTIVE,
     CANCELLED,
     FAILED,
@@ -32,6 +32,7 @@ from feedsvc.models import (
     SUBSCRIBER_STATUSES,
     OutboxMessage,
 )
+from feedsvc.subscribers import subscriptions
 
 FINAL_STATES = (SENT, FAILED, CANCELLED, SKIPPED)
 TRANSACTIONAL_KEEP = timedelta(days=90)

@@ -40,8 +40,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from feedsvc.config import Publication, Settings
-from feedsvc.db import insert_for, utcnow
-from feedsvc.models import (
+from feedsvc.db.engine import insert_for, utcnow
+from feedsvc.db.models import (
     ACTIVE,
     BOUNCED,
     CANCELLED,

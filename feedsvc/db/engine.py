@@ -154,11 +154,11 @@ class Database:
 
 
 def alembic_config(engine: Engine | None = None) -> Any:
-    """An Alembic Config pointing at feedsvc/migrations (found in the installed package, no alembic.ini)."""
+    """An Alembic Config pointing at feedsvc/db/migrations (found in the installed package, no alembic.ini)."""
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(resources.files("feedsvc") / "migrations"))
+    config.set_main_option("script_location", str(resources.files("feedsvc.db") / "migrations"))
     if engine is not None:
         config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
         config.attributes["engine"] = engine

@@ -38,7 +38,7 @@ from typing import Protocol, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from feedsvc.config import ConfigError, Settings
-from feedsvc.emails import serialise
+from feedsvc.mail.newsletter import serialise
 
 __all__ = [
     "Envelope",

@@ -48,13 +48,10 @@ from sqlalchemy import and_, bindparam, func, literal, literal_column, or_, sele
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from feedsvc import emails, sending, subscriptions
 from feedsvc.config import Settings
-from feedsvc.db import Database, utcnow
-from feedsvc.delivery import SEND_TO, stored_message
-from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES
-from feedsvc.issues import Issue, parse_bytes
-from feedsvc.models import (
+from feedsvc.content.reader import Issue, parse_bytes
+from feedsvc.db.engine import Database, utcnow
+from feedsvc.db.models import (
     FAILED,
     KIND_ISSUE,
     QUEUED,
@@ -65,9 +62,14 @@ from feedsvc.models import (
     Subscriber,
     UTCDateTime,
 )
-from feedsvc.retry import RetryPolicy
-from feedsvc.smtp_pool import TransportPool
-from feedsvc.transport import PermanentFailure, TemporaryFailure, Transport, open_transport
+from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from feedsvc.mail import newsletter
+from feedsvc.mail.pool import TransportPool
+from feedsvc.mail.transport import PermanentFailure, TemporaryFailure, Transport, open_transport
+from feedsvc.outbox import sends
+from feedsvc.outbox.retry import RetryPolicy
+from feedsvc.outbox.rules import SEND_TO, stored_message
+from feedsvc.subscribers import subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +135,7 @@ def claim(session: Session, owner: str, *, limit: int, lease_seconds: int, now: 
     Skipped rows (the subscriber is no longer active for that kind of mail, or was erased) are final
     in the same transaction. Rows of paused or cancelled sends are left alone.
     """
-    halted = select(sending.IssueSend.number).where(sending.IssueSend.send_state != sending.RUNNING)
+    halted = select(sends.IssueSend.number).where(sends.IssueSend.send_state != sends.RUNNING)
     due = (
         select(OUTBOX.c.id)
         .where(
@@ -274,7 +276,7 @@ def record(
     stats.released = run({"state": QUEUED, "attempts": OUTBOX.c.attempts - 1, "next_attempt_at": now}, released)
     stats.lost = len(outcomes) - stats.sent - stats.retried - stats.failed - stats.released
     if released:
-        sending.cancel_queued(session, now)  # a row handed back from a cancelled send is cancelled at once
+        sends.cancel_queued(session, now)  # a row handed back from a cancelled send is cancelled at once
     return stats
 
 
@@ -299,7 +301,7 @@ def reap(session: Session, now: datetime) -> int:
     )
     count = max(expired.rowcount, 0)
     if count:
-        sending.cancel_queued(session, now)
+        sends.cancel_queued(session, now)
     return count
 
 
@@ -319,10 +321,10 @@ class VariantCache:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db, self.settings = db, settings
         self._issues: OrderedDict[int, Issue] = OrderedDict()
-        self._rendered: dict[tuple[int, str, str], emails.RenderedEmail] = {}
+        self._rendered: dict[tuple[int, str, str], newsletter.RenderedEmail] = {}
         self._lock = threading.Lock()
 
-    def rendered(self, number: int, variant: str, lang: str) -> emails.RenderedEmail:
+    def rendered(self, number: int, variant: str, lang: str) -> newsletter.RenderedEmail:
         key = (number, variant, lang)
         found = self._rendered.get(key)
         if found is not None:
@@ -330,7 +332,7 @@ class VariantCache:
         with self._lock:  # one premailer run per variant, even when every thread asks at once
             found = self._rendered.get(key)
             if found is None:
-                found = emails.render(
+                found = newsletter.render(
                     self._issue(number),
                     [s for s in variant.split(";") if s],
                     self.settings.publication,
@@ -346,7 +348,7 @@ class VariantCache:
             self._issues.move_to_end(number)
             return self._issues[number]
         with self.db.session(readonly=True) as session:
-            recorded = sending.issue_source(session, number)
+            recorded = sends.issue_source(session, number)
         if recorded is None:
             raise LookupError(f"issue {number} has outbox rows but was never recorded")
         source, name = recorded
@@ -364,30 +366,30 @@ class VariantCache:
         if job.issue_number is None or job.subscriber_id is None:
             raise ValueError(f"outbox row {job.id}: issue mail without issue or subscriber")
         rendered = self.rendered(job.issue_number, job.sections or "", job.lang)
-        links = emails.Links(
+        links = newsletter.Links(
             manage=subscriptions.link(self.settings, subscriptions.MANAGE, job.subscriber_id, job.token_version),
             unsubscribe=subscriptions.link(
                 self.settings, subscriptions.UNSUBSCRIBE, job.subscriber_id, job.token_version
             ),
         )
         publication = self.settings.publication
-        message_id = emails.make_message_id(publication, "issue", job.issue_number, job.id)
-        message = emails.build_message(rendered, job.recipient, links, publication, message_id=message_id)
-        return PreparedMessage(emails.serialise(message), publication.from_address, job.recipient, message_id)
+        message_id = newsletter.make_message_id(publication, "issue", job.issue_number, job.id)
+        message = newsletter.build_message(rendered, job.recipient, links, publication, message_id=message_id)
+        return PreparedMessage(newsletter.serialise(message), publication.from_address, job.recipient, message_id)
 
 
 class PreparedMessage(EmailMessage):
     """A finished message's bytes, with just the envelope headers a transport reads, as plain strings.
 
     `Transport.send` reads From, To and Message-ID, removes Bcc and serialises the message. A message from
-    `emails.build_message` serialises fast only while untouched, and parsing its headers back costs more
+    `newsletter.build_message` serialises fast only while untouched, and parsing its headers back costs more
     than building it, so the worker serialises it once and hands the transport this stand-in: the
     original's bytes exactly, and the few headers the envelope needs, kept unparsed (they are values the
     worker itself put in the message, already checked by `build_message`).
     """
 
     def __init__(self, data: bytes, sender: str, recipient: str, message_id: str) -> None:
-        super().__init__(policy=emails.POLICY)
+        super().__init__(policy=newsletter.POLICY)
         self.data = data
         self._envelope: dict[str, str] = {"from": sender, "to": recipient, "message-id": message_id, "date": ""}
 
@@ -551,7 +553,7 @@ class SendWorker:
 
     def _read_halted(self) -> None:
         with self.db.session(readonly=True) as session:
-            self._halted = sending.halted_issues(session)
+            self._halted = sends.halted_issues(session)
 
     def _in_tx(self, step: Callable[[Session, datetime], object]) -> object:
         with self.db.session() as session:

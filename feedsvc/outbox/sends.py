@@ -22,10 +22,9 @@ from sqlalchemy import and_, case, func, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Subquery
 
-from feedsvc.db import insert_for, utcnow
-from feedsvc.emails import subject_for
-from feedsvc.issues import Issue
-from feedsvc.models import (
+from feedsvc.content.reader import Issue
+from feedsvc.db.engine import insert_for, utcnow
+from feedsvc.db.models import (
     ACTIVE,
     CANCELLED,
     FAILED,
@@ -44,6 +43,7 @@ from feedsvc.models import (
     SubscriberSection,
     UTCDateTime,
 )
+from feedsvc.mail.newsletter import subject_for
 
 # Send states of an issue.
 RUNNING, PAUSED, STOPPED = SEND_RUNNING, SEND_PAUSED, SEND_CANCELLED

@@ -20,11 +20,11 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from feedsvc import subscriptions
 from feedsvc.config import Settings
-from feedsvc.csv_import import ParsedCsv, RowProblem, parse_csv
-from feedsvc.db import insert_for, utcnow
-from feedsvc.models import ACTIVE, PENDING, Subscriber, SubscriberEvent, SubscriberSection, Suppression
+from feedsvc.db.engine import insert_for, utcnow
+from feedsvc.db.models import ACTIVE, PENDING, Subscriber, SubscriberEvent, SubscriberSection, Suppression
+from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers.csvfile import ParsedCsv, RowProblem, parse_csv
 
 CHUNK = 500
 

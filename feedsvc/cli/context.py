@@ -1,0 +1,38 @@
+"""What every command shares: the settings of this run and the database, opened and closed around a command."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from feedsvc.config import ConfigError, Settings, load_settings
+from feedsvc.db.engine import Database
+
+
+def get_settings(ctx: click.Context | None = None) -> Settings:
+    """The settings of this run, loaded once; a configuration problem is a clean CLI error."""
+    ctx = ctx or click.get_current_context()
+    root = ctx.find_root()
+    root.obj = root.obj or {}
+    if "settings" not in root.obj:
+        try:
+            root.obj["settings"] = load_settings(root.obj.get("config_path"))
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+    return root.obj["settings"]
+
+
+@contextmanager
+def open_database(settings: Settings, *, migrated: bool = True) -> Iterator[Database]:
+    """The database of `settings`, disposed afterwards; unless `migrated=False`, refused with the fix
+    (`feedsvc db upgrade`) when it is not at the code's schema."""
+    database = Database(settings.database_url)
+    try:
+        problem = database.schema_problem() if migrated else None
+        if problem:
+            raise click.ClickException(problem)
+        yield database
+    finally:
+        database.dispose()
