@@ -25,17 +25,17 @@ from email.header import Header
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import jinja2
 from premailer import Premailer
 
 from feedsvc.config import Publication
 from feedsvc.content.reader import Issue
-from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES, translate
+from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from feedsvc.mail.templates import environment
 
 __all__ = [
     "MANAGE_URL",
@@ -490,7 +490,7 @@ def render_source(
 def _source(issue: Issue, chosen: tuple[str, ...], publication: Publication, lang: str, folder: str) -> tuple[str, str]:
     whole = _defuse_issue(issue)
     part = whole.only(chosen)
-    env = _environment(folder, lang)
+    env = environment(folder, lang)
     context = _context(part, whole, publication, lang)
     html = env.get_template("email/issue.html").render(context)
     text = _tidy_text(env.get_template("email/issue.txt").render(context))
@@ -514,21 +514,6 @@ def _render_cached(
 
 
 render.cache_clear = _render_cached.cache_clear  # type: ignore[attr-defined]
-
-
-@cache
-def _environment(folder: str, lang: str) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(folder),
-        autoescape=jinja2.select_autoescape(["html"], default_for_string=False, default=False),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    env.globals["_"] = lambda text, **values: translate(text, lang, **values)
-    env.filters["underline"] = _underline
-    return env
 
 
 def _context(part: Issue, whole: Issue, publication: Publication, lang: str) -> dict[str, Any]:
@@ -603,13 +588,6 @@ def _defuse_issue(issue: Issue) -> Issue:
         colophon=tuple(map(_defuse, issue.colophon)),
         sections=sections,
     )
-
-
-def _underline(text: str, char: str = "=", width: int | None = None) -> str:
-    """`text` and a line of `char` as wide as it looks in a monospaced font (CJK counts double)."""
-    if width is None:
-        width = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-    return f"{text}\n{char * max(width, 3)}" if text else char * width
 
 
 def _tidy_text(text: str) -> str:

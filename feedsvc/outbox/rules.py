@@ -32,6 +32,7 @@ from feedsvc.db.models import (
     SUBSCRIBER_STATUSES,
     OutboxMessage,
 )
+from feedsvc.mail import notices
 from feedsvc.subscribers import subscriptions
 
 FINAL_STATES = (SENT, FAILED, CANCELLED, SKIPPED)
@@ -50,7 +51,7 @@ def stored_message(row_id: int, kind: str, message: bytes | None) -> EmailMessag
     if message is None:
         raise ValueError(f"outbox row {row_id} ({kind}) has no stored message")
     if message.startswith(b"{"):
-        return subscriptions.Notice.from_bytes(message).message()
+        return notices.Notice.from_bytes(message).message()
     parsed = BytesParser(policy=policy.default).parsebytes(message)
     assert isinstance(parsed, EmailMessage)
     return parsed

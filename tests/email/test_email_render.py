@@ -13,6 +13,7 @@ from lxml.cssselect import CSSSelector
 from feedsvc.config import Publication
 from feedsvc.content.reader import Issue
 from feedsvc.mail import newsletter
+from feedsvc.mail.templates import environment
 
 CJK_FONTS = ('"PingFang SC"', '"Hiragino Sans GB"', '"Microsoft YaHei"', '"Noto Sans CJK SC"', "sans-serif")
 
@@ -23,7 +24,7 @@ def titles(issue: Issue, slugs: set[str]) -> list[str]:
 
 def stylesheet(name: str) -> cssutils.css.CSSStyleSheet:
     """A stylesheet of templates/email/ as the template includes it (Jinja comments removed)."""
-    source = newsletter._environment(str(newsletter.DEFAULT_TEMPLATES), "zh-CN").get_template(f"email/{name}").render()
+    source = environment(str(newsletter.DEFAULT_TEMPLATES), "zh-CN").get_template(f"email/{name}").render()
     return cssutils.parseString(source, validate=False)
 
 
