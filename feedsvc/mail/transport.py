@@ -202,6 +202,7 @@ class SmtpConfig:
 
     @property
     def loopback(self) -> bool:
+        """Whether the server is on this machine (then AUTH over plain text is allowed)."""
         try:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:

@@ -88,6 +88,7 @@ class IssueCounts:
 
     @property
     def remaining(self) -> int:
+        """Rows still to go: queued or being sent."""
         return self.queued + self.sending
 
     @property

@@ -37,7 +37,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from queue import Empty, Queue
 
@@ -47,7 +47,7 @@ from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.mail.pool import TransportPool
 from feedsvc.mail.transport import PermanentFailure, TemporaryFailure, Transport, open_transport
-from feedsvc.outbox.queue import PERMANENT, RELEASED, SENT_OK, TEMPORARY, Job, OutboxQueue, Outcome
+from feedsvc.outbox.queue import PERMANENT, RELEASED, SENT_OK, TEMPORARY, Job, OutboxQueue, Outcome, Recorded
 from feedsvc.outbox.renders import VariantCache
 from feedsvc.outbox.retry import RetryPolicy
 
@@ -57,16 +57,11 @@ __all__ = ["SendWorker", "WorkerStats", "default_owner"]
 
 
 @dataclass
-class WorkerStats:
-    """What one worker did since it started."""
+class WorkerStats(Recorded):
+    """What one worker did since it started: what its group commits wrote, and what it claimed and reaped."""
 
     claimed: int = 0
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
     skipped: int = 0
-    released: int = 0
-    lost: int = 0  # outcomes not recorded because the lease had been taken over
     requeued_expired: int = 0
 
 
@@ -251,7 +246,7 @@ class SendWorker:
         self._unrecorded = []
         for outcome in outcomes:
             self._held.pop(outcome.job.id, None)
-        for name in ("sent", "retried", "failed", "released", "lost"):
+        for name in (f.name for f in fields(Recorded)):
             setattr(self.stats, name, getattr(self.stats, name) + getattr(done, name))
         if done.lost:
             log.warning("%d outcome(s) not recorded: their lease had been taken over", done.lost)
