@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from feedsvc.config import load_publication  # noqa: E402
 from feedsvc.content.reader import parse  # noqa: E402
+from feedsvc.mail import message as mail_message  # noqa: E402
 from feedsvc.mail import newsletter  # noqa: E402
 
 RECIPIENTS = 10_000
@@ -69,9 +70,9 @@ def main() -> None:
         """Personalise, build and serialise messages for recipients first … first+count-1; total bytes."""
         total = 0
         for n in range(first, first + count):
-            links = newsletter.Links(f"{base}/manage/token-{n:06d}", f"{base}/unsubscribe/token-{n:06d}")
-            message = newsletter.build_message(rendered, f"reader{n}@example.com", links, publication)
-            total += len(newsletter.serialise(message))
+            links = mail_message.Links(f"{base}/manage/token-{n:06d}", f"{base}/unsubscribe/token-{n:06d}")
+            message = mail_message.build_message(rendered, f"reader{n}@example.com", links, publication)
+            total += len(mail_message.serialise(message))
         return total
 
     send(0, 200)  # warm-up
@@ -92,8 +93,8 @@ def main() -> None:
         ratios.append(each / inline)
     inline, each, ratio = (statistics.median(v) for v in (inlines, per_recipient, ratios))
 
-    sample = newsletter.build_message(
-        whole, "reader@example.com", newsletter.Links(f"{base}/m/x", f"{base}/u/x"), publication
+    sample = mail_message.build_message(
+        whole, "reader@example.com", mail_message.Links(f"{base}/m/x", f"{base}/u/x"), publication
     )
     html_part = sample.get_body(("html",))
     assert html_part is not None

@@ -37,6 +37,7 @@ from sqlalchemy import text  # noqa: E402
 from feedsvc.config import load_settings  # noqa: E402
 from feedsvc.content.reader import parse  # noqa: E402
 from feedsvc.db.engine import Database, utcnow  # noqa: E402
+from feedsvc.mail import message as mail_message  # noqa: E402
 from feedsvc.mail import newsletter  # noqa: E402
 from feedsvc.mail.transport import SmtpTransport  # noqa: E402
 from feedsvc.outbox import sends  # noqa: E402
@@ -165,7 +166,7 @@ def baseline(settings, issue, rows: list[tuple[int, int, str, str]], url: str, c
     """A plain smtplib loop: `connections` threads, one connection each, building and sending the same messages."""
     publication = settings.publication
     port = int(url.split(":")[2].split("?")[0])
-    cache: dict[str, newsletter.RenderedEmail] = {}
+    cache: dict[str, mail_message.RenderedEmail] = {}
     for _, _, _, variant in rows:
         if variant not in cache:
             cache[variant] = newsletter.render(issue, variant.split(";"), publication, templates=settings.templates_dir)
@@ -173,18 +174,18 @@ def baseline(settings, issue, rows: list[tuple[int, int, str, str]], url: str, c
     def work(part: list[tuple[int, int, str, str]]) -> None:
         smtp = smtplib.SMTP("127.0.0.1", port)
         for row_id, sid, address, variant in part:
-            links = newsletter.Links(
+            links = mail_message.Links(
                 manage=subscriptions.link(settings, "manage", sid, 1),
                 unsubscribe=subscriptions.link(settings, "unsubscribe", sid, 1),
             )
-            message = newsletter.build_message(
+            message = mail_message.build_message(
                 cache[variant],
                 address,
                 links,
                 publication,
-                message_id=newsletter.make_message_id(publication, "issue", issue.number, row_id),
+                message_id=mail_message.make_message_id(publication, "issue", issue.number, row_id),
             )
-            smtp.sendmail(publication.from_address, [address], newsletter.serialise(message))
+            smtp.sendmail(publication.from_address, [address], mail_message.serialise(message))
         smtp.quit()
 
     threads = [threading.Thread(target=work, args=(rows[k::connections],)) for k in range(connections)]

@@ -9,11 +9,10 @@ import click
 from feedsvc.cli.context import get_settings
 from feedsvc.content.reader import ParseError, parse
 from feedsvc.i18n import LANGUAGES
-from feedsvc.mail.newsletter import GMAIL_CLIP_BYTES, EmailError, Links, build_message, render, serialise
-from feedsvc.mail.transport import TransportFailure, open_transport
-
-#: The token shown in preview links; real ones are made per subscriber when the issue is sent.
-PREVIEW_TOKEN = "preview"  # noqa: S105 - a visible stand-in, not a secret
+from feedsvc.mail.message import EmailError, build_message, serialise
+from feedsvc.mail.newsletter import GMAIL_CLIP_BYTES, render
+from feedsvc.mail.samples import sample_links, send_test_message
+from feedsvc.mail.transport import TransportFailure
 
 
 @click.command()
@@ -39,7 +38,7 @@ PREVIEW_TOKEN = "preview"  # noqa: S105 - a visible stand-in, not a secret
     "send_test",
     default="",
     metavar="ADDR",
-    help="Also send the message to ADDR through the configured transport.",
+    help="Also send a test copy (subject marked [测试 TEST]) to ADDR through the configured transport.",
 )
 def preview(path: Path, sections: str, to: str, out: Path | None, lang: str, send_test: str) -> None:
     """Write the email of issue PATH for a section choice: DIR/<name>.eml, .html (the HTML part), .txt."""
@@ -48,9 +47,7 @@ def preview(path: Path, sections: str, to: str, out: Path | None, lang: str, sen
     try:
         issue = parse(path, publication)
         rendered = render(issue, sections, publication, lang=lang, templates=settings.templates_dir)
-        base = publication.base_url
-        links = Links(f"{base}/manage/{PREVIEW_TOKEN}", f"{base}/unsubscribe/{PREVIEW_TOKEN}")
-        message = build_message(rendered, to or publication.from_address, links, publication)
+        message = build_message(rendered, to or publication.from_address, sample_links(publication), publication)
     except (ParseError, EmailError) as exc:
         raise click.ClickException(str(exc)) from exc
     folder = out or settings.var_dir / "preview"
@@ -75,12 +72,7 @@ def preview(path: Path, sections: str, to: str, out: Path | None, lang: str, sen
     )
     if send_test:
         try:
-            test = build_message(rendered, send_test, links, publication)
-            transport = open_transport(settings)
-            try:
-                message_id = transport.send(test)
-            finally:
-                transport.close()
+            message_id = send_test_message(rendered, send_test, settings)
         except EmailError as exc:
             raise click.ClickException(str(exc)) from exc
         except TransportFailure as exc:

@@ -132,7 +132,7 @@ def _control(number: int, action: str) -> None:
                 elif action == "resume":
                     requeued = sends.resume(session, number)
                     extra = f"; {requeued} cancelled message(s) queued again" if requeued else ""
-                    click.echo(f"issue {number}: sending{extra}")
+                    click.echo(f"issue {number}: running{extra}")
                 else:
                     cancelled = sends.cancel(session, number)
                     click.echo(f"issue {number}: cancelled, {cancelled} queued message(s) will not be sent")

@@ -18,8 +18,7 @@ import click
 from feedsvc.cli.context import get_settings, open_database
 from feedsvc.cli.progress import Counts, ProgressBar
 from feedsvc.db.engine import Database, utcnow
-from feedsvc.outbox import rules, sends
-from feedsvc.outbox.retry import RetryPolicy
+from feedsvc.outbox import housekeeping, sends
 from feedsvc.outbox.worker import SendWorker, WorkerStats
 
 HOUSEKEEPING_EVERY = 60.0
@@ -57,7 +56,6 @@ def worker(
             database,
             settings,
             concurrency=concurrency,
-            policy=RetryPolicy.from_env(settings.extra),
             rate=rate,
             batch_size=batch_size,
             poll_interval=poll_interval,
@@ -101,7 +99,7 @@ def worker(
 def _housekeeping(database: Database) -> None:
     """Forget what is no longer needed: old rate-limit counters, unconfirmed sign-ups, old transactional rows."""
     with database.session() as session:
-        rules.housekeeping(session, utcnow())
+        housekeeping.housekeeping(session, utcnow())
 
 
 def _sends_under_way(database: Database, watched: set[int]) -> Counts:

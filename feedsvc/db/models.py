@@ -6,6 +6,7 @@
 - `Suppression`: SHA-256 hashes of erased addresses, so nothing can silently bring one back.
 - `OutboxMessage`: one row per mail to send, transactional (confirm, manage) and issue mail alike.
 - `RateLimit`: fixed-window counters shared by every web process (per client, per action).
+- `PublishedIssue`: each published issue, its Markdown as published, and the state of its send.
 
 Every timestamp is timezone-aware UTC in Python (`UTCDateTime`), whatever the database stores.
 """
@@ -227,12 +228,13 @@ class RateLimit(Base):
     hits: Mapped[int] = mapped_column(Integer)
 
 
-# Send states of a published issue (the `issues` table, migration 0002; see feedsvc/sending.py).
-SEND_RUNNING, SEND_PAUSED, SEND_CANCELLED = "sending", "paused", "cancelled"
-SEND_STATES = (SEND_RUNNING, SEND_PAUSED, SEND_CANCELLED)
+# Send states of a published issue (the `issues` table; see feedsvc/outbox/sends.py). Words of their own,
+# none shared with the outbox row states: until migration 0004 they were "sending", "paused", "cancelled".
+SEND_RUNNING, SEND_PAUSED, SEND_STOPPED = "running", "paused", "stopped"
+SEND_STATES = (SEND_RUNNING, SEND_PAUSED, SEND_STOPPED)
 
 
-class IssueSend(Base):
+class PublishedIssue(Base):
     """A published issue and the state of its send. The Markdown is kept as published, so a worker on any
     machine renders exactly what was published."""
 

@@ -1,0 +1,2 @@
+"""Mail, pure: the newsletter rendered (newsletter), one reader's message (message), notices, test copies
+(samples), and sending bytes to an envelope (transport, pool)."""

@@ -35,10 +35,12 @@ class Notice:
     message_id: str
 
     def to_bytes(self) -> bytes:
+        """The compact JSON the outbox row stores."""
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Notice:
+        """The notice an outbox row stored with `to_bytes`."""
         return cls(**json.loads(data.decode("utf-8")))
 
     def message(self) -> EmailMessage:

@@ -6,7 +6,7 @@ reuses a few connections for thousands of messages. The pool keeps up to `size` 
 thread at a time, and spaces messages with a token bucket shared by all of them (`rate` messages per
 second, 0 for no limit), so the configured rate holds however many threads send.
 
-Connection health is the transport's job (feedsvc.transport): an idle connection is checked with NOOP
+Connection health is the transport's job (feedsvc.mail.transport): an idle connection is checked with NOOP
 and replaced when the server dropped it, a failed transaction is reset with RSET and the connection
 kept, a 421 or a broken socket closes it and the next message reconnects. So is the classification of
 failures, in one place: `TemporaryFailure` (4xx, no or a dropped connection: retry later) and
@@ -21,9 +21,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from email.message import EmailMessage
 
-from feedsvc.mail.transport import TemporaryFailure, Transport
+from feedsvc.mail.transport import Envelope, TemporaryFailure, Transport
 
 __all__ = ["TokenBucket", "TransportPool"]
 
@@ -88,15 +87,15 @@ class TransportPool:
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
 
-    def send(self, message: EmailMessage) -> str:
-        """Send one message (after the rate limit lets it go); return its Message-ID.
+    def send(self, envelope: Envelope, data: bytes) -> None:
+        """Send one message's bytes (after the rate limit lets it go).
 
         Raises the transport's `TemporaryFailure` or `PermanentFailure`.
         """
         with self.transport() as transport:
             self.bucket.acquire()
             try:
-                return transport.send(message)
+                transport.send(envelope, data)
             except TemporaryFailure:
                 transport.close()
                 raise

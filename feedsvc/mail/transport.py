@@ -1,7 +1,9 @@
 """Sending one message, by SMTP or into a folder of .eml files: the one interface the rest of feedsvc uses.
 
 `open_transport(settings)` gives an `SmtpTransport` when FEEDSVC_SMTP_URL is set and a `MailDirTransport`
-(var/mail/) otherwise. Both take a finished `EmailMessage` and return its Message-ID; both raise only
+(var/mail/) otherwise. Both take the finished bytes and an `Envelope` (sender, recipients, Message-ID),
+so what is sent is exactly what was built (or signed), and the envelope sender may differ per message;
+`prepare` turns an `EmailMessage` into that pair for callers that have one. Both raise only
 `TemporaryFailure` (try again later: 4xx, a refused, dropped or timed-out connection, a full disk) or
 `PermanentFailure` (5xx for this message: do not retry). A transport is used by one thread at a time;
 bulk senders keep one per thread or pool them.
@@ -38,7 +40,7 @@ from typing import Protocol, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from feedsvc.config import ConfigError, Settings
-from feedsvc.mail.newsletter import serialise
+from feedsvc.mail.message import serialise
 
 __all__ = [
     "Envelope",
@@ -49,18 +51,18 @@ __all__ = [
     "TemporaryFailure",
     "Transport",
     "TransportFailure",
-    "envelope",
     "open_transport",
+    "prepare",
 ]
 
 log = logging.getLogger(__name__)
 
 
 class Transport(Protocol):
-    """Sends one message at a time; `send` returns the Message-ID it went out with."""
+    """Sends one message at a time: finished bytes to the envelope's recipients."""
 
-    def send(self, message: EmailMessage) -> str:
-        """Send `message` (adding Message-ID and Date if missing); raise a `TransportFailure` if not accepted."""
+    def send(self, envelope: Envelope, data: bytes) -> None:
+        """Send `data` (RFC 5322 bytes, CRLF) as `envelope` says; raise a `TransportFailure` if not accepted."""
         ...
 
     def close(self) -> None:
@@ -108,15 +110,14 @@ def _failure(code: int, text: str | bytes, *, maybe_delivered: bool = False) -> 
 
 @dataclass(frozen=True)
 class Envelope:
-    """What goes over the wire: envelope sender and recipients, the message bytes, and its Message-ID."""
+    """Who a message goes from and to over SMTP (MAIL FROM, RCPT TO), and the Message-ID it carries."""
 
     sender: str
     recipients: tuple[str, ...]
-    data: bytes
     message_id: str
 
 
-def envelope(message: EmailMessage) -> Envelope:
+def prepare(message: EmailMessage) -> tuple[Envelope, bytes]:
     """Complete `message` (Message-ID and Date if missing, Bcc removed) and give its envelope and bytes.
 
     The sender is the Sender header, else From; the recipients are To, Cc and Bcc.
@@ -137,7 +138,7 @@ def envelope(message: EmailMessage) -> Envelope:
         message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     if "Bcc" in message:  # deleting marks the message changed, which costs the fast serialiser
         del message["Bcc"]
-    return Envelope(sender, tuple(recipients), serialise(message), str(message["Message-ID"]).strip())
+    return Envelope(sender, tuple(recipients), str(message["Message-ID"]).strip()), serialise(message)
 
 
 # -------------------------------------------------------------------------------------------- SMTP
@@ -201,6 +202,7 @@ class SmtpConfig:
 
     @property
     def loopback(self) -> bool:
+        """Whether the server is on this machine (then AUTH over plain text is allowed)."""
         try:
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
@@ -229,28 +231,27 @@ class SmtpTransport:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def send(self, message: EmailMessage) -> str:
-        """Send `message` to its To/Cc/Bcc recipients; return its Message-ID."""
-        env = envelope(message)
+    def send(self, envelope: Envelope, data: bytes) -> None:
+        """Send `data` from the envelope's sender to its recipients (accepted by at least one, or it raises)."""
         smtp = self._connection()
         stage = "MAIL"
         try:
-            code, reply = smtp.mail(env.sender, self._mail_options(smtp, env))
+            code, reply = smtp.mail(envelope.sender, self._mail_options(smtp, envelope, data))
             if code != 250:
                 self._reset(smtp)
                 raise _failure(code, reply)
             stage = "RCPT"
             refused: dict[str, tuple[int, bytes]] = {}
-            for rcpt in env.recipients:
+            for rcpt in envelope.recipients:
                 code, reply = smtp.rcpt(rcpt)
                 if code not in (250, 251):
                     refused[rcpt] = (code, reply)
-            if len(refused) == len(env.recipients):
+            if len(refused) == len(envelope.recipients):
                 self._reset(smtp)
                 code, reply = min(refused.values(), key=lambda r: r[0])  # a 4xx among them: retry may help
                 raise _failure(code, reply)
             stage = "DATA"
-            code, reply = smtp.data(env.data)
+            code, reply = smtp.data(data)
             if code != 250:
                 self._reset(smtp)
                 raise _failure(code, reply)
@@ -271,8 +272,7 @@ class SmtpTransport:
             ) from exc
         self._last_used = time.monotonic()
         if refused:
-            log.warning("%s: accepted for some recipients; refused: %s", env.message_id, sorted(refused))
-        return env.message_id
+            log.warning("%s: accepted for some recipients; refused: %s", envelope.message_id, sorted(refused))
 
     def close(self) -> None:
         """QUIT and close the connection (if any); the next send opens a new one."""
@@ -334,11 +334,11 @@ class SmtpTransport:
             raise TemporaryFailure(0, f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from exc
 
     @staticmethod
-    def _mail_options(smtp: smtplib.SMTP, env: Envelope) -> list[str]:
+    def _mail_options(smtp: smtplib.SMTP, envelope: Envelope, data: bytes) -> list[str]:
         options = []
-        if not env.data.isascii() and smtp.has_extn("8bitmime"):
+        if not data.isascii() and smtp.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
-        if not (env.sender.isascii() and all(r.isascii() for r in env.recipients)):
+        if not (envelope.sender.isascii() and all(r.isascii() for r in envelope.recipients)):
             if not smtp.has_extn("smtputf8"):
                 raise PermanentFailure(0, "an address is not ASCII and the server does not offer SMTPUTF8")
             options.append("SMTPUTF8")
@@ -382,16 +382,15 @@ class MailDirTransport:
     ) -> None:
         self.close()
 
-    def send(self, message: EmailMessage) -> str:
-        """Write `message`; return its Message-ID. A write error is a `TemporaryFailure`."""
-        env = envelope(message)
-        target = self.folder / f"{_file_name(env.message_id)}.eml"
+    def send(self, envelope: Envelope, data: bytes) -> None:
+        """Write `data` as the file of `envelope.message_id`. A write error is a `TemporaryFailure`."""
+        target = self.path_for(envelope.message_id)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".tmp-", suffix=".eml")
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(env.data)
+                    handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(temp, target)
@@ -400,7 +399,6 @@ class MailDirTransport:
                 raise
         except OSError as exc:
             raise TemporaryFailure(0, f"cannot write {target}: {exc.strerror or exc}") from exc
-        return env.message_id
 
     def path_for(self, message_id: str) -> Path:
         """Where the message with `message_id` is (or would be) written."""

@@ -5,7 +5,8 @@ A temporary failure (a 4xx reply, a dropped or refused connection) is retried wi
 greylisted a whole batch is not hit by the whole batch again in the same second. Retries stop at a
 deadline counted from the message's first attempt (Postfix keeps mail five days, Mailman retries for
 five days; a newsletter is stale sooner, so the default is two days). A permanent failure (5xx) is never
-retried; after ``bounce_limit`` of them a subscriber is marked bounced.
+retried; after ``bounce_limit`` of them a subscriber is marked bounced (the count is compared in one
+place, `feedsvc.subscribers.subscriptions.record_bounce`, which the worker hands this limit).
 
 Every value can be set from the environment (``FEEDSVC_RETRY_BASE_SECONDS``, ``FEEDSVC_RETRY_FACTOR``,
 ``FEEDSVC_RETRY_MAX_SECONDS``, ``FEEDSVC_RETRY_DEADLINE_SECONDS``, ``FEEDSVC_BOUNCE_LIMIT``).
@@ -88,7 +89,3 @@ class RetryPolicy:
         if now >= deadline:
             return None
         return min(now + dt.timedelta(seconds=self.delay(attempts, rng)), deadline)
-
-    def is_bounced(self, hard_bounces: int) -> bool:
-        """Whether a subscriber with this many hard bounces should stop getting mail."""
-        return hard_bounces >= self.bounce_limit

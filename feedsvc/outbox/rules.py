@@ -1,42 +1,36 @@
-"""The outbox ledger's shared rules: who a kind of mail may still go to, how a stored message is read,
-and what housekeeping forgets. No Flask.
+"""The outbox ledger's shared rules: how a notice is queued, who a kind of mail may still go to, and how a
+stored message is read. No Flask.
 
 Every message to send is an `OutboxMessage` row written before sending starts (by the web request or the
-publish that asked for it, in the same transaction). `feedsvc.outbox.worker.SendWorker` claims rows under a
-lease, sends them and records each outcome; see its module docstring for the ledger's life cycle.
+publish that asked for it, in the same transaction): notices by `queue_notice`, an issue's mail by
+`feedsvc.outbox.sends.enqueue`. `feedsvc.outbox.worker.SendWorker` claims rows under a lease, sends them
+and records each outcome; see its module docstring for the ledger's life cycle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from feedsvc import ratelimit
 from feedsvc.db.models import (
     ACTIVE,
-    CANCELLED,
-    FAILED,
     KIND_CONFIRM,
     KIND_ISSUE,
     KIND_MANAGE,
     PENDING,
     PRIORITY_TRANSACTIONAL,
-    SENT,
-    SKIPPED,
+    QUEUED,
     SUBSCRIBER_STATUSES,
     OutboxMessage,
 )
 from feedsvc.mail import notices
-from feedsvc.subscribers import subscriptions
 
-FINAL_STATES = (SENT, FAILED, CANCELLED, SKIPPED)
-TRANSACTIONAL_KEEP = timedelta(days=90)
+__all__ = ["SEND_TO", "queue_notice", "stored_message"]
 
 # Which subscriber statuses a kind of mail may still go to when it is sent.
 SEND_TO: Mapping[str, tuple[str, ...]] = {
@@ -44,6 +38,27 @@ SEND_TO: Mapping[str, tuple[str, ...]] = {
     KIND_MANAGE: SUBSCRIBER_STATUSES,  # an unsubscribed reader still downloads, erases or resubscribes
     KIND_ISSUE: (ACTIVE,),
 }
+
+
+def queue_notice(
+    session: Session, kind: str, subscriber_id: int, recipient: str, notice: notices.Notice, now: datetime
+) -> OutboxMessage:
+    """Queue a rendered notice (confirm, manage) to go first, in the caller's transaction; the new row."""
+    row = OutboxMessage(
+        kind=kind,
+        priority=PRIORITY_TRANSACTIONAL,
+        subscriber_id=subscriber_id,
+        recipient=recipient,
+        subject=notice.subject,
+        message=notice.to_bytes(),
+        state=QUEUED,
+        attempts=0,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    return row
 
 
 def stored_message(row_id: int, kind: str, message: bytes | None) -> EmailMessage:
@@ -55,22 +70,3 @@ def stored_message(row_id: int, kind: str, message: bytes | None) -> EmailMessag
     parsed = BytesParser(policy=policy.default).parsebytes(message)
     assert isinstance(parsed, EmailMessage)
     return parsed
-
-
-def prune(session: Session, now: datetime, keep: timedelta = TRANSACTIONAL_KEEP) -> int:
-    """Delete finished transactional rows older than `keep` (their history goes with them); how many."""
-    result = session.execute(
-        delete(OutboxMessage).where(
-            OutboxMessage.priority == PRIORITY_TRANSACTIONAL,
-            OutboxMessage.state.in_(FINAL_STATES),
-            OutboxMessage.updated_at < now - keep,
-        )
-    )
-    return result.rowcount or 0
-
-
-def housekeeping(session: Session, now: datetime) -> None:
-    """Forget what is no longer needed: old rate-limit counters, unconfirmed sign-ups, old transactional rows."""
-    ratelimit.prune(session, now.timestamp())
-    subscriptions.purge_unconfirmed(session, now=now)
-    prune(session, now)

@@ -7,9 +7,10 @@ the database does the work, in one statement, whatever the number of subscribers
 (issue, subscriber) constraint makes a second enqueue a no-op. Rows are written before any is sent:
 a ledger, not a checkpoint, so a crash can never make the send forget who is left.
 
-A send is ``sending`` (workers claim its rows), ``paused`` (workers leave its rows alone and hand back
-those they hold but have not started) or ``cancelled`` (its queued rows become ``cancelled``; rows in
-flight finish). Resuming a cancelled send queues its cancelled rows again: they were never sent.
+A send is ``running`` (workers claim its rows), ``paused`` (workers leave its rows alone and hand back
+those they hold but have not started) or ``stopped`` (cancelled: its queued rows become ``cancelled``;
+rows in flight finish), and shows as ``finished`` when it runs with nothing left. Resuming a stopped
+send queues its cancelled rows again: they were never sent.
 """
 
 from __future__ import annotations
@@ -31,22 +32,22 @@ from feedsvc.db.models import (
     KIND_ISSUE,
     PRIORITY_BULK,
     QUEUED,
-    SEND_CANCELLED,
     SEND_PAUSED,
     SEND_RUNNING,
+    SEND_STOPPED,
     SENDING,
     SENT,
     SKIPPED,
-    IssueSend,
     OutboxMessage,
+    PublishedIssue,
     Subscriber,
     SubscriberSection,
     UTCDateTime,
 )
 from feedsvc.mail.newsletter import subject_for
 
-# Send states of an issue.
-RUNNING, PAUSED, STOPPED = SEND_RUNNING, SEND_PAUSED, SEND_CANCELLED
+# Send states of an issue: running, paused, stopped (cancelled by the publisher), and finished.
+RUNNING, PAUSED, STOPPED = SEND_RUNNING, SEND_PAUSED, SEND_STOPPED
 FINISHED = "finished"  # shown, never stored: a running send with nothing left
 
 
@@ -87,11 +88,12 @@ class IssueCounts:
 
     @property
     def remaining(self) -> int:
+        """Rows still to go: queued or being sent."""
         return self.queued + self.sending
 
     @property
     def progress(self) -> str:
-        """The send as a publisher reads it: sending, paused, cancelled, or finished (nothing left to send)."""
+        """The send as a publisher reads it: running, paused, stopped, or finished (nothing left to send)."""
         return FINISHED if self.state == RUNNING and self.remaining == 0 else self.state
 
 
@@ -162,7 +164,7 @@ def publish(
     now = now or utcnow()
     slugs = issue.slugs
     created = session.execute(
-        insert_for(session, IssueSend)
+        insert_for(session, PublishedIssue)
         .values(
             number=issue.number,
             issue_date=issue.date,
@@ -177,16 +179,16 @@ def publish(
             published_at=now,
             updated_at=now,
         )
-        .on_conflict_do_nothing(index_elements=[IssueSend.number])
-        .returning(IssueSend.number)
+        .on_conflict_do_nothing(index_elements=[PublishedIssue.number])
+        .returning(PublishedIssue.number)
     ).scalar_one_or_none()
     if created is None:
         return PublishResult(issue.number, 0, 0, already_published=True)
     enqueued = enqueue(session, issue.number, slugs, now=now) if slugs else 0
     skipped = _active_count(session) - enqueued
     session.execute(
-        update(IssueSend)
-        .where(IssueSend.number == issue.number)
+        update(PublishedIssue)
+        .where(PublishedIssue.number == issue.number)
         .values(enqueued=enqueued, skipped_no_sections=skipped)
         .execution_options(synchronize_session=False)
     )
@@ -251,10 +253,10 @@ def counts(session: Session, numbers: Sequence[int] | None = None) -> list[Issue
         .where(outbox.c.kind == KIND_ISSUE)
         .group_by(outbox.c.issue_number, outbox.c.state)
     )
-    issues = select(IssueSend.number, IssueSend.send_state)
+    issues = select(PublishedIssue.number, PublishedIssue.send_state)
     if numbers:
         query = query.where(outbox.c.issue_number.in_(list(numbers)))
-        issues = issues.where(IssueSend.number.in_(list(numbers)))
+        issues = issues.where(PublishedIssue.number.in_(list(numbers)))
     state_of: dict[int, str] = {int(n): str(state) for n, state in session.execute(issues)}
     by_issue: dict[int, dict[str, int]] = {n: {} for n in state_of}
     for number, state, count in session.execute(query):
@@ -277,8 +279,8 @@ def counts(session: Session, numbers: Sequence[int] | None = None) -> list[Issue
 # ----------------------------------------------------------------------------- pause, resume, cancel
 
 
-def _issue(session: Session, number: int) -> IssueSend:
-    found = session.get(IssueSend, number, with_for_update=True)
+def _issue(session: Session, number: int) -> PublishedIssue:
+    found = session.get(PublishedIssue, number, with_for_update=True)
     if found is None:
         raise SendError(f"issue {number} has not been published")
     return found
@@ -323,7 +325,7 @@ def cancel_queued(session: Session, now: datetime, number: int | None = None) ->
     if number is not None:
         numbers = [number]
     else:
-        numbers = list(session.scalars(select(IssueSend.number).where(IssueSend.send_state == STOPPED)))
+        numbers = list(session.scalars(select(PublishedIssue.number).where(PublishedIssue.send_state == STOPPED)))
         if not numbers:
             return 0
     result = session.execute(
@@ -340,11 +342,15 @@ def cancel_queued(session: Session, now: datetime, number: int | None = None) ->
 
 def halted_issues(session: Session) -> dict[int, str]:
     """Issues whose send is paused or cancelled: number → state."""
-    rows = session.execute(select(IssueSend.number, IssueSend.send_state).where(IssueSend.send_state != RUNNING))
+    rows = session.execute(
+        select(PublishedIssue.number, PublishedIssue.send_state).where(PublishedIssue.send_state != RUNNING)
+    )
     return {int(n): str(s) for n, s in rows}
 
 
 def issue_source(session: Session, number: int) -> tuple[str, str] | None:
     """The Markdown of a published issue as published, and its file name."""
-    row = session.execute(select(IssueSend.source, IssueSend.source_name).where(IssueSend.number == number)).first()
+    row = session.execute(
+        select(PublishedIssue.source, PublishedIssue.source_name).where(PublishedIssue.number == number)
+    ).first()
     return (row[0], row[1]) if row else None

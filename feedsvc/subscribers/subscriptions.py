@@ -41,7 +41,6 @@ from feedsvc.db.models import (
     KIND_CONFIRM,
     KIND_MANAGE,
     PENDING,
-    PRIORITY_TRANSACTIONAL,
     QUEUED,
     UNSUBSCRIBED,
     OutboxMessage,
@@ -51,6 +50,7 @@ from feedsvc.db.models import (
     Suppression,
 )
 from feedsvc.mail import notices
+from feedsvc.outbox import rules
 
 NOTICE_INTERVAL = timedelta(minutes=10)
 CONFIRM_MAX_AGE = timedelta(days=3)
@@ -204,21 +204,7 @@ def _enqueue_notice(session: Session, settings: Settings, subscriber: _Claim, ki
     links["manage_url"] = link(settings, MANAGE, subscriber.id, subscriber.token_version)
     links["unsubscribe_url"] = link(settings, UNSUBSCRIBE, subscriber.id, subscriber.token_version)
     notice = notices.render(settings, kind, subscriber.email, subscriber.lang, links)
-    session.add(
-        OutboxMessage(
-            kind=kind,
-            priority=PRIORITY_TRANSACTIONAL,
-            subscriber_id=subscriber.id,
-            recipient=subscriber.email,
-            subject=notice.subject,
-            message=notice.to_bytes(),
-            state=QUEUED,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    rules.queue_notice(session, kind, subscriber.id, subscriber.email, notice, now)
     _log(session, subscriber.id, f"{kind}_mail_queued", now)
 
 

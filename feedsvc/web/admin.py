@@ -37,8 +37,9 @@ from feedsvc.config import Settings
 from feedsvc.content.reader import Issue, ParseError, issue_files, parse
 from feedsvc.db.models import ACTIVE, SUBSCRIBER_STATUSES, Subscriber, SubscriberSection
 from feedsvc.i18n import translate
-from feedsvc.mail import newsletter
-from feedsvc.mail.transport import TransportFailure, open_transport
+from feedsvc.mail import message as mail_message
+from feedsvc.mail import newsletter, samples
+from feedsvc.mail.transport import TransportFailure
 from feedsvc.outbox import sends
 from feedsvc.publishing import PublishError, publish_issue
 from feedsvc.subscribers import importer, subscriptions
@@ -173,15 +174,10 @@ def _chosen(issue: Issue) -> tuple[str, ...]:
     return tuple(slug for slug in raw.replace(",", ";").split(";") if slug)
 
 
-def _render(issue: Issue) -> newsletter.RenderedEmail:
+def _render(issue: Issue) -> mail_message.RenderedEmail:
     """The issue's email for the section choice in the request, with the project's email templates."""
     settings = get_settings()
     return newsletter.render(issue, _chosen(issue), settings.publication, templates=settings.templates_dir)
-
-
-def _sample_links(settings: Settings) -> newsletter.Links:
-    base = settings.base_url
-    return newsletter.Links(manage=f"{base}/manage", unsubscribe=f"{base}/manage")
 
 
 @bp.get("/issues/<int:number>/email")
@@ -192,19 +188,19 @@ def email_preview(number: int) -> Response:
     assert issue is not None
     try:
         rendered = _render(issue)
-    except newsletter.EmailError as exc:
+    except mail_message.EmailError as exc:
         abort(400, description=str(exc))
-    sample = newsletter.personalise(rendered, "reader@example.org", _sample_links(settings))
+    sample = newsletter.personalise(rendered, "reader@example.org", samples.sample_links(settings.publication))
     kind = request.args.get("format", "html")
     if kind == "text":
         return Response(sample.text, mimetype="text/plain")
     if kind == "eml":
-        message = newsletter.build_message(
-            rendered, "reader@example.org", _sample_links(settings), settings.publication
+        message = mail_message.build_message(
+            rendered, "reader@example.org", samples.sample_links(settings.publication), settings.publication
         )
         name = f"issue-{number}-{'-'.join(rendered.sections)}.eml"
         return Response(
-            newsletter.serialise(message),
+            mail_message.serialise(message),
             mimetype="message/rfc822",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
@@ -227,19 +223,12 @@ def send_test(number: int) -> Response:
         rendered = _render(issue)
     except subscriptions.InvalidAddress as exc:
         return _back(number, "✗ " + t("地址无效：{reason}", reason=exc))
-    except newsletter.EmailError as exc:
+    except mail_message.EmailError as exc:
         return _back(number, f"✗ {exc}")
-    message = newsletter.build_message(rendered, address, _sample_links(settings), settings.publication)
-    subject = message["Subject"]
-    del message["Subject"]
-    message["Subject"] = f"[测试 TEST] {subject}"
-    transport = open_transport(settings)
     try:
-        message_id = transport.send(message)
+        message_id = samples.send_test_message(rendered, address, settings)
     except TransportFailure as exc:
         return _back(number, f"✗ {address}: {exc}")
-    finally:
-        transport.close()
     return _back(number, f"✓ {address} {message_id}")
 
 

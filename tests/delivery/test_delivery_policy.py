@@ -43,12 +43,6 @@ def test_next_attempt_until_the_deadline_then_none() -> None:
     assert policy.next_attempt(4, T0, T0 + dt.timedelta(seconds=10_000)) is None
 
 
-def test_bounce_limit() -> None:
-    policy = RetryPolicy(bounce_limit=3)
-    assert not policy.is_bounced(2)
-    assert policy.is_bounced(3)
-
-
 def test_policy_from_environment() -> None:
     policy = RetryPolicy.from_env(
         {"FEEDSVC_RETRY_BASE_SECONDS": "5", "FEEDSVC_RETRY_DEADLINE_SECONDS": "60", "FEEDSVC_BOUNCE_LIMIT": "1"}

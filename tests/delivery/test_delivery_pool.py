@@ -9,7 +9,7 @@ import pytest
 from smtp_misbehaving import MisbehavingSmtp, free_port
 
 from feedsvc.mail.pool import TokenBucket, TransportPool
-from feedsvc.mail.transport import PermanentFailure, SmtpTransport, TemporaryFailure, TransportFailure
+from feedsvc.mail.transport import PermanentFailure, SmtpTransport, TemporaryFailure, TransportFailure, prepare
 
 
 def message(to: str, n: int = 0) -> EmailMessage:
@@ -44,7 +44,7 @@ class FakeClock:
 def send_all(pool: TransportPool, addresses: list[str], threads: int) -> None:
     def work(part: list[str]) -> None:
         for address in part:
-            pool.send(message(address))
+            pool.send(*prepare(message(address)))
 
     workers = [threading.Thread(target=work, args=(addresses[k::threads],)) for k in range(threads)]
     for t in workers:
@@ -73,9 +73,9 @@ def test_more_threads_than_transports_wait_for_one() -> None:
 def test_a_refused_address_is_permanent_and_the_connection_carries_on() -> None:
     with MisbehavingSmtp(reject={"gone@example.org"}) as server, smtp_pool(server.url, size=1) as pool:
         with pytest.raises(PermanentFailure) as caught:
-            pool.send(message("gone@example.org"))
+            pool.send(*prepare(message("gone@example.org")))
         assert caught.value.code == 550
-        pool.send(message("here@example.org"))
+        pool.send(*prepare(message("here@example.org")))
         assert pool.connections_opened == 1
     assert server.accepted == {"here@example.org": 1}
 
@@ -85,16 +85,16 @@ def test_temporary_replies_and_drops_are_retryable_and_reconnect() -> None:
         codes = set()
         for i in range(20):
             with pytest.raises(TemporaryFailure) as caught:
-                pool.send(message(f"u{i}@example.org"))
+                pool.send(*prepare(message(f"u{i}@example.org")))
             codes.add(caught.value.code)
         assert codes == {421, 451}
         assert pool.connections_opened > 1  # after a temporary failure the next message reconnects
     with MisbehavingSmtp(drop_rate=1.0) as server, smtp_pool(server.url, size=1) as pool:
         with pytest.raises(TemporaryFailure) as caught:
-            pool.send(message("x@example.org"))
+            pool.send(*prepare(message("x@example.org")))
         assert caught.value.code == 0 and caught.value.maybe_delivered
         server.drop_rate = 0.0
-        pool.send(message("x@example.org"))
+        pool.send(*prepare(message("x@example.org")))
     assert server.accepted == {"x@example.org": 1}
 
 
@@ -109,7 +109,7 @@ def test_misbehaving_server_with_retries_delivers_every_good_address_once() -> N
                 retry = []
                 for address in pending:
                     try:
-                        pool.send(message(address))
+                        pool.send(*prepare(message(address)))
                     except TransportFailure as exc:
                         (retry.append(address) if exc.temporary else failed.add(address))
                 pending = retry
@@ -125,7 +125,7 @@ def test_a_refused_connection_is_temporary_and_frees_the_slot() -> None:
     with smtp_pool(f"smtp://127.0.0.1:{free_port()}?timeout=2", size=1) as pool:
         for _ in range(2):  # the second attempt fails the same way rather than waiting for a slot
             with pytest.raises(TemporaryFailure) as caught:
-                pool.send(message("a@example.org"))
+                pool.send(*prepare(message("a@example.org")))
             assert caught.value.code == 0
 
 

@@ -114,11 +114,11 @@ def test_status_counts_and_pause_resume_cancel(db: Database, seed_issue: Issue) 
             sends.pause(session, seed_issue.number)
     with db.session() as session:
         [c] = sends.counts(session)
-        assert (c.queued, c.cancelled, c.state) == (0, 4, "cancelled")
+        assert (c.queued, c.cancelled, c.state) == (0, 4, "stopped")
         assert sends.resume(session, seed_issue.number) == 4
     with db.session() as session:
         [c] = sends.counts(session)
-        assert (c.queued, c.cancelled, c.state) == (4, 0, "sending")
+        assert (c.queued, c.cancelled, c.state) == (4, 0, "running")
         assert sends.halted_issues(session) == {}
     with db.session() as session, pytest.raises(sends.SendError):
         sends.pause(session, 9999)

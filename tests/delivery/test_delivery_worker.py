@@ -21,8 +21,9 @@ from feedsvc.db.engine import Database, utcnow
 from feedsvc.db.models import ACTIVE, BOUNCED, OutboxMessage, Subscriber
 from feedsvc.mail.transport import SmtpTransport
 from feedsvc.outbox import sends
+from feedsvc.outbox.renders import VariantCache
 from feedsvc.outbox.retry import RetryPolicy
-from feedsvc.outbox.worker import SendWorker, VariantCache
+from feedsvc.outbox.worker import SendWorker
 
 FAST_RETRY = RetryPolicy(base_seconds=0, jitter=0, deadline_seconds=3600, bounce_limit=1)
 
@@ -214,7 +215,7 @@ def test_expired_leases_are_taken_over_and_a_late_outcome_is_not_recorded(
         stats = worker(db, settings, server.url).run(until_idle=True)
     assert stats.requeued_expired == 5 and stats.sent == 5
     assert states(db, seed_issue.number) == {"sent": 5}
-    from feedsvc.outbox.worker import Job, Outcome, record
+    from feedsvc.outbox.queue import Job, Outcome, record
 
     with db.session() as session:
         row = session.scalars(select(OutboxMessage).limit(1)).one()
@@ -292,7 +293,7 @@ def test_the_retry_deadline_counts_from_the_first_attempt_not_the_enqueue(
     with db.session() as session:
         session.execute(update(OutboxMessage).values(created_at=long_ago, next_attempt_at=long_ago))
     policy = RetryPolicy(base_seconds=0, jitter=0, deadline_seconds=86400)
-    from feedsvc.outbox.worker import Outcome, claim, record
+    from feedsvc.outbox.queue import Outcome, claim, record
 
     with db.session() as session:
         jobs, _ = claim(session, "w", limit=10, lease_seconds=60, now=utcnow())
@@ -311,11 +312,11 @@ def test_a_database_error_is_survived_and_no_outcome_is_lost(
 ) -> None:
     from sqlalchemy.exc import OperationalError
 
-    import feedsvc.outbox.worker
+    import feedsvc.outbox.queue
 
     subscribe_many(db, 30, ["industry"])
     publish(db, seed_issue)
-    real_record, real_claim = feedsvc.outbox.worker.record, feedsvc.outbox.worker.claim
+    real_record, real_claim = feedsvc.outbox.queue.record, feedsvc.outbox.queue.claim
     failures = {"record": 2, "claim": 1}
 
     def flaky(name, real):  # type: ignore[no-untyped-def]
@@ -327,8 +328,8 @@ def test_a_database_error_is_survived_and_no_outcome_is_lost(
 
         return step
 
-    monkeypatch.setattr(feedsvc.outbox.worker, "record", flaky("record", real_record))
-    monkeypatch.setattr(feedsvc.outbox.worker, "claim", flaky("claim", real_claim))
+    monkeypatch.setattr(feedsvc.outbox.queue, "record", flaky("record", real_record))
+    monkeypatch.setattr(feedsvc.outbox.queue, "claim", flaky("claim", real_claim))
     with MisbehavingSmtp() as server:
         stats = worker(db, settings, server.url, concurrency=2).run(until_idle=True)
     assert failures == {"record": 0, "claim": 0}
@@ -336,24 +337,37 @@ def test_a_database_error_is_survived_and_no_outcome_is_lost(
     assert states(db, seed_issue.number) == {"sent": 30}
 
 
-def test_prepared_message_is_byte_for_byte_the_built_message(settings: Settings, seed_issue: Issue) -> None:
-    from feedsvc.mail import newsletter
-    from feedsvc.mail.transport import envelope
-    from feedsvc.outbox.worker import PreparedMessage
+def test_a_claimed_row_goes_out_as_the_built_message_byte_for_byte(
+    db: Database, settings: Settings, seed_issue: Issue
+) -> None:
+    from email.utils import parsedate_to_datetime
 
-    rendered = newsletter.render(seed_issue, ["industry"], settings.publication, templates=settings.templates_dir)
-    links = newsletter.Links(manage="https://x.example/manage/t", unsubscribe="https://x.example/unsubscribe/t")
-    built = newsletter.build_message(
-        rendered, "a@example.org", links, settings.publication, message_id="<m.1@x.example>"
+    from feedsvc.mail import message as mail_message
+    from feedsvc.outbox.queue import claim
+    from feedsvc.subscribers import subscriptions
+
+    subscribe_many(db, 1, ["industry"])
+    publish(db, seed_issue)
+    with db.session() as session:
+        [job], _ = claim(session, "w", limit=10, lease_seconds=60, now=utcnow())
+    assert job.subscriber_id is not None and job.issue_number == seed_issue.number
+    cache = VariantCache(db, settings)
+    envelope, data = cache.prepare(job)
+    publication = settings.publication
+    message_id = mail_message.make_message_id(publication, "issue", seed_issue.number, job.id)
+    assert (envelope.sender, envelope.recipients, envelope.message_id) == (
+        publication.from_address,
+        (job.recipient,),
+        message_id,
     )
-    data = newsletter.serialise(built)
-    sent = envelope(PreparedMessage(data, "newsletter@x.example", "a@example.org", "<m.1@x.example>"))
-    assert (sent.data, sent.sender, sent.recipients, sent.message_id) == (
-        data,
-        "newsletter@x.example",
-        ("a@example.org",),
-        "<m.1@x.example>",
+    links = mail_message.Links(
+        manage=subscriptions.link(settings, subscriptions.MANAGE, job.subscriber_id, job.token_version),
+        unsubscribe=subscriptions.link(settings, subscriptions.UNSUBSCRIBE, job.subscriber_id, job.token_version),
     )
+    sent_at = parsedate_to_datetime(str(message_from_bytes(data)["Date"]))
+    rendered = cache.rendered(seed_issue.number, job.sections or "", job.lang)
+    built = mail_message.build_message(rendered, job.recipient, links, publication, message_id=message_id, date=sent_at)
+    assert data == mail_message.serialise(built)
 
 
 def test_leases_are_renewed_while_a_slow_send_holds_rows(db: Database, settings: Settings, seed_issue: Issue) -> None:
@@ -365,9 +379,9 @@ def test_leases_are_renewed_while_a_slow_send_holds_rows(db: Database, settings:
     short = settings.with_overrides(lease_seconds=1)
 
     class SlowTransport(SmtpTransport):
-        def send(self, message):  # type: ignore[no-untyped-def]
+        def send(self, envelope, data):  # type: ignore[no-untyped-def]
             time.sleep(0.1)
-            return super().send(message)
+            super().send(envelope, data)
 
     with MisbehavingSmtp() as server:
         workers = [
@@ -420,5 +434,21 @@ def test_the_render_cache_keeps_only_the_latest_issues(
         with db.session() as session:
             sends.publish(session, dataclasses.replace(seed_issue, number=number), source)
         assert cache.rendered(number, "technology", "zh-CN").number == number
-    assert list(cache._issues) == [502, 503]
-    assert {key[0] for key in cache._rendered} == {502, 503}
+    assert cache.issues == [502, 503]
+    assert {key[0] for key in cache.variants} == {502, 503}
+
+
+def test_the_worker_takes_its_retry_policy_from_the_settings(
+    db: Database, settings: Settings, seed_issue: Issue
+) -> None:
+    # No policy passed in: FEEDSVC_BOUNCE_LIMIT=1 from the environment makes one 5xx bounce the reader.
+    subscribe_many(db, 3, ["industry"])
+    publish(db, seed_issue)
+    configured = settings.with_overrides(extra={**settings.extra, "FEEDSVC_BOUNCE_LIMIT": "1"})
+    with MisbehavingSmtp(reject={"reader1@example.org"}) as server:
+        runner = SendWorker(db, configured, transport_factory=lambda: SmtpTransport(server.url))
+        runner.run(until_idle=True)
+    assert runner.policy == RetryPolicy(bounce_limit=1)
+    with db.session(readonly=True) as session:
+        bounced = set(session.scalars(select(Subscriber.email).where(Subscriber.status == BOUNCED)))
+    assert bounced == {"reader1@example.org"}

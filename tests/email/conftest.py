@@ -12,7 +12,7 @@ from email_support import HOSTILE, MANAGE, UNSUBSCRIBE
 
 from feedsvc.config import Publication
 from feedsvc.content.reader import Issue, parse, parse_bytes
-from feedsvc.mail import newsletter
+from feedsvc.mail import message as mail_message
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,8 +49,8 @@ def seed(publication: Publication, seed_path: Path) -> Issue:
 
 
 @pytest.fixture
-def links() -> newsletter.Links:
-    return newsletter.Links(manage=MANAGE, unsubscribe=UNSUBSCRIBE)
+def links() -> mail_message.Links:
+    return mail_message.Links(manage=MANAGE, unsubscribe=UNSUBSCRIBE)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
-from feedsvc.mail import newsletter
+from feedsvc.mail import message as mail_message
 
 MANAGE = "https://news.example.org/manage/tok-123.abc_DEF"
 UNSUBSCRIBE = "https://news.example.org/unsubscribe/tok-123.abc_DEF"
@@ -43,7 +43,7 @@ HOSTILE = """\
 
 def parse_back(message: EmailMessage) -> EmailMessage:
     """The message as a receiver sees it: serialised to bytes, then parsed with the modern policy."""
-    parsed = message_from_bytes(newsletter.serialise(message), policy=policy.default)
+    parsed = message_from_bytes(mail_message.serialise(message), policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed
 

@@ -17,6 +17,7 @@ from email_support import MANAGE, UNSUBSCRIBE, parts
 
 from feedsvc.config import Publication
 from feedsvc.content.reader import Issue
+from feedsvc.mail import message as mail_message
 from feedsvc.mail import newsletter
 
 pytestmark = pytest.mark.browser
@@ -93,8 +94,8 @@ def browser(require: Callable[[bool, str], None]) -> Iterator[Any]:
 def html(seed: Issue, publication: Publication) -> str:
     """The personalised HTML part of the whole seed issue, as a subscriber receives it."""
     rendered = newsletter.render(seed, "all", publication)
-    message = newsletter.build_message(
-        rendered, "reader@example.com", newsletter.Links(MANAGE, UNSUBSCRIBE), publication
+    message = mail_message.build_message(
+        rendered, "reader@example.com", mail_message.Links(MANAGE, UNSUBSCRIBE), publication
     )
     return parts(message)[1]
 

@@ -71,6 +71,9 @@ def test_send_test_through_smtp(run, seed_path: Path, tmp_path: Path) -> None:
     assert received.rcpt_tos == ["editor@example.org"]
     assert received.message["Message-ID"] in result.output
     assert "2023 年度我国短剧拍摄备案通过 3574 部" in parts(received.message)[0]
+    # The same test copy as the admin's: the subject marked, the sample links.
+    assert received.message["Subject"].startswith("[测试 TEST] 行业动态周报 第398期")
+    assert "<http://127.0.0.1:8000/unsubscribe/preview>" in received.message["List-Unsubscribe"]
 
 
 def test_send_test_into_the_mail_folder(run, seed_path: Path, tmp_path: Path) -> None:

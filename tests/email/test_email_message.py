@@ -18,11 +18,12 @@ from email_support import MANAGE, UNSUBSCRIBE, parse_back, parts
 
 from feedsvc.config import Publication
 from feedsvc.content.reader import Issue
+from feedsvc.mail import message as mail_message
 from feedsvc.mail import newsletter
 
 
 @pytest.fixture
-def rendered(seed: Issue, publication: Publication) -> newsletter.RenderedEmail:
+def rendered(seed: Issue, publication: Publication) -> mail_message.RenderedEmail:
     return newsletter.render(seed, "industry,technology", publication)
 
 
@@ -40,9 +41,9 @@ def header_block(data: bytes, name: str) -> str:
 
 
 def test_multipart_alternative_text_then_html_utf8(
-    rendered: newsletter.RenderedEmail, links: newsletter.Links, publication: Publication
+    rendered: mail_message.RenderedEmail, links: mail_message.Links, publication: Publication
 ) -> None:
-    message = parse_back(newsletter.build_message(rendered, "reader@example.com", links, publication))
+    message = parse_back(mail_message.build_message(rendered, "reader@example.com", links, publication))
     assert message.get_content_type() == "multipart/alternative"
     kinds = [part.get_content_type() for part in message.iter_parts()]
     assert kinds == ["text/plain", "text/html"]
@@ -53,10 +54,10 @@ def test_multipart_alternative_text_then_html_utf8(
     assert "第五批国家文化和科技融合示范基地名单公布" in text and "第五批国家文化和科技融合示范基地名单公布" in html
 
 
-def test_headers(rendered: newsletter.RenderedEmail, links: newsletter.Links, publication: Publication) -> None:
+def test_headers(rendered: mail_message.RenderedEmail, links: mail_message.Links, publication: Publication) -> None:
     when = dt.datetime(2024, 1, 22, 8, 0, tzinfo=dt.UTC)
-    built = newsletter.build_message(rendered, "reader@example.com", links, publication, date=when)
-    data = newsletter.serialise(built)
+    built = mail_message.build_message(rendered, "reader@example.com", links, publication, date=when)
+    data = mail_message.serialise(built)
     message = parse_back(built)
     assert message["Subject"] == "行业动态周报 第398期（2024年1月22日）"
     assert message["From"].addresses[0].display_name == "行业动态周报"
@@ -77,20 +78,20 @@ def test_headers(rendered: newsletter.RenderedEmail, links: newsletter.Links, pu
 
 
 def test_list_unsubscribe_with_mailto_and_a_long_url_stays_a_url(
-    rendered: newsletter.RenderedEmail, publication: Publication
+    rendered: mail_message.RenderedEmail, publication: Publication
 ) -> None:
     long_link = "https://news.example.org/unsubscribe/" + "Ab3-_" * 40
-    links = newsletter.Links(manage="https://news.example.org/manage/x", unsubscribe=long_link)
+    links = mail_message.Links(manage="https://news.example.org/manage/x", unsubscribe=long_link)
     pub = dataclasses.replace(
         publication, unsubscribe_mailto="unsubscribe@feedsvc.example.org", reply_to="editors@example.org"
     )
-    data = newsletter.serialise(newsletter.build_message(rendered, "reader@example.com", links, pub))
+    data = mail_message.serialise(mail_message.build_message(rendered, "reader@example.com", links, pub))
     block = header_block(data, "List-Unsubscribe")
     # the stock policy would have turned the long URL into =?utf-8?q?=3Chttps...?=, which no client reads
     assert "=?" not in block
     assert f"<{long_link}>," in block
     assert "<mailto:unsubscribe@feedsvc.example.org?subject=unsubscribe>" in block
-    message = parse_back(newsletter.build_message(rendered, "reader@example.com", links, pub))
+    message = parse_back(mail_message.build_message(rendered, "reader@example.com", links, pub))
     assert message["List-Unsubscribe"] == (
         f"<{long_link}>, <mailto:unsubscribe@feedsvc.example.org?subject=unsubscribe>"
     )
@@ -98,19 +99,19 @@ def test_list_unsubscribe_with_mailto_and_a_long_url_stays_a_url(
     assert all(len(line) <= 998 for line in raw_headers(data))
 
 
-def test_issue_subject_overrides(seed: Issue, publication: Publication, links: newsletter.Links) -> None:
+def test_issue_subject_overrides(seed: Issue, publication: Publication, links: mail_message.Links) -> None:
     special = dataclasses.replace(seed, subject="年度特刊：2023 回顾")
     rendered = newsletter.render(special, "industry", publication)
-    message = parse_back(newsletter.build_message(rendered, "reader@example.com", links, publication))
+    message = parse_back(mail_message.build_message(rendered, "reader@example.com", links, publication))
     assert message["Subject"] == "年度特刊：2023 回顾"
 
 
 def test_placeholders_are_substituted_and_escaped(
-    rendered: newsletter.RenderedEmail, links: newsletter.Links, publication: Publication
+    rendered: mail_message.RenderedEmail, links: mail_message.Links, publication: Publication
 ) -> None:
     address = "o'brien+news&more@example.com"
-    text, html = parts(parse_back(newsletter.build_message(rendered, address, links, publication)))
-    for placeholder in newsletter.PLACEHOLDERS:
+    text, html = parts(parse_back(mail_message.build_message(rendered, address, links, publication)))
+    for placeholder in mail_message.PLACEHOLDERS:
         assert placeholder not in text and placeholder not in html
     assert f'href="{MANAGE}"' in html and f'href="{UNSUBSCRIBE}"' in html
     assert "o&#x27;brien+news&amp;more@example.com" in html
@@ -119,29 +120,29 @@ def test_placeholders_are_substituted_and_escaped(
 
 
 def test_urls_with_query_strings_are_escaped_in_html(
-    rendered: newsletter.RenderedEmail, publication: Publication
+    rendered: mail_message.RenderedEmail, publication: Publication
 ) -> None:
-    links = newsletter.Links("https://n.example.org/manage/t?a=1&b=2", "https://n.example.org/unsubscribe/t?a=1&b=2")
-    text, html = parts(parse_back(newsletter.build_message(rendered, "r@example.com", links, publication)))
+    links = mail_message.Links("https://n.example.org/manage/t?a=1&b=2", "https://n.example.org/unsubscribe/t?a=1&b=2")
+    text, html = parts(parse_back(mail_message.build_message(rendered, "r@example.com", links, publication)))
     assert 'href="https://n.example.org/manage/t?a=1&amp;b=2"' in html
     assert "https://n.example.org/manage/t?a=1&b=2" in text
 
 
 def test_message_id_can_be_given_for_retries(
-    rendered: newsletter.RenderedEmail, links: newsletter.Links, publication: Publication
+    rendered: mail_message.RenderedEmail, links: mail_message.Links, publication: Publication
 ) -> None:
-    message_id = newsletter.make_message_id(publication, "issue-398", "outbox", 4711)
+    message_id = mail_message.make_message_id(publication, "issue-398", "outbox", 4711)
     assert message_id == "<issue-398.outbox.4711@feedsvc.example.org>"
-    message = newsletter.build_message(rendered, "r@example.com", links, publication, message_id=message_id)
+    message = mail_message.build_message(rendered, "r@example.com", links, publication, message_id=message_id)
     assert parse_back(message)["Message-ID"] == message_id
-    assert newsletter.make_message_id(publication) != newsletter.make_message_id(publication)
+    assert mail_message.make_message_id(publication) != mail_message.make_message_id(publication)
 
 
 def test_recipient_with_display_name(
-    rendered: newsletter.RenderedEmail, links: newsletter.Links, publication: Publication
+    rendered: mail_message.RenderedEmail, links: mail_message.Links, publication: Publication
 ) -> None:
     message = parse_back(
-        newsletter.build_message(rendered, Address("张三", addr_spec="zhang@example.com"), links, publication)
+        mail_message.build_message(rendered, Address("张三", addr_spec="zhang@example.com"), links, publication)
     )
     assert message["To"].addresses[0].display_name == "张三"
     assert "zhang@example.com" in parts(message)[0]
@@ -151,15 +152,15 @@ HOSTILE_HEADERS = "x\r\nBcc: victim@example.net\r\nX-Injected: yes"
 
 
 def test_no_header_injection_through_names_or_subject(
-    seed: Issue, publication: Publication, links: newsletter.Links
+    seed: Issue, publication: Publication, links: mail_message.Links
 ) -> None:
     evil_pub = dataclasses.replace(publication, from_name=HOSTILE_HEADERS, name="周报\nX-Injected: yes")
     evil_issue = dataclasses.replace(seed, subject=HOSTILE_HEADERS)
     rendered = newsletter.render(evil_issue, "industry", evil_pub)
     # Address() itself refuses CR and LF; other line separators it lets through are made spaces
     recipient = Address("x\u2028Bcc: victim@example.net\x85X-Injected: yes", addr_spec="reader@example.com")
-    built = newsletter.build_message(rendered, recipient, links, evil_pub)
-    data = newsletter.serialise(built)
+    built = mail_message.build_message(rendered, recipient, links, evil_pub)
+    data = mail_message.serialise(built)
     message = parse_back(built)
     assert message["Bcc"] is None and message["X-Injected"] is None
     assert b"\r\nBcc:" not in data and b"\r\nX-Injected:" not in data
@@ -182,10 +183,10 @@ def test_no_header_injection_through_names_or_subject(
     ],
 )
 def test_bad_recipient_addresses_are_refused(
-    address: str, rendered: newsletter.RenderedEmail, links: newsletter.Links, publication: Publication
+    address: str, rendered: mail_message.RenderedEmail, links: mail_message.Links, publication: Publication
 ) -> None:
-    with pytest.raises(newsletter.EmailError):
-        newsletter.build_message(rendered, address, links, publication)
+    with pytest.raises(mail_message.EmailError):
+        mail_message.build_message(rendered, address, links, publication)
 
 
 @pytest.mark.parametrize(
@@ -200,24 +201,24 @@ def test_bad_recipient_addresses_are_refused(
     ],
 )
 def test_bad_links_are_refused(url: str) -> None:
-    with pytest.raises(newsletter.EmailError):
-        newsletter.Links(manage="https://news.example.org/manage/x", unsubscribe=url)
+    with pytest.raises(mail_message.EmailError):
+        mail_message.Links(manage="https://news.example.org/manage/x", unsubscribe=url)
 
 
 def test_list_headers_refuse_line_breaks_and_non_ascii() -> None:
-    message = EmailMessage(policy=newsletter.POLICY)
+    message = EmailMessage(policy=mail_message.POLICY)
     with pytest.raises(ValueError, match="linefeed"):
         message["List-Unsubscribe"] = "<https://a.example/>\r\nBcc: victim@example.net"
-    with pytest.raises(newsletter.EmailError):
+    with pytest.raises(mail_message.EmailError):
         message["List-Unsubscribe"] = "<https://a.example/>\x00"
-    with pytest.raises(newsletter.EmailError):
+    with pytest.raises(mail_message.EmailError):
         message["List-Id"] = "列表 <list.example.org>"
 
 
 def generic_bytes(message: EmailMessage) -> bytes:
     """What the email package's own generator writes for `message`."""
     buffer = io.BytesIO()
-    BytesGenerator(buffer, policy=newsletter.POLICY).flatten(message)
+    BytesGenerator(buffer, policy=mail_message.POLICY).flatten(message)
     return buffer.getvalue()
 
 
@@ -244,20 +245,20 @@ def test_fast_serialisation_is_the_generators_bytes(
     pub = dataclasses.replace(publication, **changes)
     rendered = newsletter.render(seed, "industry,content", pub)
     long_link = "https://news.example.org/unsubscribe/" + "x" * 150
-    links = newsletter.Links("https://news.example.org/manage/abc?x=1&y=2", long_link)
-    message = newsletter.build_message(rendered, recipient, links, pub, **options)  # type: ignore[arg-type]
-    fast = newsletter.serialise(message)
+    links = mail_message.Links("https://news.example.org/manage/abc?x=1&y=2", long_link)
+    message = mail_message.build_message(rendered, recipient, links, pub, **options)  # type: ignore[arg-type]
+    fast = mail_message.serialise(message)
     assert fast == generic_bytes(message)
     assert parse_back(message)["List-Unsubscribe"].startswith(f"<{long_link}>")
 
 
 def test_a_changed_message_is_written_by_the_generator(
-    rendered: newsletter.RenderedEmail, links: newsletter.Links, publication: Publication
+    rendered: mail_message.RenderedEmail, links: mail_message.Links, publication: Publication
 ) -> None:
     def changed(change: Callable[[EmailMessage], object]) -> bytes:
-        message = newsletter.build_message(rendered, "reader@example.com", links, publication)
+        message = mail_message.build_message(rendered, "reader@example.com", links, publication)
         change(message)
-        data = newsletter.serialise(message)
+        data = mail_message.serialise(message)
         assert data == generic_bytes(message)
         return data
 
@@ -266,16 +267,16 @@ def test_a_changed_message_is_written_by_the_generator(
     assert changed(lambda m: m.replace_header("Subject", "Changed")).startswith(b"Subject: Changed\r\n")
     body = changed(lambda m: m.get_body(("plain",)).set_content("替换的正文"))  # type: ignore[union-attr]
     assert parts(message_from_bytes(body, policy=policy.default))[0].splitlines() == ["替换的正文"]  # type: ignore[arg-type]
-    message = newsletter.build_message(rendered, "reader@example.com", links, publication)
-    assert message.as_bytes(unixfrom=True, policy=newsletter.POLICY).startswith(b"From ")
+    message = mail_message.build_message(rendered, "reader@example.com", links, publication)
+    assert message.as_bytes(unixfrom=True, policy=mail_message.POLICY).startswith(b"From ")
 
 
 def test_a_given_message_id_must_be_one(
-    rendered: newsletter.RenderedEmail, links: newsletter.Links, publication: Publication
+    rendered: mail_message.RenderedEmail, links: mail_message.Links, publication: Publication
 ) -> None:
     for bad in ("no-brackets@example.org", "<a b@example.org>", "<x@example.org>\r\nBcc: v@example.net", "<@>"):
-        with pytest.raises(newsletter.EmailError):
-            newsletter.build_message(rendered, "r@example.com", links, publication, message_id=bad)
+        with pytest.raises(mail_message.EmailError):
+            mail_message.build_message(rendered, "r@example.com", links, publication, message_id=bad)
 
 
 @pytest.mark.parametrize("sections", ["all", "research", "industry,people"])
@@ -283,11 +284,13 @@ def test_parts_are_exactly_what_set_content_makes_of_the_personalised_rendering(
     seed: Issue, publication: Publication, sections: str
 ) -> None:
     rendered = newsletter.render(seed, sections, publication)
-    links = newsletter.Links("https://n.example.org/manage/a?b=1&c=2", "https://n.example.org/unsubscribe/" + "z" * 90)
+    links = mail_message.Links(
+        "https://n.example.org/manage/a?b=1&c=2", "https://n.example.org/unsubscribe/" + "z" * 90
+    )
     recipient = "o'brien&co@example.com"
-    message = newsletter.build_message(rendered, recipient, links, publication)
+    message = mail_message.build_message(rendered, recipient, links, publication)
     personal = newsletter.personalise(rendered, recipient, links)
-    reference = EmailMessage(policy=newsletter.POLICY)
+    reference = EmailMessage(policy=mail_message.POLICY)
     reference.set_content(personal.text, subtype="plain", charset="utf-8", cte="base64")
     reference.add_alternative(personal.html, subtype="html", charset="utf-8", cte="base64")
     for ours, theirs in zip(message.iter_parts(), reference.iter_parts(), strict=True):

@@ -12,6 +12,7 @@ from lxml.cssselect import CSSSelector
 
 from feedsvc.config import Publication
 from feedsvc.content.reader import Issue
+from feedsvc.mail import message as mail_message
 from feedsvc.mail import newsletter
 from feedsvc.mail.templates import environment
 
@@ -86,9 +87,9 @@ def test_a_choice_missing_from_the_issue_is_one_render(seed: Issue, publication:
 
 
 def test_unknown_sections_and_languages_are_refused(seed: Issue, publication: Publication) -> None:
-    with pytest.raises(newsletter.EmailError, match="unknown section sports"):
+    with pytest.raises(mail_message.EmailError, match="unknown section sports"):
         newsletter.render(seed, "industry,sports", publication)
-    with pytest.raises(newsletter.EmailError, match="unknown language"):
+    with pytest.raises(mail_message.EmailError, match="unknown language"):
         newsletter.render(seed, "all", publication, lang="fr")
 
 
@@ -97,7 +98,7 @@ def test_placeholders_survive_inlining(seed: Issue, publication: Publication) ->
     assert 'href="FEEDSVC-MANAGE-URL"' in rendered.html
     assert 'href="FEEDSVC-UNSUBSCRIBE-URL"' in rendered.html
     assert "FEEDSVC-RECIPIENT" in rendered.html
-    for placeholder in newsletter.PLACEHOLDERS:
+    for placeholder in mail_message.PLACEHOLDERS:
         assert placeholder in rendered.text
 
 
@@ -243,7 +244,7 @@ def test_english_chrome_keeps_the_content(seed: Issue, publication: Publication)
     assert seed.sections[0].items[0].title in rendered.text
 
 
-def test_hostile_content_is_escaped(hostile: Issue, publication: Publication, links: newsletter.Links) -> None:
+def test_hostile_content_is_escaped(hostile: Issue, publication: Publication, links: mail_message.Links) -> None:
     evil = dataclasses.replace(publication, name="<b>周报</b>", from_name="周报")
     rendered = newsletter.render(hostile, "all", evil)
     doc = lxml.html.fromstring(rendered.html)
@@ -259,7 +260,7 @@ def test_hostile_content_is_escaped(hostile: Issue, publication: Publication, li
 
 
 def test_placeholder_text_in_an_issue_is_not_filled_in(
-    hostile: Issue, publication: Publication, links: newsletter.Links
+    hostile: Issue, publication: Publication, links: mail_message.Links
 ) -> None:
     personal = newsletter.personalise(newsletter.render(hostile, "all", publication), "reader@example.com", links)
     # only the footer's own placeholders were filled; the issue's look-alikes stay as text
@@ -271,8 +272,8 @@ def test_placeholder_text_in_an_issue_is_not_filled_in(
 
 def test_whole_seed_issue_stays_under_gmail_clipping(seed: Issue, publication: Publication) -> None:
     rendered = newsletter.render(seed, "all", publication)
-    links = newsletter.Links(MANAGE, UNSUBSCRIBE)
-    message = newsletter.build_message(rendered, "reader@example.com", links, publication)
+    links = mail_message.Links(MANAGE, UNSUBSCRIBE)
+    message = mail_message.build_message(rendered, "reader@example.com", links, publication)
     html_part = message.get_body(("html",))
     assert html_part is not None
     assert rendered.html_bytes < newsletter.GMAIL_CLIP_BYTES
@@ -296,7 +297,7 @@ def test_inlining_is_offline_and_quiet(
 
 
 def test_placeholder_text_in_the_subject_is_not_filled_in(
-    seed: Issue, publication: Publication, links: newsletter.Links
+    seed: Issue, publication: Publication, links: mail_message.Links
 ) -> None:
     sly = dataclasses.replace(seed, subject="本周要闻 FEEDSVC-MANAGE-URL")
     personal = newsletter.personalise(newsletter.render(sly, "technology", publication), "reader@example.com", links)

@@ -15,22 +15,25 @@ from smtp_support import SmtpSink, free_port, self_signed_certificate, server_co
 
 from feedsvc.config import ConfigError, Publication, load_settings
 from feedsvc.content.reader import Issue
+from feedsvc.mail import message as mail_message
 from feedsvc.mail import newsletter
 from feedsvc.mail.transport import (
+    Envelope,
     MailDirTransport,
     PermanentFailure,
     SmtpConfig,
     SmtpTransport,
     TemporaryFailure,
-    envelope,
+    Transport,
     open_transport,
+    prepare,
 )
 
 
 @pytest.fixture
-def message(seed: Issue, publication: Publication, links: newsletter.Links) -> EmailMessage:
+def message(seed: Issue, publication: Publication, links: mail_message.Links) -> EmailMessage:
     rendered = newsletter.render(seed, "industry,technology", publication)
-    return newsletter.build_message(rendered, "reader@example.com", links, publication)
+    return mail_message.build_message(rendered, "reader@example.com", links, publication)
 
 
 @pytest.fixture
@@ -53,13 +56,20 @@ def simple(to: str = "someone@example.com") -> EmailMessage:
     return message
 
 
+def send(transport: Transport, message: EmailMessage) -> str:
+    """Send `message` as `prepare` makes it; its Message-ID."""
+    envelope, data = prepare(message)
+    transport.send(envelope, data)
+    return envelope.message_id
+
+
 # ------------------------------------------------------------------------------------------- SMTP
 
 
 def test_what_arrives_is_what_was_built(sink: SmtpSink, message: EmailMessage) -> None:
-    built = newsletter.serialise(message)
+    built = mail_message.serialise(message)
     with SmtpTransport(sink.url) as transport:
-        message_id = transport.send(message)
+        message_id = send(transport, message)
     [received] = sink.wait_for(1)
     assert received.data == built  # byte for byte
     assert received.mail_from == "newsletter@feedsvc.example.org"
@@ -71,20 +81,32 @@ def test_what_arrives_is_what_was_built(sink: SmtpSink, message: EmailMessage) -
     assert parts(arrived) == parts(sent)
 
 
+def test_the_envelope_not_the_headers_says_who_it_is_from_and_to(sink: SmtpSink, message: EmailMessage) -> None:
+    # What a VERP return path needs: the envelope sender differs from From, the bytes are sent untouched.
+    data = mail_message.serialise(message)
+    envelope = Envelope("bounces+r42@bounce.example.org", ("other@example.com",), str(message["Message-ID"]))
+    with SmtpTransport(sink.url) as transport:
+        transport.send(envelope, data)
+    [received] = sink.wait_for(1)
+    assert received.mail_from == "bounces+r42@bounce.example.org"
+    assert received.rcpt_tos == ["other@example.com"]
+    assert received.data == data
+
+
 def test_one_connection_carries_many_messages(sink: SmtpSink, message: EmailMessage) -> None:
     with SmtpTransport(sink.url) as transport:
         for n in range(3):
-            transport.send(simple(f"reader{n}@example.com"))
+            transport.send(*prepare(simple(f"reader{n}@example.com")))
     assert [r.rcpt_tos for r in sink.wait_for(3)] == [[f"reader{n}@example.com"] for n in range(3)]
     assert sink.connections == 1
 
 
 def test_an_idle_connection_is_checked_and_replaced(sink: SmtpSink) -> None:
     transport = SmtpTransport(sink.url, idle_check=0)
-    transport.send(simple())
+    transport.send(*prepare(simple()))
     assert transport._smtp is not None
     transport._smtp.sock.shutdown(socket.SHUT_RDWR)  # the server's idle timeout, as the client sees it
-    transport.send(simple())
+    transport.send(*prepare(simple()))
     transport.close()
     assert len(sink.wait_for(2)) == 2
     assert sink.connections == 2
@@ -95,7 +117,7 @@ def test_starttls_and_auth(certificate: tuple[Path, Path]) -> None:
     with SmtpSink(tls_context=server_context(cert, key), users={"news letter": "p@ss:w/rd"}) as sink:
         url = f"smtp://news%20letter:p%40ss%3Aw%2Frd@127.0.0.1:{sink.port}?starttls=required&cafile={cert}"
         with SmtpTransport(url) as transport:
-            transport.send(simple())
+            transport.send(*prepare(simple()))
         [received] = sink.wait_for(1)
         assert received.tls and received.auth_user == "news letter"
 
@@ -104,7 +126,7 @@ def test_wrong_password_is_a_temporary_setup_failure(certificate: tuple[Path, Pa
     cert, key = certificate
     with SmtpSink(tls_context=server_context(cert, key), users={"user": "right"}) as sink:
         with pytest.raises(TemporaryFailure) as failure:
-            SmtpTransport(f"smtp://user:wrong@127.0.0.1:{sink.port}?cafile={cert}").send(simple())
+            SmtpTransport(f"smtp://user:wrong@127.0.0.1:{sink.port}?cafile={cert}").send(*prepare(simple()))
         assert failure.value.code == 535
         assert not sink.messages
 
@@ -112,20 +134,20 @@ def test_wrong_password_is_a_temporary_setup_failure(certificate: tuple[Path, Pa
 def test_an_untrusted_certificate_is_refused(certificate: tuple[Path, Path]) -> None:
     cert, key = certificate
     with SmtpSink(tls_context=server_context(cert, key)) as sink, pytest.raises(TemporaryFailure, match="certificate"):
-        SmtpTransport(f"smtp://127.0.0.1:{sink.port}").send(simple())  # system CAs do not know it
+        SmtpTransport(f"smtp://127.0.0.1:{sink.port}").send(*prepare(simple()))  # system CAs do not know it
 
 
 def test_smtps(certificate: tuple[Path, Path]) -> None:
     cert, key = certificate
     with SmtpSink(tls_context=server_context(cert, key), implicit_tls=True) as sink:
         with SmtpTransport(f"smtps://127.0.0.1:{sink.port}?cafile={cert}") as transport:
-            transport.send(simple())
+            transport.send(*prepare(simple()))
         assert sink.wait_for(1)[0].tls
 
 
 def test_starttls_required_but_not_offered(sink: SmtpSink) -> None:
     with pytest.raises(TemporaryFailure, match="STARTTLS"):
-        SmtpTransport(f"smtp://127.0.0.1:{sink.port}?starttls=required").send(simple())
+        SmtpTransport(f"smtp://127.0.0.1:{sink.port}?starttls=required").send(*prepare(simple()))
     assert not sink.messages
 
 
@@ -143,12 +165,12 @@ def test_replies_map_to_temporary_or_permanent(sink: SmtpSink, stage: str, reply
     transport = SmtpTransport(sink.url)
     sink.replies[stage] = reply
     with pytest.raises(kind) as failure:
-        transport.send(simple())
+        transport.send(*prepare(simple()))
     assert failure.value.code == code
     assert failure.value.temporary is (kind is TemporaryFailure)
     assert reply.split(" ", 1)[1] in str(failure.value)
     sink.replies.clear()
-    transport.send(simple())  # the transaction was reset; the connection goes on
+    transport.send(*prepare(simple()))  # the transaction was reset; the connection goes on
     transport.close()
     assert sink.connections == 1 and len(sink.wait_for(1)) == 1
 
@@ -157,10 +179,10 @@ def test_421_closes_the_connection(sink: SmtpSink) -> None:
     transport = SmtpTransport(sink.url)
     sink.replies["RCPT"] = "421 4.3.2 shutting down"
     with pytest.raises(TemporaryFailure) as failure:
-        transport.send(simple())
+        transport.send(*prepare(simple()))
     assert failure.value.code == 421
     sink.replies.clear()
-    transport.send(simple())
+    transport.send(*prepare(simple()))
     transport.close()
     assert sink.connections == 2
 
@@ -170,18 +192,18 @@ def test_a_dropped_connection_is_temporary(sink: SmtpSink, stage: str, maybe_del
     transport = SmtpTransport(sink.url)
     sink.drop_at = stage
     with pytest.raises(TemporaryFailure) as failure:
-        transport.send(simple())
+        transport.send(*prepare(simple()))
     assert failure.value.code == 0
     assert failure.value.maybe_delivered is maybe_delivered
     sink.drop_at = None
-    transport.send(simple())  # a new connection
+    transport.send(*prepare(simple()))  # a new connection
     transport.close()
     assert sink.connections == 2
 
 
 def test_nobody_listening_is_temporary() -> None:
     with pytest.raises(TemporaryFailure, match="cannot connect") as failure:
-        SmtpTransport(f"smtp://127.0.0.1:{free_port()}?timeout=5").send(simple())
+        SmtpTransport(f"smtp://127.0.0.1:{free_port()}?timeout=5").send(*prepare(simple()))
     assert failure.value.code == 0
 
 
@@ -190,7 +212,7 @@ def test_partial_refusal_still_sends_to_the_others(sink: SmtpSink, caplog: pytes
     message["Cc"] = "b@example.com"
     sink.refuse["b@example.com"] = "550 5.1.1 no such user"
     with SmtpTransport(sink.url) as transport:
-        message_id = transport.send(message)
+        message_id = send(transport, message)
     assert sink.wait_for(1)[0].rcpt_tos == ["a@example.com"]
     assert message_id in caplog.text and "b@example.com" in caplog.text
 
@@ -238,7 +260,7 @@ def test_password_never_goes_in_clear_to_a_remote_host() -> None:
 def test_plain_auth_on_loopback() -> None:
     with SmtpSink(users={"u": "p"}) as authed:
         with SmtpTransport(f"smtp://u:p@127.0.0.1:{authed.port}?starttls=off") as transport:
-            transport.send(simple())
+            transport.send(*prepare(simple()))
         assert authed.wait_for(1)[0].auth_user == "u"
 
 
@@ -248,20 +270,20 @@ def test_plain_auth_on_loopback() -> None:
 def test_envelope_completes_the_message() -> None:
     message = simple("a@example.com")
     message["Bcc"] = "hidden@example.com"
-    env = envelope(message)
+    env, data = prepare(message)
     assert env.sender == "sender@example.org"
     assert env.recipients == ("a@example.com", "hidden@example.com")
     assert env.message_id.endswith("@example.org>") and message["Date"] is not None
-    assert b"hidden@example.com" not in env.data and message["Bcc"] is None
+    assert b"hidden@example.com" not in data and message["Bcc"] is None
 
 
 def test_envelope_needs_a_sender_and_a_recipient() -> None:
     with pytest.raises(ValueError, match="recipient"):
-        envelope(simple(to=""))
+        prepare(simple(to=""))
     message = simple()
     del message["From"]
     with pytest.raises(ValueError, match="From"):
-        envelope(message)
+        prepare(message)
 
 
 # --------------------------------------------------------------------------------------- mail dir
@@ -270,13 +292,13 @@ def test_envelope_needs_a_sender_and_a_recipient() -> None:
 def test_mail_dir_writes_the_message_whole(tmp_path: Path, message: EmailMessage) -> None:
     folder = tmp_path / "mail"
     transport = MailDirTransport(folder)
-    message_id = transport.send(message)
+    message_id = send(transport, message)
     [written] = list(folder.iterdir())
     assert written == transport.path_for(message_id) and written.suffix == ".eml"
-    assert written.read_bytes() == newsletter.serialise(message)
+    assert written.read_bytes() == mail_message.serialise(message)
     parsed = message_from_bytes(written.read_bytes(), policy=policy.default)
     assert parsed["Message-ID"] == message_id
-    transport.send(message)  # a retry of the same message replaces its file
+    transport.send(*prepare(message))  # a retry of the same message replaces its file
     assert list(folder.iterdir()) == [written]
 
 
@@ -288,7 +310,7 @@ def test_mail_dir_leaves_nothing_half_written(
 
     monkeypatch.setattr(os, "replace", broken_rename)
     with pytest.raises(TemporaryFailure, match="No space left"):
-        MailDirTransport(tmp_path).send(message)
+        MailDirTransport(tmp_path).send(*prepare(message))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -300,6 +322,6 @@ def test_open_transport_follows_the_settings(tmp_path: Path, sink: SmtpSink, roo
     settings = load_settings(root / "feedsvc.toml", env={**env, "FEEDSVC_SMTP_URL": sink.url})
     smtp_transport = open_transport(settings)
     assert isinstance(smtp_transport, SmtpTransport)
-    smtp_transport.send(simple())
+    smtp_transport.send(*prepare(simple()))
     smtp_transport.close()
     assert len(sink.wait_for(1)) == 1

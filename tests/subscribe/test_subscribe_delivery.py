@@ -5,7 +5,9 @@ several workers, crashes) is tested under tests/delivery/."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from email import policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 
 from smtp_support import SmtpSink
 from sqlalchemy import select
@@ -13,7 +15,8 @@ from sqlalchemy import select
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.db.models import ACTIVE, SENT, SKIPPED, UNSUBSCRIBED, OutboxMessage, Subscriber
-from feedsvc.outbox import rules
+from feedsvc.mail.transport import Envelope
+from feedsvc.outbox import housekeeping
 from feedsvc.outbox.worker import SendWorker, WorkerStats
 from feedsvc.subscribers import subscriptions
 
@@ -24,9 +27,10 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[EmailMessage] = []
 
-    def send(self, message: EmailMessage) -> str:
-        self.sent.append(message)
-        return str(message["Message-ID"])
+    def send(self, envelope: Envelope, data: bytes) -> None:
+        parsed = BytesParser(policy=policy.default).parsebytes(data)
+        assert isinstance(parsed, EmailMessage)
+        self.sent.append(parsed)
 
     def close(self) -> None:
         pass
@@ -94,7 +98,7 @@ def test_housekeeping_forgets_old_rows_and_unconfirmed_sign_ups(db: Database, se
         )
         s.execute(Subscriber.__table__.update().where(Subscriber.id == recent).values(status=ACTIVE))
     with db.session() as s:
-        rules.housekeeping(s, utcnow())
+        housekeeping.housekeeping(s, utcnow())
     assert [r.recipient for r in rows(db)] == ["recent@example.org"]  # the old sent confirmation is gone
     with db.session(readonly=True) as s:  # and so is the sign-up never confirmed in 30 days
         assert s.scalars(select(Subscriber.email)).all() == ["recent@example.org"]

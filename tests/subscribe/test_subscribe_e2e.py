@@ -19,8 +19,9 @@ from smtp_support import SmtpSink
 from subscribe_support import BIN, Live
 
 from feedsvc.content.reader import parse
+from feedsvc.mail import message as mail_message
 from feedsvc.mail import newsletter
-from feedsvc.mail.transport import SmtpTransport
+from feedsvc.mail.transport import SmtpTransport, prepare
 from feedsvc.subscribers import subscriptions
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -82,13 +83,14 @@ def test_subscribe_confirm_manage_and_one_click_unsubscribe(
         # The first issue goes out (as issue 6's sender will build it) with List-Unsubscribe headers.
         issue = parse(seed_path, live.settings.publication)
         sub_id, version = _subscriber(live)
-        links = newsletter.Links(
+        links = mail_message.Links(
             manage=subscriptions.link(live.settings, "manage", sub_id, version),
             unsubscribe=subscriptions.link(live.settings, "unsubscribe", sub_id, version),
         )
         rendered = newsletter.render(issue, ["people", "research"], live.settings.publication)
         with SmtpTransport(live.sink.url) as transport:
-            transport.send(newsletter.build_message(rendered, "reader@example.org", links, live.settings.publication))
+            built = mail_message.build_message(rendered, "reader@example.org", links, live.settings.publication)
+            transport.send(*prepare(built))
         received = live.sink.wait_for(2, timeout=30)[1].message
         assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         target = re.search(r"<(https?://[^>]+)>", received["List-Unsubscribe"])
