@@ -16,6 +16,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 CONFIG_FILE = "feedsvc.toml"
+IMAGE_POLICIES = ("https", "none")  # [content] images: which remote images issues may show
 
 
 class ConfigError(Exception):
@@ -54,6 +55,7 @@ class Publication:
     reply_to: str = ""
     unsubscribe_mailto: str = ""
     postal_address: str = ""
+    images: str = "https"  # remote images kept in pages, feeds and mails: "https" or "none"
 
     def section_by_name(self, name: str) -> SectionConfig | None:
         """The configured section whose heading is `name`, if any."""
@@ -124,6 +126,10 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
     pub = data.get("publication", {})
     feeds = data.get("feeds", {})
     mail = data.get("mail", {})
+    content = data.get("content", {})
+    images = content.get("images", "https")
+    if images not in IMAGE_POLICIES:
+        raise ConfigError(f"{path}: [content] images = {images!r}: write \"https\" (https images only) or \"none\"")
     sections = tuple(_section(path, i, raw) for i, raw in enumerate(data.get("sections", []), 1))
     if not sections:
         raise ConfigError(f"{path}: no [[sections]] configured")
@@ -163,6 +169,7 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
         reply_to=mail.get("reply_to", ""),
         unsubscribe_mailto=mail.get("unsubscribe_mailto", ""),
         postal_address=" ".join(str(mail.get("postal_address", "")).split()),
+        images=images,
     )
 
 
