@@ -15,7 +15,9 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 
 from feedsvc.config import Settings
-from feedsvc.site.build import SITE_META, SiteFile, SiteReader, install_template_helpers, page_name, section_label
+from feedsvc.site.pages import install_template_helpers, page_name
+from feedsvc.site.reader import SiteFile, SiteReader
+from feedsvc.site.writer import SITE_META
 from feedsvc.web.language import page_language
 
 bp = Blueprint("public", __name__)
@@ -157,4 +159,4 @@ def _latest(meta: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _section_label(slug: str) -> str:
-    return section_label(current_app.extensions["feedsvc.settings"].publication, slug, page_language())
+    return current_app.extensions["feedsvc.settings"].publication.section_label(slug, page_language())

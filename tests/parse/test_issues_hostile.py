@@ -133,8 +133,9 @@ def test_images_none_keeps_no_image(publication: Publication) -> None:
 def test_the_image_setting_is_read_from_feedsvc_toml(tmp_path, seed_path) -> None:
     source = (seed_path.parent.parent / "feedsvc.toml").read_text(encoding="utf-8")
     config = tmp_path / "feedsvc.toml"
-    config.write_text(source + '\n[content]\nimages = "none"\n', encoding="utf-8")
+    assert 'images = "https"' in source
+    config.write_text(source.replace('images = "https"', 'images = "none"'), encoding="utf-8")
     assert load_publication(config).images == "none"
-    config.write_text(source + '\n[content]\nimages = "http"\n', encoding="utf-8")
+    config.write_text(source.replace('images = "https"', 'images = "http"'), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\[content\] images"):
         load_publication(config)
