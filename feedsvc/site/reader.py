@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import errno
 import gzip
 import hashlib
 import json
@@ -24,6 +25,9 @@ CONTENT_TYPES = {
     ".json": "application/feed+json; charset=utf-8",
     ".html": "text/html; charset=utf-8",
 }
+# What opening a path that no built file has can raise: no such file, a file where a folder would be, a
+# folder, and a name longer than the file system allows (GET /feeds/<300 characters>.atom).
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG})
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,8 @@ class SiteReader:
         full = os.path.join(self.site_dir, path)
         try:
             key = _stat_key(os.stat(full))
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        except OSError as exc:
+            return _none_if_absent(exc)
         cached = self._cache.get(path)
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -69,8 +73,8 @@ class SiteReader:
             with open(full, "rb") as handle:
                 key = _stat_key(os.fstat(handle.fileno()))
                 data = handle.read()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            return None
+        except OSError as exc:
+            return _none_if_absent(exc)
         loaded = _site_file(path, data, key[2])
         self._remember(path, key, loaded)
         return loaded
@@ -104,6 +108,13 @@ class SiteReader:
             with open(full, "rb") as handle:
                 self._meta = (key, json.loads(handle.read()))
         return self._meta[1]
+
+
+def _none_if_absent(exc: OSError) -> None:
+    """None for a path that names no built file; any other failure (permissions, I/O) is raised."""
+    if exc.errno not in _ABSENT:
+        raise exc
+    return None
 
 
 def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 
 from feedsvc.config import Settings
+from feedsvc.content.model import MAX_ISSUE_NUMBER
 from feedsvc.site.pages import install_template_helpers, page_name
 from feedsvc.site.reader import SiteFile, SiteReader
 from feedsvc.site.writer import SITE_META
@@ -93,7 +94,7 @@ def not_found(_error: Exception) -> tuple[str, int]:
         "web/404.html",
         path=request.path,
         latest=_latest(meta),
-        missing_issue=int(issue_match.group(1)) if issue_match else None,
+        missing_issue=_issue_number(issue_match.group(1)) if issue_match else None,
         feed_asked=request.path.startswith("/feeds/"),
         feeds=meta["feeds"],
     )
@@ -156,6 +157,12 @@ def _latest(meta: dict[str, Any]) -> dict[str, Any] | None:
     latest = dict(meta["issues"][0])
     latest["date"] = dt.date.fromisoformat(latest["date"])
     return latest
+
+
+def _issue_number(digits: str) -> int | None:
+    """The issue number a path asks for, if it could be one (int() of 5,000 digits raises)."""
+    number = int(digits) if len(digits) <= 10 else None
+    return number if number is not None and number <= MAX_ISSUE_NUMBER else None
 
 
 def _section_label(slug: str) -> str:
