@@ -109,31 +109,36 @@ def parse_text(text: str, publication: Publication, source: str = "<issue>") -> 
     )
 
 
-def read_issues(paths: Iterable[str | Path], publication: Publication) -> tuple[list[Issue], list[ParseError]]:
-    """Parse every file of `paths`, in order: the issues read and the refusals, one per file that failed.
+def read_issues(
+    sources: Iterable[str | Path | Issue], publication: Publication
+) -> tuple[list[Issue], list[ParseError]]:
+    """Parse every file of `sources` in order (an `Issue` already read is taken as it is): the issues and the
+    refusals, one per file that failed.
 
     The one rule for numbers across files: a number a file before already used is a refusal naming both.
     """
     seen: dict[int, str] = {}
     issues: list[Issue] = []
     errors: list[ParseError] = []
-    for path in paths:
+    for source in sources:
         try:
-            issue = parse(path, publication)
+            issue = source if isinstance(source, Issue) else parse(source, publication)
         except ParseError as exc:
             errors.append(exc)
             continue
         if issue.number in seen:
-            errors.append(ParseError(path, f"issue number {issue.number} is already used by {seen[issue.number]}"))
+            errors.append(
+                ParseError(issue.source, f"issue number {issue.number} is already used by {seen[issue.number]}")
+            )
             continue
-        seen[issue.number] = str(path)
+        seen[issue.number] = issue.source
         issues.append(issue)
     return issues, errors
 
 
-def load_issues(paths: Iterable[str | Path], publication: Publication) -> list[Issue]:
+def load_issues(sources: Iterable[str | Path | Issue], publication: Publication) -> list[Issue]:
     """Parse several issue files, newest first; the first refusal (a broken file, a number used twice) is raised."""
-    issues, errors = read_issues(paths, publication)
+    issues, errors = read_issues(sources, publication)
     if errors:
         raise errors[0]
     return newest_first(issues)
