@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 CONFIG_FILE = "feedsvc.toml"
+IMAGE_POLICIES = ("https", "none")  # [content] images: which remote images issues may show
 
 
 class ConfigError(Exception):
@@ -29,6 +30,13 @@ class SectionConfig:
     name: str
     slug: str
     name_en: str = ""
+
+
+class SectionChoice(NamedTuple):
+    """Sections chosen by slug: the known ones in configured order, and what was not a configured slug."""
+
+    slugs: tuple[str, ...]
+    unknown: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class Publication:
     reply_to: str = ""
     unsubscribe_mailto: str = ""
     postal_address: str = ""
+    images: str = "https"  # remote images kept in pages, feeds and mails: "https" or "none"
 
     def section_by_name(self, name: str) -> SectionConfig | None:
         """The configured section whose heading is `name`, if any."""
@@ -67,10 +76,39 @@ class Publication:
     def slugs(self) -> tuple[str, ...]:
         return tuple(s.slug for s in self.sections)
 
+    def section_label(self, slug: str, lang: str) -> str:
+        """A section's name for a reader of `lang`: its English name in "en" if it has one; an unknown slug as is."""
+        section = self.section_by_slug(slug)
+        if section is None:
+            return slug
+        return section.name_en or section.name if lang == "en" else section.name
+
+    def variant_label(self, key: str, lang: str) -> str:
+        """A ';'-joined set of slugs as the publisher reads it: 行业 + 技术 (or Industry + Technology)."""
+        return " + ".join(self.section_label(slug, lang) for slug in key.split(";") if slug) or "—"
+
+    def choose_sections(self, value: str | Iterable[str] | None) -> SectionChoice:
+        """`choose_sections` among this publication's sections."""
+        return choose_sections(value, self.slugs)
+
     @property
     def mail_domain(self) -> str:
         """The domain of the sender address (Message-ID, List-Id)."""
         return self.from_address.rpartition("@")[2] or self.id_authority
+
+
+def choose_sections(value: str | Iterable[str] | None, known: Sequence[str]) -> SectionChoice:
+    """A choice of sections as written anywhere: None or "all" (every one of `known`), "a,b" / "a; b", or slugs.
+
+    The known slugs come back in the order of `known`, duplicates dropped, case and spaces ignored; the
+    unknown ones are kept apart (sorted) for the caller to refuse in its own words. An empty choice is
+    empty: what that means is the caller's to say.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
+        return SectionChoice(tuple(known), ())
+    parts = value.replace(",", ";").split(";") if isinstance(value, str) else value
+    wanted = {part.strip().lower() for part in parts if part.strip()}
+    return SectionChoice(tuple(s for s in known if s in wanted), tuple(sorted(wanted - set(known))))
 
 
 @dataclass(frozen=True)
@@ -124,6 +162,10 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
     pub = data.get("publication", {})
     feeds = data.get("feeds", {})
     mail = data.get("mail", {})
+    content = data.get("content", {})
+    images = content.get("images", "https")
+    if images not in IMAGE_POLICIES:
+        raise ConfigError(f'{path}: [content] images = {images!r}: write "https" (https images only) or "none"')
     sections = tuple(_section(path, i, raw) for i, raw in enumerate(data.get("sections", []), 1))
     if not sections:
         raise ConfigError(f"{path}: no [[sections]] configured")
@@ -163,6 +205,7 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
         reply_to=mail.get("reply_to", ""),
         unsubscribe_mailto=mail.get("unsubscribe_mailto", ""),
         postal_address=" ".join(str(mail.get("postal_address", "")).split()),
+        images=images,
     )
 
 

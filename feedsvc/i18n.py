@@ -7,6 +7,7 @@ email), merged at start. A text with no entry is shown in Chinese, never as a ke
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -15,6 +16,20 @@ from pathlib import Path
 LANGUAGES = ("zh-CN", "en")
 DEFAULT_LANGUAGE = "zh-CN"
 LOCALES = Path(__file__).parent / "locales"
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)  # not strftime("%B"): that follows the machine's locale
 
 
 @cache
@@ -44,3 +59,10 @@ def negotiate(requested: str | None, accept: Iterable[tuple[str, float]] = ()) -
         if tag.startswith("en"):
             return "en"
     return DEFAULT_LANGUAGE
+
+
+def date_text(value: dt.date, lang: str) -> str:
+    """A date as a reader of `lang` writes it: 2024 年 1 月 22 日, or 22 January 2024 (never the machine's locale)."""
+    if lang == "en":
+        return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
+    return f"{value.year} 年 {value.month} 月 {value.day} 日"

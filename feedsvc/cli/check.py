@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from feedsvc.cli.context import get_settings
-from feedsvc.content.reader import Issue, ParseError, issue_files, parse
+from feedsvc.content.reader import Issue, issue_files, read_issues
 
 
 @click.command()
@@ -22,20 +22,7 @@ def check(paths: tuple[Path, ...], as_json: bool) -> None:
     """
     publication = get_settings().publication
     files = [f for p in paths for f in (issue_files(p) if p.is_dir() else [p])]
-    issues: list[Issue] = []
-    errors: list[str] = []
-    first_file: dict[int, str] = {}
-    for path in files:
-        try:
-            issue = parse(path, publication)
-        except ParseError as exc:
-            errors.append(str(exc))
-            continue
-        if issue.number in first_file:
-            errors.append(f"{path}: issue number {issue.number} is already used by {first_file[issue.number]}")
-            continue
-        first_file[issue.number] = str(path)
-        issues.append(issue)
+    issues, errors = read_issues(files, publication)
     if as_json:
         if issues:
             payload = issues[0].to_dict() if len(files) == 1 else [i.to_dict() for i in issues]

@@ -1,0 +1,1 @@
+"""Issues as the publisher writes them: the model, the reader and its parts, the one Markdown dialect."""

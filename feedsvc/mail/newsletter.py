@@ -25,7 +25,7 @@ from premailer import Premailer
 
 from feedsvc.config import Publication
 from feedsvc.content.reader import Issue
-from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES, date_text
 from feedsvc.mail.message import EmailError, Links, RenderedEmail, one_line, placeholder_values
 from feedsvc.mail.templates import environment
 
@@ -127,17 +127,11 @@ def _check_language(lang: str) -> None:
 
 def _selection(issue: Issue, sections: Iterable[str] | str | None, publication: Publication) -> tuple[str, ...]:
     """The chosen slugs present in `issue`, in issue order."""
-    if sections is None or sections == "all":
-        wanted = set(publication.slugs)
-    else:
-        if isinstance(sections, str):
-            sections = sections.split(",")
-        wanted = {s.strip() for s in sections if s.strip()}
-        unknown = sorted(wanted - set(publication.slugs))
-        if unknown:
-            raise EmailError(
-                f"unknown section {', '.join(unknown)}; the sections are {', '.join(publication.slugs)} (or all)"
-            )
+    wanted, unknown = publication.choose_sections(sections)
+    if unknown:
+        raise EmailError(
+            f"unknown section {', '.join(unknown)}; the sections are {', '.join(publication.slugs)} (or all)"
+        )
     chosen = tuple(s.slug for s in issue.sections if s.slug in wanted and s.items)
     if not chosen:
         raise EmptySelection(
@@ -192,19 +186,17 @@ render.cache_clear = _render_cached.cache_clear  # type: ignore[attr-defined]
 
 def _context(part: Issue, whole: Issue, publication: Publication, lang: str) -> dict[str, Any]:
     english = lang == "en"
-    names = {s.slug: (s.name_en if english and s.name_en else s.name) for s in publication.sections}
+    names = {s.slug: publication.section_label(s.slug, lang) for s in publication.sections}
     names.update({s.slug: names.get(s.slug, s.name) for s in part.sections})
     included = [names[s.slug] for s in part.sections]
     summary = _summary(part, whole)
-    d = part.date
-    date_text = d.strftime("%-d %B %Y") if english else f"{d.year} 年 {d.month} 月 {d.day} 日"
     name = publication.name_en if english and publication.name_en else publication.name
     return {
         "issue": part,
         "subject": subject_for(whole),
         "content_lang": publication.language,
         "chrome_lang": lang if lang != publication.language else "",
-        "date_text": date_text,
+        "date_text": date_text(part.date, lang),
         "colon": ": " if english else "：",
         "summary": summary,
         "preheader": "；".join(summary) if summary else "",

@@ -14,6 +14,8 @@ import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from feedsvc.config import choose_sections
+
 #: export statuses that may be imported; anything else is skipped with a note.
 IMPORTABLE_STATUSES = frozenset({"", "active", "pending"})
 
@@ -53,11 +55,10 @@ def parse_sections(value: str, known: Iterable[str]) -> tuple[str, ...]:
     Raises ValueError naming unknown slugs.
     """
     order = list(known)
-    wanted = {s.strip().lower() for s in value.replace(",", ";").split(";") if s.strip()}
-    unknown = sorted(wanted - set(order))
+    chosen, unknown = choose_sections(value, order)
     if unknown:
         raise ValueError(f"unknown section {', '.join(unknown)} (known: {', '.join(order)})")
-    return tuple(s for s in order if s in wanted)
+    return chosen
 
 
 def parse_csv(

@@ -167,17 +167,14 @@ def issue_page(number: int) -> Response:
     return Response(html)
 
 
-def _chosen(issue: Issue) -> tuple[str, ...]:
-    raw = request.values.get("sections", "all")
-    if raw in ("", "all"):
-        return issue.slugs
-    return tuple(slug for slug in raw.replace(",", ";").split(";") if slug)
+def _chosen() -> str:
+    return request.values.get("sections") or "all"  # parsed by newsletter.render, like every section choice
 
 
 def _render(issue: Issue) -> mail_message.RenderedEmail:
     """The issue's email for the section choice in the request, with the project's email templates."""
     settings = get_settings()
-    return newsletter.render(issue, _chosen(issue), settings.publication, templates=settings.templates_dir)
+    return newsletter.render(issue, _chosen(), settings.publication, templates=settings.templates_dir)
 
 
 @bp.get("/issues/<int:number>/email")
@@ -349,12 +346,7 @@ STATE_LABELS = {
 
 def variant_label(key: str, lang: str) -> str:
     """A section set as the publisher reads it: 行业 + 技术 (or Industry + Technology)."""
-    publication = get_settings().publication
-    names = []
-    for slug in filter(None, key.split(";")):
-        section = publication.section_by_slug(slug)
-        names.append(slug if section is None else (section.name_en or section.name) if lang == "en" else section.name)
-    return " + ".join(names) or "—"
+    return get_settings().publication.variant_label(key, lang)
 
 
 @bp.app_context_processor

@@ -15,7 +15,10 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request
 
 from feedsvc.config import Settings
-from feedsvc.site.build import SITE_META, SiteFile, SiteReader, install_template_helpers, page_name, section_label
+from feedsvc.content.model import MAX_ISSUE_NUMBER
+from feedsvc.site.pages import install_template_helpers, page_name
+from feedsvc.site.reader import SiteFile, SiteReader
+from feedsvc.site.writer import SITE_META
 from feedsvc.web.language import page_language
 
 bp = Blueprint("public", __name__)
@@ -91,7 +94,7 @@ def not_found(_error: Exception) -> tuple[str, int]:
         "web/404.html",
         path=request.path,
         latest=_latest(meta),
-        missing_issue=int(issue_match.group(1)) if issue_match else None,
+        missing_issue=_issue_number(issue_match.group(1)) if issue_match else None,
         feed_asked=request.path.startswith("/feeds/"),
         feeds=meta["feeds"],
     )
@@ -156,5 +159,11 @@ def _latest(meta: dict[str, Any]) -> dict[str, Any] | None:
     return latest
 
 
+def _issue_number(digits: str) -> int | None:
+    """The issue number a path asks for, if it could be one (int() of 5,000 digits raises)."""
+    number = int(digits) if len(digits) <= 10 else None
+    return number if number is not None and number <= MAX_ISSUE_NUMBER else None
+
+
 def _section_label(slug: str) -> str:
-    return section_label(current_app.extensions["feedsvc.settings"].publication, slug, page_language())
+    return current_app.extensions["feedsvc.settings"].publication.section_label(slug, page_language())

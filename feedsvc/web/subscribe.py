@@ -66,9 +66,9 @@ def section_choices(chosen: list[str] | None = None) -> list[dict[str, Any]]:
     """The publication's sections for checkboxes: slug, label in the page language, checked."""
     publication = get_settings().publication
     selected = set(publication.slugs if chosen is None else chosen)
-    english = page_language() == "en"
+    lang = page_language()
     return [
-        {"slug": s.slug, "label": (s.name_en or s.name) if english else s.name, "checked": s.slug in selected}
+        {"slug": s.slug, "label": publication.section_label(s.slug, lang), "checked": s.slug in selected}
         for s in publication.sections
     ]
 

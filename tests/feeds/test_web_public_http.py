@@ -138,7 +138,7 @@ def test_before_any_build_the_app_still_answers(settings: Settings) -> None:
 
 
 def test_the_file_cache_stays_within_its_byte_budget(built: Settings) -> None:
-    from feedsvc.site.build import SiteReader
+    from feedsvc.site.reader import SiteReader
 
     reader = SiteReader(built.site_dir, max_bytes=60_000)
     paths = [f"feeds/{name}.atom" for name in NAMES] + ["issues/398.html", "issues/index.html"]
