@@ -49,6 +49,8 @@ SUBSCRIBER_STATUSES = (PENDING, ACTIVE, UNSUBSCRIBED, BOUNCED)
 
 # Outbox message kinds, states and priorities (lower is sent first).
 KIND_CONFIRM, KIND_MANAGE, KIND_ISSUE = "confirm", "manage", "issue"
+# A confirmation asked for an unsubscribed or bounced address: sent only while it is still so.
+KIND_RECONFIRM = "reconfirm"
 QUEUED, SENDING, SENT, FAILED, CANCELLED, SKIPPED = "queued", "sending", "sent", "failed", "cancelled", "skipped"
 OUTBOX_STATES = (QUEUED, SENDING, SENT, FAILED, CANCELLED, SKIPPED)
 PRIORITY_TRANSACTIONAL, PRIORITY_BULK = 0, 100

@@ -20,16 +20,19 @@ from sqlalchemy.orm import Session
 from feedsvc import ratelimit
 from feedsvc.db.models import (
     ACTIVE,
+    BOUNCED,
     CANCELLED,
     FAILED,
     KIND_CONFIRM,
     KIND_ISSUE,
     KIND_MANAGE,
+    KIND_RECONFIRM,
     PENDING,
     PRIORITY_TRANSACTIONAL,
     SENT,
     SKIPPED,
     SUBSCRIBER_STATUSES,
+    UNSUBSCRIBED,
     OutboxMessage,
 )
 from feedsvc.mail import notices
@@ -41,6 +44,7 @@ TRANSACTIONAL_KEEP = timedelta(days=90)
 # Which subscriber statuses a kind of mail may still go to when it is sent.
 SEND_TO: Mapping[str, tuple[str, ...]] = {
     KIND_CONFIRM: (PENDING,),
+    KIND_RECONFIRM: (UNSUBSCRIBED, BOUNCED),
     KIND_MANAGE: SUBSCRIBER_STATUSES,  # an unsubscribed reader still downloads, erases or resubscribes
     KIND_ISSUE: (ACTIVE,),
 }

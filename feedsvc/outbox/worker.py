@@ -69,7 +69,7 @@ from feedsvc.mail.transport import PermanentFailure, TemporaryFailure, Transport
 from feedsvc.outbox import sends
 from feedsvc.outbox.retry import RetryPolicy
 from feedsvc.outbox.rules import SEND_TO, stored_message
-from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers import subscriptions, tokens
 
 log = logging.getLogger(__name__)
 
@@ -367,10 +367,8 @@ class VariantCache:
             raise ValueError(f"outbox row {job.id}: issue mail without issue or subscriber")
         rendered = self.rendered(job.issue_number, job.sections or "", job.lang)
         links = newsletter.Links(
-            manage=subscriptions.link(self.settings, subscriptions.MANAGE, job.subscriber_id, job.token_version),
-            unsubscribe=subscriptions.link(
-                self.settings, subscriptions.UNSUBSCRIBE, job.subscriber_id, job.token_version
-            ),
+            manage=tokens.link(self.settings, tokens.MANAGE, job.subscriber_id, job.token_version),
+            unsubscribe=tokens.link(self.settings, tokens.UNSUBSCRIBE, job.subscriber_id, job.token_version),
         )
         publication = self.settings.publication
         message_id = newsletter.make_message_id(publication, "issue", job.issue_number, job.id)

@@ -24,7 +24,9 @@ from feedsvc.config import Settings
 from feedsvc.db.engine import insert_for, utcnow
 from feedsvc.db.models import ACTIVE, PENDING, Subscriber, SubscriberEvent, SubscriberSection, Suppression
 from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers.addresses import normalise_email
 from feedsvc.subscribers.csvfile import ParsedCsv, RowProblem, parse_csv
+from feedsvc.subscribers.privacy import email_hash
 
 CHUNK = 500
 
@@ -45,7 +47,7 @@ class ImportResult:
 
 def read(data: bytes, settings: Settings) -> ParsedCsv:
     """Parse a subscriber CSV with the subscription rules' own address normalisation."""
-    return parse_csv(data, settings.publication.slugs, normalise=subscriptions.normalise_email)
+    return parse_csv(data, settings.publication.slugs, normalise=normalise_email)
 
 
 def import_rows(
@@ -58,7 +60,7 @@ def import_rows(
     for start in range(0, len(parsed.rows), CHUNK):
         rows = parsed.rows[start : start + CHUNK]
         emails = [r.email for r in rows]
-        hashes = {subscriptions.email_hash(e): e for e in emails}
+        hashes = {email_hash(e): e for e in emails}
         suppressed = {
             hashes[h] for h in session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes)))
         }

@@ -1,4 +1,4 @@
-"""Subscription pages: sign up, confirm, manage, unsubscribe (one-click too). A thin shell over feedsvc.subscriptions.
+"""Subscription pages: sign up, confirm, manage, unsubscribe (one-click too). A thin shell over feedsvc.subscribers.
 
 Rules every handler keeps:
 
@@ -21,9 +21,11 @@ from sqlalchemy.orm import Session
 
 from feedsvc import ratelimit
 from feedsvc.config import Settings
-from feedsvc.db.models import ACTIVE, PENDING, Subscriber
-from feedsvc.subscribers import subscriptions
-from feedsvc.subscribers.subscriptions import InvalidAddress, NoSections, TokenError
+from feedsvc.db.models import ACTIVE, Subscriber
+from feedsvc.subscribers import privacy, subscriptions, tokens
+from feedsvc.subscribers.addresses import InvalidAddress, normalise_email
+from feedsvc.subscribers.subscriptions import NoSections
+from feedsvc.subscribers.tokens import TokenError
 from feedsvc.web.database import get_db, get_settings
 from feedsvc.web.language import page_language, t
 from feedsvc.web.security import client_address, csrf_ok, csrf_token
@@ -153,7 +155,7 @@ def _address_error(email: str) -> str:
     error = _form_error()
     if not error:
         try:
-            subscriptions.normalise_email(email)
+            normalise_email(email)
         except InvalidAddress:
             error = t("这不是一个有效的电子邮件地址。")
     return error
@@ -171,10 +173,9 @@ def confirm_page(token: str) -> Response:
     """Show what confirming does, with a button; changes nothing."""
     try:
         with get_db().session(readonly=True) as s:
-            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.CONFIRM, token)
-            if subscriber.status not in (PENDING, ACTIVE):
-                raise TokenError("stale")
-            return _page("web/confirm.html", subscriber=subscriber, sections=_labels(subscriber), done=False)
+            asked = subscriptions.confirmation(s, get_settings(), token)
+            labels = _labels(asked.sections)
+            return _page("web/confirm.html", subscriber=asked.subscriber, sections=labels, done=False)
     except TokenError as error:
         return _token_error(error)
 
@@ -186,13 +187,13 @@ def confirm(token: str) -> Response:
         return _page("web/csrf_error.html", 400, back=request.path)
     try:
         with get_db().session() as s:
-            already = subscriptions.resolve(s, get_settings(), subscriptions.CONFIRM, token).status == ACTIVE
+            already = tokens.resolve(s, get_settings(), tokens.CONFIRM, token).status == ACTIVE
             subscriber = subscriptions.confirm(s, get_settings(), token)
             manage = _manage_url(subscriber)
             return _page(
                 "web/confirm.html",
                 subscriber=subscriber,
-                sections=_labels(subscriber),
+                sections=_labels(subscriber.section_slugs),
                 done=True,
                 already=already,
                 manage_url=manage,
@@ -230,7 +231,7 @@ def manage(token: str) -> Response:
     """The subscriber's own page: status, sections, and every action."""
     try:
         with get_db().session(readonly=True) as s:
-            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.MANAGE, token)
+            subscriber = tokens.resolve(s, get_settings(), tokens.MANAGE, token)
             return _page(
                 "web/manage.html",
                 subscriber=subscriber,
@@ -263,7 +264,7 @@ def manage_action(token: str) -> Response:
         return _page("web/csrf_error.html", 400, back=request.path)
     try:
         with get_db().session() as s:
-            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.MANAGE, token, lock=True)
+            subscriber = tokens.resolve(s, get_settings(), tokens.MANAGE, token, lock=True)
             return handler(s, subscriber, token)
     except TokenError as error:
         return _token_error(error)
@@ -297,7 +298,7 @@ def _resubscribe(s: Session, subscriber: Subscriber, token: str) -> Response:
 
 @_action("export")
 def _export(s: Session, subscriber: Subscriber, token: str) -> Response:
-    body = subscriptions.export_json(s, subscriber)
+    body = privacy.export_json(s, subscriber)
     response = Response(body, mimetype="application/json")
     response.headers["Content-Disposition"] = 'attachment; filename="my-subscription.json"'
     return response
@@ -306,14 +307,14 @@ def _export(s: Session, subscriber: Subscriber, token: str) -> Response:
 @_action("reset")
 def _reset(s: Session, subscriber: Subscriber, token: str) -> Response:
     subscriptions.reset_links(s, subscriber)
-    return _back(_token_for(subscriber, subscriptions.MANAGE), done="reset")
+    return _back(_token_for(subscriber, tokens.MANAGE), done="reset")
 
 
 @_action("erase")
 def _erase(s: Session, subscriber: Subscriber, token: str) -> Response:
     if request.form.get("confirm") != "yes":
         return _back(token, error="erase-unconfirmed")
-    subscriptions.erase(s, subscriber)
+    privacy.erase(s, subscriber)
     return _page("web/erased.html")
 
 
@@ -325,7 +326,7 @@ def unsubscribe_page(token: str) -> Response:
     """Ask before unsubscribing; changes nothing."""
     try:
         with get_db().session(readonly=True) as s:
-            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.UNSUBSCRIBE, token)
+            subscriber = tokens.resolve(s, get_settings(), tokens.UNSUBSCRIBE, token)
             return _page("web/unsubscribe.html", subscriber=subscriber, done=False)
     except TokenError as error:
         return _token_error(error)
@@ -339,7 +340,7 @@ def unsubscribe(token: str) -> Response:
         return _page("web/csrf_error.html", 400, back=request.path)
     try:
         with get_db().session() as s:
-            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.UNSUBSCRIBE, token, lock=True)
+            subscriber = tokens.resolve(s, get_settings(), tokens.UNSUBSCRIBE, token, lock=True)
             subscriptions.unsubscribe(s, subscriber, how="one-click" if one_click else "unsubscribe page")
             manage = _manage_url(subscriber)
             return _page("web/unsubscribe.html", subscriber=subscriber, done=True, manage_url=manage)
@@ -351,12 +352,12 @@ def unsubscribe(token: str) -> Response:
 
 
 def _token_for(subscriber: Subscriber, purpose: str) -> str:
-    return subscriptions.make_token(get_settings(), purpose, subscriber.id, subscriber.token_version)
+    return tokens.make_token(get_settings(), purpose, subscriber.id, subscriber.token_version)
 
 
 def _manage_url(subscriber: Subscriber) -> str:
-    return url_for("subscribe.manage", token=_token_for(subscriber, subscriptions.MANAGE))
+    return url_for("subscribe.manage", token=_token_for(subscriber, tokens.MANAGE))
 
 
-def _labels(subscriber: Subscriber) -> list[str]:
-    return [c["label"] for c in section_choices(subscriber.section_slugs) if c["checked"]]
+def _labels(sections: list[str]) -> list[str]:
+    return [c["label"] for c in section_choices(sections) if c["checked"]]
