@@ -20,6 +20,10 @@ class InvalidAddress(ValueError):
     """The address cannot be an email address here; the message says why (for the form and the import)."""
 
 
+class UnsendableAddress(InvalidAddress):
+    """A valid address whose local part is not ASCII: it needs SMTPUTF8, which mail from here does not use."""
+
+
 def normalise_email(raw: str) -> str:
     """The canonical form of an address: NFKC, syntax checked, ASCII local part, IDNA domain, lower-cased."""
     raw = unicodedata.normalize("NFKC", (raw or "").strip())
@@ -27,7 +31,7 @@ def normalise_email(raw: str) -> str:
         raise InvalidAddress("empty or too long")
     local = raw.rpartition("@")[0]
     if not local.isascii():
-        raise InvalidAddress("the part before @ must be plain ASCII letters, digits or punctuation")
+        raise UnsendableAddress("the part before @ is not ASCII (needs SMTPUTF8), which this list cannot mail")
     try:
         info = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:

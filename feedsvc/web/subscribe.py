@@ -23,7 +23,7 @@ from feedsvc import ratelimit
 from feedsvc.config import Settings
 from feedsvc.db.models import ACTIVE, Subscriber
 from feedsvc.subscribers import privacy, subscriptions, tokens
-from feedsvc.subscribers.addresses import InvalidAddress, normalise_email
+from feedsvc.subscribers.addresses import InvalidAddress, UnsendableAddress, normalise_email
 from feedsvc.subscribers.subscriptions import NoSections
 from feedsvc.subscribers.tokens import TokenError
 from feedsvc.web.database import get_db, get_settings
@@ -156,6 +156,8 @@ def _address_error(email: str) -> str:
     if not error:
         try:
             normalise_email(email)
+        except UnsendableAddress:
+            error = t("本刊暂时无法投递 @ 前面含有非英文字符的地址，请换一个只用英文字母、数字和符号的地址。")
         except InvalidAddress:
             error = t("这不是一个有效的电子邮件地址。")
     return error
