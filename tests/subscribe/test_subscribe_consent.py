@@ -207,8 +207,8 @@ def test_altered_tokens_answer_400_and_change_nothing(
 
 
 def test_full_width_address_is_the_same_subscriber(app: Flask, client: FlaskClient, mailbox: Mailbox) -> None:
-    signup(client, "a@example.com", ["industry"])
-    signup(client, "ａ@ｅｘａｍｐｌｅ.ｃｏｍ", ["industry"])
+    assert signup(client, "a@example.com", ["industry"]).status_code == 200
+    assert signup(client, "ａ@ｅｘａｍｐｌｅ.ｃｏｍ", ["industry"]).status_code == 200
     with db_of(app).session(readonly=True) as s:
         assert list(s.scalars(select(Subscriber.email))) == ["a@example.com"]
     assert len(mailbox.deliver()) == 1
