@@ -28,20 +28,15 @@ from feedsvc.subscribers.subscriptions import NoSections
 from feedsvc.subscribers.tokens import TokenError
 from feedsvc.web.database import get_db, get_settings
 from feedsvc.web.language import page_language, t
-from feedsvc.web.security import client_address, csrf_ok, csrf_token
+from feedsvc.web.security import LINK_PAGE_POLICY, client_address, csrf_ok, csrf_token
 
 bp = Blueprint("subscribe", __name__)
 
 HONEYPOT_FIELD = "website"
 DEFAULT_SIGNUP_LIMIT = "10/600"
+# On top of the app's policy (feedsvc.web.security): token pages are never cached, indexed or given images.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": LINK_PAGE_POLICY,
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex, nofollow",
 }
