@@ -6,6 +6,7 @@
 - `Suppression`: SHA-256 hashes of erased addresses, so nothing can silently bring one back.
 - `OutboxMessage`: one row per mail to send, transactional (confirm, manage) and issue mail alike.
 - `RateLimit`: fixed-window counters shared by every web process (per client, per action).
+- `SubscriptionRequest`: sign-up and manage-link requests waiting to be decided (after the web answer).
 
 Every timestamp is timezone-aware UTC in Python (`UTCDateTime`), whatever the database stores.
 """
@@ -253,3 +254,18 @@ class IssueSend(Base):
     skipped_no_sections: Mapped[int] = mapped_column(Integer, default=0)
     published_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class SubscriptionRequest(Base):
+    """A sign-up or manage-link request, decided after the web answer so that its timing says nothing
+    about the address (see feedsvc.subscribers.requests; migration 0005)."""
+
+    __tablename__ = "subscription_requests"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))  # subscribe, manage
+    email: Mapped[str] = mapped_column(String(320))  # normalised
+    sections: Mapped[str] = mapped_column(String(512), default="")  # slugs joined by ';'
+    lang: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]

@@ -6,7 +6,8 @@ Rules every handler keeps:
 - Every form POST carries a CSRF token tied to the session cookie, except the RFC 8058 one-click
   unsubscribe (``List-Unsubscribe=One-Click``), which needs no cookie and no token and answers 200.
 - Sign-up and manage-link requests give the same answer whatever the address's state (no enumeration),
-  are rate limited per client (a counter in the database, shared by every process), and have a honeypot.
+  in the same time: the request is queued and decided after the answer (feedsvc.subscribers.requests).
+  They are rate limited per client (a counter in the database, shared by every process), and have a honeypot.
 - Token pages are never cached and never leak their URL in a Referer.
 """
 
@@ -22,10 +23,11 @@ from sqlalchemy.orm import Session
 from feedsvc import ratelimit
 from feedsvc.config import Settings
 from feedsvc.db.models import ACTIVE, Subscriber
-from feedsvc.subscribers import privacy, subscriptions, tokens
+from feedsvc.subscribers import privacy, requests, subscriptions, tokens
 from feedsvc.subscribers.addresses import InvalidAddress, UnsendableAddress, normalise_email
 from feedsvc.subscribers.subscriptions import NoSections
 from feedsvc.subscribers.tokens import TokenError
+from feedsvc.web.database import EXTENSION as DB_EXTENSION
 from feedsvc.web.database import get_db, get_settings
 from feedsvc.web.language import page_language, t
 from feedsvc.web.security import LINK_PAGE_POLICY, client_address, csrf_ok, csrf_token
@@ -34,6 +36,7 @@ bp = Blueprint("subscribe", __name__)
 
 HONEYPOT_FIELD = "website"
 DEFAULT_SIGNUP_LIMIT = "10/600"
+PROCESSOR = "feedsvc.subscription_requests"
 # On top of the app's policy (feedsvc.web.security): token pages are never cached, indexed or given images.
 SECURITY_HEADERS = {
     "Content-Security-Policy": LINK_PAGE_POLICY,
@@ -50,6 +53,8 @@ def init_app(app: Flask, settings: Settings) -> None:
         app.config["SESSION_COOKIE_SECURE"] = True
     signup_limit = ratelimit.Limit.parse(settings.extra.get("FEEDSVC_SIGNUP_RATE_LIMIT", DEFAULT_SIGNUP_LIMIT))
     app.extensions["feedsvc.signup_limit"] = signup_limit
+    # Requests are decided after the answer (timing says nothing); tests decide them at once, in the request.
+    app.extensions[PROCESSOR] = requests.Processor(app.extensions[DB_EXTENSION], settings, inline=app.testing)
 
     @app.context_processor
     def subscribe_helpers() -> dict[str, Any]:
@@ -138,11 +143,17 @@ def subscribe() -> Response:
     if not _within_limit("signup"):
         return _too_many()
     if not error and not request.form.get(HONEYPOT_FIELD):  # a bot gets the usual answer, nothing else
-        with get_db().session() as s:
-            subscriptions.subscribe(s, get_settings(), email, chosen, lang=page_language(), source="form")
+        _queue(requests.SUBSCRIBE, email, chosen)
     if error:
         return _page("web/subscribe.html", 400, error=error, email=email[:320], chosen=chosen)
     return _page("web/subscribe_sent.html")
+
+
+def _queue(action: str, email: str, sections: list[str] | None = None) -> None:
+    """Queue the request (the same work for every address); what it does is decided after the answer."""
+    with get_db().session() as s:
+        requests.queue(s, get_settings(), action, email, sections or [], lang=page_language(), source="form")
+    current_app.extensions[PROCESSOR].wake()
 
 
 def _address_error(email: str) -> str:
@@ -216,8 +227,7 @@ def manage_request() -> Response:
     if not _within_limit("signup"):
         return _too_many()
     if not error and not request.form.get(HONEYPOT_FIELD):
-        with get_db().session() as s:
-            subscriptions.request_manage_link(s, get_settings(), email)
+        _queue(requests.MANAGE_LINK, email)
     if error:
         return _page("web/manage_request.html", 400, email=email[:320], error=error)
     return _page("web/subscribe_sent.html", manage=True)
