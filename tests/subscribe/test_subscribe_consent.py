@@ -238,3 +238,35 @@ def test_an_idn_domain_goes_out_with_a_valid_ascii_to_header(app: Flask, client:
     assert b"=?utf-8?" not in to.group(1)
     with db_of(app).session(readonly=True) as s:
         assert s.scalar(select(OutboxMessage.recipient)) == "reader@xn--fsqu00a.xn--4rr70v"
+
+
+def test_migration_0005_gives_stored_unicode_domains_their_idna_form(database_url: str) -> None:
+    import sqlalchemy as sa
+
+    from feedsvc.db.engine import Database
+
+    database = Database(database_url)
+    try:
+        with database.engine.begin() as connection:  # the test database is at head: go back to before 0005
+            connection.exec_driver_sql("DROP TABLE subscription_requests")
+            connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0003'")
+        with database.session() as s:
+            for email in ("a@例子.广告", "b@xn--fsqu00a.xn--4rr70v", "b@例子.广告", "用户@例子.广告"):
+                s.execute(
+                    sa.insert(Subscriber).values(
+                        email=email,
+                        status=ACTIVE,
+                        source="form",
+                        lang="zh-CN",
+                        token_version=1,
+                        bounce_count=0,
+                        created_at=sa.func.now(),
+                        updated_at=sa.func.now(),
+                    )
+                )
+        database.upgrade()
+        with database.session(readonly=True) as s:
+            stored = set(s.scalars(select(Subscriber.email)))
+        assert stored == {"a@xn--fsqu00a.xn--4rr70v", "b@xn--fsqu00a.xn--4rr70v", "b@例子.广告", "用户@例子.广告"}
+    finally:
+        database.dispose()
