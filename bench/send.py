@@ -43,7 +43,7 @@ from feedsvc.mail.transport import SmtpTransport  # noqa: E402
 from feedsvc.outbox import sends  # noqa: E402
 from feedsvc.outbox.retry import RetryPolicy  # noqa: E402
 from feedsvc.outbox.worker import SendWorker  # noqa: E402
-from feedsvc.subscribers import subscriptions  # noqa: E402
+from feedsvc.subscribers import tokens  # noqa: E402
 
 SEED = ROOT / "issues" / "2024-01-22-398.md"
 SECRET = secrets.token_urlsafe(32)  # signs the links in the messages; any key will do for a bench
@@ -175,8 +175,8 @@ def baseline(settings, issue, rows: list[tuple[int, int, str, str]], url: str, c
         smtp = smtplib.SMTP("127.0.0.1", port)
         for row_id, sid, address, variant in part:
             links = mail_message.Links(
-                manage=subscriptions.link(settings, "manage", sid, 1),
-                unsubscribe=subscriptions.link(settings, "unsubscribe", sid, 1),
+                manage=tokens.link(settings, "manage", sid, 1),
+                unsubscribe=tokens.link(settings, "unsubscribe", sid, 1),
             )
             message = mail_message.build_message(
                 cache[variant],

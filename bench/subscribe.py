@@ -16,7 +16,17 @@ prints requests per second and p99 latency of each, and each figure of the sign-
 Every answer must be 200 and the database must hold exactly one subscriber and one outbox row per
 sign-up, or the run fails. Loopback only; bounded by REQUESTS per phase and a timeout per request.
 
-Run: .venv/bin/python bench/subscribe.py [--database sqlite|postgresql|both]
+Timing (issue 16): can an attacker tell known from unknown addresses by how long the same answer takes?
+One client, one request at a time, the two classes interleaved in random order, SAMPLES each:
+
+* /manage first contact: an address never seen against a subscribed one whose last mail is old;
+* /subscribe repeated within 10 minutes: a never-seen address against one mailed moments ago.
+
+It prints each class's median and how often the best single threshold on one sample's latency tells the
+classes apart (50% is a coin toss; the target is under 55%): fitted on the samples themselves (about 54%
+for identical distributions at 200 samples), and chosen on half of them and scored on the other half.
+
+Run: .venv/bin/python bench/subscribe.py [--database sqlite|postgresql|both] [--part throughput|timing|both]
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import random
 import re
 import shutil
 import socket
@@ -34,7 +45,8 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +63,7 @@ REQUESTS = 3_000  # per phase, spread over the clients
 ROUNDS = 5  # the phases alternate, REQUESTS // ROUNDS each time
 WARMUP = 200
 TIMEOUT = 30.0
+SAMPLES = 200  # per class in the timing part
 PG_URL = os.environ.get("FEEDSVC_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -108,6 +121,10 @@ class Client:
         if status != 200 or not match:
             raise RuntimeError(f"GET /subscribe answered {status} without a form")
         self.csrf = match.group(1)
+
+    def manage(self, email: str) -> int:
+        form = urllib.parse.urlencode({"csrf_token": self.csrf, "email": email})
+        return self.request("POST", "/manage", form)[0]
 
     def signup(self, email: str) -> int:
         form = urllib.parse.urlencode(
@@ -211,7 +228,9 @@ def prepare_database(kind: str, folder: Path) -> tuple[str, Callable[[], None]]:
     return url, drop
 
 
-def bench(kind: str) -> None:
+@contextmanager
+def server(kind: str) -> Iterator[tuple[int, str]]:
+    """gunicorn on a fresh migrated database of `kind`: its port and the database URL."""
     folder = Path(tempfile.mkdtemp(prefix=f"feedsvc-bench-{kind}-"))
     url, drop = prepare_database(kind, folder)
     port = free_port()
@@ -229,7 +248,7 @@ def bench(kind: str) -> None:
     gunicorn = Path(sys.executable).with_name("gunicorn")
     config = ROOT / "deploy" / "gunicorn.conf.py"
     with open(log, "wb") as out:
-        server = subprocess.Popen(
+        process = subprocess.Popen(
             [gunicorn, "-c", str(config), "--access-logfile", "/dev/null", "feedsvc.web:create_app()"],
             env=env,
             stdout=out,
@@ -237,7 +256,30 @@ def bench(kind: str) -> None:
             cwd=ROOT,
         )
     try:
-        wait_until_up(port, server, log)
+        wait_until_up(port, process, log)
+        yield port, url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        drop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def count_rows(url: str) -> tuple[int, int]:
+    """(subscribers, outbox rows) in the database at `url`."""
+    database = Database(url)
+    with database.session(readonly=True) as s:
+        subscribers = s.scalar(select(func.count()).select_from(Subscriber)) or 0
+        rows = s.scalar(select(func.count()).select_from(OutboxMessage)) or 0
+    database.dispose()
+    return subscribers, rows
+
+
+def bench(kind: str) -> None:
+    with server(kind) as (port, url):
         clients = [Client(port) for _ in range(CLIENTS)]
         for client in clients:
             client.start_session()
@@ -250,22 +292,13 @@ def bench(kind: str) -> None:
         health, signup = combine("healthz", healths), combine("signup", signups)
         for client in clients:
             client.close()
-        database = Database(url)
-        with database.session(readonly=True) as s:
-            subscribers = s.scalar(select(func.count()).select_from(Subscriber))
-            rows = s.scalar(select(func.count()).select_from(OutboxMessage))
-        database.dispose()
         expected = len(signup.latencies) + WARMUP // CLIENTS * CLIENTS
+        deadline = time.monotonic() + 60  # sign-ups may be decided after the answer: wait for them
+        while count_rows(url) != (expected, expected) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        subscribers, rows = count_rows(url)
         if subscribers != expected or rows != expected:
             raise RuntimeError(f"expected {expected} subscribers and outbox rows, found {subscribers} and {rows}")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        drop()
-        shutil.rmtree(folder, ignore_errors=True)
 
     workers = os.environ.get("FEEDSVC_WEB_WORKERS") or str((os.cpu_count() or 1) * 2 + 1)
     print(
@@ -281,15 +314,107 @@ def bench(kind: str) -> None:
     print(f"  sign-up p99 as a ratio to /healthz p99: {signup.p99 / health.p99:.2f}")
 
 
+def best_threshold(first: list[float], second: list[float]) -> tuple[float, bool, float]:
+    """The single latency threshold that best names the class of one sample: (threshold, whether `first`
+    is the faster class, its accuracy on these samples, balanced)."""
+    marked = sorted([(x, 0) for x in first] + [(x, 1) for x in second])
+    below = [0, 0]  # samples of each class at or under the threshold so far
+    best = (float("-inf"), True, 0.5)
+    for value, label in marked:
+        below[label] += 1
+        accuracy = (below[0] / len(first) + (len(second) - below[1]) / len(second)) / 2
+        for first_faster, score in ((True, accuracy), (False, 1 - accuracy)):
+            if score > best[2]:
+                best = (value, first_faster, score)
+    return best
+
+
+def told_apart(first: list[float], second: list[float]) -> tuple[float, float]:
+    """How often one threshold names the class of a sample: (on the samples it was chosen on, on fresh ones).
+
+    The first figure is what the threshold that fits these samples best scores on them; with 200 samples
+    per class it is about 54% even for two identical distributions (it fits the noise). The second
+    chooses the threshold on the even samples and scores it on the odd ones, as an attacker would have
+    to: 50% is a coin toss.
+    """
+    in_sample = best_threshold(first, second)[2]
+    threshold, first_faster, _ = best_threshold(first[::2], second[::2])
+    fresh_first, fresh_second = first[1::2], second[1::2]
+    hits_first = sum((x <= threshold) == first_faster for x in fresh_first) / len(fresh_first)
+    hits_second = sum((x <= threshold) != first_faster for x in fresh_second) / len(fresh_second)
+    return in_sample, (hits_first + hits_second) / 2
+
+
+def timed(call: Callable[[str], int], email: str) -> float:
+    started = time.perf_counter()
+    status = call(email)
+    elapsed = time.perf_counter() - started
+    if status != 200:
+        raise RuntimeError(f"HTTP {status} for {email}")
+    return elapsed
+
+
+def timing_case(client: Client, call: Callable[[str], int], classes: dict[str, list[str]]) -> dict[str, list[float]]:
+    """Each class's addresses through `call`, interleaved in random order; the latencies per class."""
+    order = [(name, email) for name, emails in classes.items() for email in emails]
+    random.Random(16).shuffle(order)
+    samples: dict[str, list[float]] = {name: [] for name in classes}
+    for name, email in order:
+        samples[name].append(timed(call, email))
+    return samples
+
+
+def bench_timing(kind: str) -> None:
+    with server(kind) as (port, url):
+        client = Client(port)
+        client.start_session()
+        for n in range(WARMUP):
+            client.signup(f"warm-{n}@bench.example.org")
+        known = [f"known-{n}@bench.example.org" for n in range(SAMPLES)]
+        for email in known:
+            client.signup(email)
+        time.sleep(2)  # let any deferred work finish, then make every last mail old
+        database = Database(url)
+        with database.session() as s:
+            s.execute(Subscriber.__table__.update().values(notified_at=None))
+        database.dispose()
+        manage = timing_case(
+            client,
+            client.manage,
+            {"unknown": [f"nobody-{n}@bench.example.org" for n in range(SAMPLES)], "known": known},
+        )
+        recent = [f"recent-{n}@bench.example.org" for n in range(SAMPLES)]
+        for email in recent:
+            client.signup(email)
+        time.sleep(2)
+        signup = timing_case(
+            client,
+            client.signup,
+            {"never seen": [f"new-{n}@bench.example.org" for n in range(SAMPLES)], "mailed": recent},
+        )
+        client.close()
+    print(f"database {kind}; timing, one client, {SAMPLES} samples per class, interleaved")
+    for case, samples in (("/manage first contact", manage), ("/subscribe within 10 min", signup)):
+        (a, first), (b, second) = samples.items()
+        medians = f"{a} {statistics.median(first) * 1000:6.2f} ms   {b} {statistics.median(second) * 1000:6.2f} ms"
+        fitted, fresh = told_apart(first, second)
+        print(f"  {case:26} {medians}   told apart {fitted * 100:4.1f}% (fitted), {fresh * 100:4.1f}% (fresh samples)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
-    kinds = ["sqlite", "postgresql"] if (choice := parser.parse_args().database) == "both" else [choice]
+    parser.add_argument("--part", choices=["throughput", "timing", "both"], default="both")
+    args = parser.parse_args()
+    kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     for kind in kinds:
         if kind == "postgresql" and not _postgres_up():
             print("database postgresql: not reachable at 127.0.0.1:5432; skipped")
             continue
-        bench(kind)
+        if args.part in ("throughput", "both"):
+            bench(kind)
+        if args.part in ("timing", "both"):
+            bench_timing(kind)
 
 
 def _postgres_up() -> bool:

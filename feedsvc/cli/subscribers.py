@@ -9,7 +9,7 @@ import click
 
 from feedsvc.cli.context import get_settings, open_database
 from feedsvc.db.models import SUBSCRIBER_STATUSES
-from feedsvc.subscribers import importer, subscriptions
+from feedsvc.subscribers import importer, privacy
 
 
 @click.group("subscribers")
@@ -22,7 +22,7 @@ def subscribers_group() -> None:
 def export_command(status: str | None) -> None:
     """Print every subscriber as CSV: email, status, sections (slugs separated by ';')."""
     with open_database(get_settings()) as database, database.session(readonly=True) as session:
-        subscriptions.write_export(session, sys.stdout, status)
+        privacy.write_export(session, sys.stdout, status)
 
 
 @subscribers_group.command("import")

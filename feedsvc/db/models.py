@@ -7,6 +7,7 @@
 - `OutboxMessage`: one row per mail to send, transactional (confirm, manage) and issue mail alike.
 - `RateLimit`: fixed-window counters shared by every web process (per client, per action).
 - `PublishedIssue`: each published issue, its Markdown as published, and the state of its send.
+- `SubscriptionRequest`: sign-up and manage-link requests waiting to be decided (after the web answer).
 
 Every timestamp is timezone-aware UTC in Python (`UTCDateTime`), whatever the database stores.
 """
@@ -50,6 +51,8 @@ SUBSCRIBER_STATUSES = (PENDING, ACTIVE, UNSUBSCRIBED, BOUNCED)
 
 # Outbox message kinds, states and priorities (lower is sent first).
 KIND_CONFIRM, KIND_MANAGE, KIND_ISSUE = "confirm", "manage", "issue"
+# A confirmation asked for an unsubscribed or bounced address: sent only while it is still so.
+KIND_RECONFIRM = "reconfirm"
 QUEUED, SENDING, SENT, FAILED, CANCELLED, SKIPPED = "queued", "sending", "sent", "failed", "cancelled", "skipped"
 OUTBOX_STATES = (QUEUED, SENDING, SENT, FAILED, CANCELLED, SKIPPED)
 PRIORITY_TRANSACTIONAL, PRIORITY_BULK = 0, 100
@@ -253,3 +256,18 @@ class PublishedIssue(Base):
     skipped_no_sections: Mapped[int] = mapped_column(Integer, default=0)
     published_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class SubscriptionRequest(Base):
+    """A sign-up or manage-link request, decided after the web answer so that its timing says nothing
+    about the address (see feedsvc.subscribers.requests; migration 0005)."""
+
+    __tablename__ = "subscription_requests"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))  # subscribe, manage
+    email: Mapped[str] = mapped_column(String(320))  # normalised
+    sections: Mapped[str] = mapped_column(String(512), default="")  # slugs joined by ';'
+    lang: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]

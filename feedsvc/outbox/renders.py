@@ -22,7 +22,7 @@ from feedsvc.mail.transport import Envelope, prepare
 from feedsvc.outbox import sends
 from feedsvc.outbox.queue import Job
 from feedsvc.outbox.rules import stored_message
-from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers import tokens
 
 __all__ = ["VariantCache"]
 
@@ -96,8 +96,8 @@ class VariantCache:
         rendered = self.rendered(job.issue_number, job.sections or "", job.lang)
         settings, publication = self.settings, self.settings.publication
         links = mail_message.Links(
-            manage=subscriptions.link(settings, subscriptions.MANAGE, job.subscriber_id, job.token_version),
-            unsubscribe=subscriptions.link(settings, subscriptions.UNSUBSCRIBE, job.subscriber_id, job.token_version),
+            manage=tokens.link(settings, tokens.MANAGE, job.subscriber_id, job.token_version),
+            unsubscribe=tokens.link(settings, tokens.UNSUBSCRIBE, job.subscriber_id, job.token_version),
         )
         message_id = mail_message.make_message_id(publication, "issue", job.issue_number, job.id)
         built = mail_message.build_message(rendered, job.recipient, links, publication, message_id=message_id)

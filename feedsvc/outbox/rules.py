@@ -19,13 +19,16 @@ from sqlalchemy.orm import Session
 
 from feedsvc.db.models import (
     ACTIVE,
+    BOUNCED,
     KIND_CONFIRM,
     KIND_ISSUE,
     KIND_MANAGE,
+    KIND_RECONFIRM,
     PENDING,
     PRIORITY_TRANSACTIONAL,
     QUEUED,
     SUBSCRIBER_STATUSES,
+    UNSUBSCRIBED,
     OutboxMessage,
 )
 from feedsvc.mail import notices
@@ -35,6 +38,7 @@ __all__ = ["SEND_TO", "queue_notice", "stored_message"]
 # Which subscriber statuses a kind of mail may still go to when it is sent.
 SEND_TO: Mapping[str, tuple[str, ...]] = {
     KIND_CONFIRM: (PENDING,),
+    KIND_RECONFIRM: (UNSUBSCRIBED, BOUNCED),
     KIND_MANAGE: SUBSCRIBER_STATUSES,  # an unsubscribed reader still downloads, erases or resubscribes
     KIND_ISSUE: (ACTIVE,),
 }

@@ -1,10 +1,15 @@
-"""Read a subscriber CSV for `feedsvc subscribers import`. Pure: bytes in, rows and line-numbered problems out.
+"""The subscriber CSV: read it for `feedsvc subscribers import` (bytes in, rows and line-numbered problems
+out) and write it safely for `subscribers export`. Pure.
 
 The file is the counterpart of `subscribers export`: a header row naming at least ``email``, optionally
 ``sections`` (slugs separated by ``;``, empty meaning every section) and ``status`` (as export writes it).
 Every bad row is reported with its line number in the file and skipped; every good row is kept, so one
 typo never costs the rest of the import. Rows an export marked ``unsubscribed`` or ``bounced`` are never
 imported: re-importing an export must not bring back people who left.
+
+Cells are written so that no spreadsheet runs them (OWASP "CSV injection"): a cell that starts with
+``= + - @``, a tab or a carriage return (or with the escaping quote itself) gets a leading ``'``, which
+spreadsheets take as "this is text"; the reader drops exactly that quote again, so an export round-trips.
 """
 
 from __future__ import annotations
@@ -13,11 +18,40 @@ import csv
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TextIO
 
 from feedsvc.config import choose_sections
 
 #: export statuses that may be imported; anything else is skipped with a note.
 IMPORTABLE_STATUSES = frozenset({"", "active", "pending"})
+#: a cell starting with one of these is a formula to a spreadsheet (or the escape itself): written as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+TEXT_MARK = "'"
+
+
+def text_cell(value: str) -> str:
+    """`value` as a CSV cell a spreadsheet shows as text, never runs as a formula."""
+    return TEXT_MARK + value if value.startswith(FORMULA_STARTS) else value
+
+
+def cell_text(cell: str) -> str:
+    """The value `text_cell` wrote: the leading text mark dropped again (any other cell as it is)."""
+    return cell[1:] if cell.startswith(TEXT_MARK) and cell[1:].startswith(FORMULA_STARTS) else cell
+
+
+class _TextCells:
+    """A csv writer whose every cell goes through `text_cell`."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._writer = csv.writer(out, lineterminator="\n")
+
+    def writerow(self, row: Iterable[str]) -> None:
+        self._writer.writerow([text_cell(str(cell)) for cell in row])
+
+
+def csv_writer(out: TextIO) -> _TextCells:
+    """The one CSV writer of subscriber lists: cells formula-safe (see the module docstring)."""
+    return _TextCells(out)
 
 
 @dataclass(frozen=True)
@@ -68,7 +102,7 @@ def parse_csv(
 ) -> ParsedCsv:
     """Parse a subscriber CSV (UTF-8, a BOM accepted); see the module docstring for the format.
 
-    `normalise` is the one definition of an address (`subscriptions.normalise_email`): it returns the
+    `normalise` is the one definition of an address (`addresses.normalise_email`): it returns the
     stored form or raises ValueError with the reason.
     """
     known = tuple(known_sections)
@@ -119,7 +153,7 @@ def parse_csv(
 
         def field(name: str, record: list[str] = record) -> str:
             index = at.get(name)
-            return record[index].strip() if index is not None and index < len(record) else ""
+            return cell_text(record[index].strip()).strip() if index is not None and index < len(record) else ""
 
         raw = field("email")
         if not raw:

@@ -3,7 +3,8 @@
 Rules, in the order they apply to each good row of the CSV (`feedsvc.csv_import` reads it):
 
 * an address on the suppression list (erased, or suppressed by the publisher) is never added again;
-* an address that unsubscribed or bounced here is not re-added: their choice, made here, wins over a list;
+* an address that ever unsubscribed, bounced or complained here is never re-activated, whatever its
+  status now: their choice, made here, wins over a list (only their own confirmation brings them back);
 * an active subscriber is left as they are (their own section choices win over the list's);
 * a pending one becomes active when the import is `consented`, else is left pending;
 * a new address becomes active with `consented` (the publisher vouches for consent given elsewhere);
@@ -24,7 +25,9 @@ from feedsvc.config import Settings
 from feedsvc.db.engine import insert_for, utcnow
 from feedsvc.db.models import ACTIVE, PENDING, Subscriber, SubscriberEvent, SubscriberSection, Suppression
 from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers.addresses import normalise_email
 from feedsvc.subscribers.csvfile import ParsedCsv, RowProblem, parse_csv
+from feedsvc.subscribers.privacy import email_hash
 
 CHUNK = 500
 
@@ -36,7 +39,7 @@ class ImportResult:
     activated: int = 0  # new or pending addresses made active (--consented)
     confirmations: int = 0  # new addresses that were sent a confirmation mail
     unchanged: int = 0  # already active, or pending and not consented
-    left: int = 0  # unsubscribed or bounced here earlier: not re-added
+    left: int = 0  # unsubscribed, bounced or complained here earlier: not re-activated
     suppressed: int = 0  # erased or suppressed: never re-added
     throttled: int = 0  # a confirmation was sent moments ago; not another one
     errors: list[RowProblem] = field(default_factory=list)
@@ -45,7 +48,7 @@ class ImportResult:
 
 def read(data: bytes, settings: Settings) -> ParsedCsv:
     """Parse a subscriber CSV with the subscription rules' own address normalisation."""
-    return parse_csv(data, settings.publication.slugs, normalise=subscriptions.normalise_email)
+    return parse_csv(data, settings.publication.slugs, normalise=normalise_email)
 
 
 def import_rows(
@@ -58,7 +61,7 @@ def import_rows(
     for start in range(0, len(parsed.rows), CHUNK):
         rows = parsed.rows[start : start + CHUNK]
         emails = [r.email for r in rows]
-        hashes = {subscriptions.email_hash(e): e for e in emails}
+        hashes = {email_hash(e): e for e in emails}
         suppressed = {
             hashes[h] for h in session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes)))
         }
@@ -68,13 +71,16 @@ def import_rows(
                 select(Subscriber.id, Subscriber.email, Subscriber.status).where(Subscriber.email.in_(emails))
             )
         }
+        left = subscriptions.ever_left(session, (sid for sid, _ in existing.values()))
         for row in rows:
             sections = list(row.sections) or everything
             if row.email in suppressed:
                 result.suppressed += 1
             elif row.email in existing:
                 sid, status = existing[row.email]
-                if status == ACTIVE:
+                if sid in left and status != ACTIVE:
+                    result.left += 1
+                elif status == ACTIVE:
                     result.unchanged += 1
                 elif status == PENDING and consented:
                     _activate(session, sid, sections, now)

@@ -11,13 +11,14 @@ from feedsvc.config import Settings, load_settings
 
 def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     """The web app. `settings` default to feedsvc.toml plus the environment; `config` goes to app.config."""
-    from feedsvc.web import admin, database, language, public, subscribe
+    from feedsvc.web import admin, database, language, public, security, subscribe
 
     settings = settings or load_settings()
     app = Flask(__name__, template_folder=str(settings.templates_dir), static_folder=None)
     app.config.update(SECRET_KEY=settings.secret_key, FEEDSVC_SETTINGS=settings, **config)
     app.extensions["feedsvc.settings"] = settings
     database.init_app(app, settings)
+    security.init_app(app, settings)
     language.init_app(app, settings)
     public.init_app(app, settings)
     subscribe.init_app(app, settings)

@@ -42,7 +42,8 @@ from feedsvc.mail import newsletter, samples
 from feedsvc.mail.transport import TransportFailure
 from feedsvc.outbox import sends
 from feedsvc.publishing import PublishError, publish_issue
-from feedsvc.subscribers import importer, subscriptions
+from feedsvc.subscribers import importer, privacy
+from feedsvc.subscribers.addresses import InvalidAddress, normalise_email
 from feedsvc.web.database import get_db, get_settings
 from feedsvc.web.language import page_language, t
 from feedsvc.web.security import client_address, csrf_ok, csrf_token
@@ -216,9 +217,9 @@ def send_test(number: int) -> Response:
     issue = _find_issue(number).issue
     assert issue is not None
     try:
-        address = subscriptions.normalise_email(request.form.get("address", ""))
+        address = normalise_email(request.form.get("address", ""))
         rendered = _render(issue)
-    except subscriptions.InvalidAddress as exc:
+    except InvalidAddress as exc:
         return _back(number, "✗ " + t("地址无效：{reason}", reason=exc))
     except mail_message.EmailError as exc:
         return _back(number, f"✗ {exc}")
@@ -306,7 +307,7 @@ def export_csv() -> Response:
         abort(400, description=f"unknown status {status!r}")
     out = io.StringIO()
     with get_db().session(readonly=True) as s:
-        subscriptions.write_export(s, out, status)
+        privacy.write_export(s, out, status)
     return Response(
         out.getvalue(),
         mimetype="text/csv",

@@ -1,17 +1,72 @@
-"""CSRF protection for the app's forms: a random token per browser session, checked on every POST.
+"""The web app's one security policy: response headers, trusted hosts, absolute URLs, and CSRF tokens.
 
-Forms put `csrf_token()` in a hidden field named `csrf_token`; handlers call `csrf_ok()`. The RFC 8058
-one-click unsubscribe POST is the one state change that deliberately takes no token.
+- Every response gets ``nosniff``, ``Referrer-Policy: no-referrer`` (token URLs must never leak), no
+  framing (``frame-ancestors 'none'`` and ``X-Frame-Options``), and a CSP that fits what it is: an HTML
+  page may show images and post forms to this site only, never run a script; a feed, JSON or CSV
+  document gets ``default-src 'none'; sandbox``. A blueprint may set a stricter CSP of its own.
+- No server software version is shown (Werkzeug's development server otherwise names itself and Python).
+- Only requests for the host of FEEDSVC_BASE_URL (and loopback, for development, tests and health
+  checks on the machine) are served (Flask's TRUSTED_HOSTS); any other Host header answers 400. A redirect
+  that Flask makes absolute from the Host header (``/issues`` → ``/issues/``) is rebuilt on the base URL.
+- Forms put `csrf_token()` in a hidden field named `csrf_token`; handlers call `csrf_ok()`. The RFC 8058
+  one-click unsubscribe POST is the one state change that deliberately takes no token.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from urllib.parse import urlsplit, urlunsplit
 
-from flask import request, session
+from flask import Flask, Response, request, session
+
+from feedsvc.config import Settings
 
 CSRF_FIELD = "csrf_token"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+#: HTML pages: inline styles (the templates use them), images from here or https, forms to here only.
+PAGE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+#: pages that carry a subscriber's token: not even a remote image.
+LINK_PAGE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+#: everything that is not HTML (feeds, JSON, CSV, text): nothing runs even if a browser renders it.
+DOCUMENT_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
+HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+SERVER_NAME = "feedsvc"
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Install the policy on every response of `app`, and serve only the base URL's host (and loopback)."""
+    app.config["TRUSTED_HOSTS"] = trusted_hosts(settings.base_url)
+    base = urlsplit(settings.base_url)
+
+    @app.after_request
+    def secure(response: Response) -> Response:
+        html = response.mimetype == "text/html"
+        response.headers.setdefault("Content-Security-Policy", PAGE_POLICY if html else DOCUMENT_POLICY)
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        if "gunicorn" not in request.environ.get("SERVER_SOFTWARE", ""):  # gunicorn names no version
+            response.headers["Server"] = SERVER_NAME
+        location = urlsplit(response.headers.get("Location", ""))
+        if location.netloc and location.netloc == request.host:
+            response.headers["Location"] = urlunsplit((base.scheme, base.netloc, *location[2:]))
+        return response
+
+
+def trusted_hosts(base_url: str) -> list[str]:
+    """The Host names requests may carry: the base URL's, and loopback."""
+    host = urlsplit(base_url).hostname or "localhost"
+    return list(dict.fromkeys([host, *LOOPBACK_HOSTS]))
 
 
 def csrf_token() -> str:

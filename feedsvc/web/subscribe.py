@@ -1,4 +1,4 @@
-"""Subscription pages: sign up, confirm, manage, unsubscribe (one-click too). A thin shell over feedsvc.subscriptions.
+"""Subscription pages: sign up, confirm, manage, unsubscribe (one-click too). A thin shell over feedsvc.subscribers.
 
 Rules every handler keeps:
 
@@ -6,7 +6,8 @@ Rules every handler keeps:
 - Every form POST carries a CSRF token tied to the session cookie, except the RFC 8058 one-click
   unsubscribe (``List-Unsubscribe=One-Click``), which needs no cookie and no token and answers 200.
 - Sign-up and manage-link requests give the same answer whatever the address's state (no enumeration),
-  are rate limited per client (a counter in the database, shared by every process), and have a honeypot.
+  in the same time: the request is queued and decided after the answer (feedsvc.subscribers.requests).
+  They are rate limited per client (a counter in the database, shared by every process), and have a honeypot.
 - Token pages are never cached and never leak their URL in a Referer.
 """
 
@@ -21,25 +22,24 @@ from sqlalchemy.orm import Session
 
 from feedsvc import ratelimit
 from feedsvc.config import Settings
-from feedsvc.db.models import ACTIVE, PENDING, Subscriber
-from feedsvc.subscribers import subscriptions
-from feedsvc.subscribers.subscriptions import InvalidAddress, NoSections, TokenError
+from feedsvc.db.models import ACTIVE, Subscriber
+from feedsvc.subscribers import privacy, requests, subscriptions, tokens
+from feedsvc.subscribers.addresses import InvalidAddress, UnsendableAddress, normalise_email
+from feedsvc.subscribers.subscriptions import NoSections
+from feedsvc.subscribers.tokens import TokenError
+from feedsvc.web.database import EXTENSION as DB_EXTENSION
 from feedsvc.web.database import get_db, get_settings
 from feedsvc.web.language import page_language, t
-from feedsvc.web.security import client_address, csrf_ok, csrf_token
+from feedsvc.web.security import LINK_PAGE_POLICY, client_address, csrf_ok, csrf_token
 
 bp = Blueprint("subscribe", __name__)
 
 HONEYPOT_FIELD = "website"
 DEFAULT_SIGNUP_LIMIT = "10/600"
+PROCESSOR = "feedsvc.subscription_requests"
+# On top of the app's policy (feedsvc.web.security): token pages are never cached, indexed or given images.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": LINK_PAGE_POLICY,
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex, nofollow",
 }
@@ -53,6 +53,8 @@ def init_app(app: Flask, settings: Settings) -> None:
         app.config["SESSION_COOKIE_SECURE"] = True
     signup_limit = ratelimit.Limit.parse(settings.extra.get("FEEDSVC_SIGNUP_RATE_LIMIT", DEFAULT_SIGNUP_LIMIT))
     app.extensions["feedsvc.signup_limit"] = signup_limit
+    # Requests are decided after the answer (timing says nothing); tests decide them at once, in the request.
+    app.extensions[PROCESSOR] = requests.Processor(app.extensions[DB_EXTENSION], settings, inline=app.testing)
 
     @app.context_processor
     def subscribe_helpers() -> dict[str, Any]:
@@ -141,11 +143,17 @@ def subscribe() -> Response:
     if not _within_limit("signup"):
         return _too_many()
     if not error and not request.form.get(HONEYPOT_FIELD):  # a bot gets the usual answer, nothing else
-        with get_db().session() as s:
-            subscriptions.subscribe(s, get_settings(), email, chosen, lang=page_language(), source="form")
+        _queue(requests.SUBSCRIBE, email, chosen)
     if error:
         return _page("web/subscribe.html", 400, error=error, email=email[:320], chosen=chosen)
     return _page("web/subscribe_sent.html")
+
+
+def _queue(action: str, email: str, sections: list[str] | None = None) -> None:
+    """Queue the request (the same work for every address); what it does is decided after the answer."""
+    with get_db().session() as s:
+        requests.queue(s, get_settings(), action, email, sections or [], lang=page_language(), source="form")
+    current_app.extensions[PROCESSOR].wake()
 
 
 def _address_error(email: str) -> str:
@@ -153,7 +161,9 @@ def _address_error(email: str) -> str:
     error = _form_error()
     if not error:
         try:
-            subscriptions.normalise_email(email)
+            normalise_email(email)
+        except UnsendableAddress:
+            error = t("本刊暂时无法投递 @ 前面含有非英文字符的地址，请换一个只用英文字母、数字和符号的地址。")
         except InvalidAddress:
             error = t("这不是一个有效的电子邮件地址。")
     return error
@@ -171,10 +181,9 @@ def confirm_page(token: str) -> Response:
     """Show what confirming does, with a button; changes nothing."""
     try:
         with get_db().session(readonly=True) as s:
-            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.CONFIRM, token)
-            if subscriber.status not in (PENDING, ACTIVE):
-                raise TokenError("stale")
-            return _page("web/confirm.html", subscriber=subscriber, sections=_labels(subscriber), done=False)
+            asked = subscriptions.confirmation(s, get_settings(), token)
+            labels = _labels(asked.sections)
+            return _page("web/confirm.html", subscriber=asked.subscriber, sections=labels, done=False)
     except TokenError as error:
         return _token_error(error)
 
@@ -186,13 +195,13 @@ def confirm(token: str) -> Response:
         return _page("web/csrf_error.html", 400, back=request.path)
     try:
         with get_db().session() as s:
-            already = subscriptions.resolve(s, get_settings(), subscriptions.CONFIRM, token).status == ACTIVE
+            already = tokens.resolve(s, get_settings(), tokens.CONFIRM, token).status == ACTIVE
             subscriber = subscriptions.confirm(s, get_settings(), token)
             manage = _manage_url(subscriber)
             return _page(
                 "web/confirm.html",
                 subscriber=subscriber,
-                sections=_labels(subscriber),
+                sections=_labels(subscriber.section_slugs),
                 done=True,
                 already=already,
                 manage_url=manage,
@@ -218,8 +227,7 @@ def manage_request() -> Response:
     if not _within_limit("signup"):
         return _too_many()
     if not error and not request.form.get(HONEYPOT_FIELD):
-        with get_db().session() as s:
-            subscriptions.request_manage_link(s, get_settings(), email)
+        _queue(requests.MANAGE_LINK, email)
     if error:
         return _page("web/manage_request.html", 400, email=email[:320], error=error)
     return _page("web/subscribe_sent.html", manage=True)
@@ -230,7 +238,7 @@ def manage(token: str) -> Response:
     """The subscriber's own page: status, sections, and every action."""
     try:
         with get_db().session(readonly=True) as s:
-            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.MANAGE, token)
+            subscriber = tokens.resolve(s, get_settings(), tokens.MANAGE, token)
             return _page(
                 "web/manage.html",
                 subscriber=subscriber,
@@ -263,7 +271,7 @@ def manage_action(token: str) -> Response:
         return _page("web/csrf_error.html", 400, back=request.path)
     try:
         with get_db().session() as s:
-            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.MANAGE, token, lock=True)
+            subscriber = tokens.resolve(s, get_settings(), tokens.MANAGE, token, lock=True)
             return handler(s, subscriber, token)
     except TokenError as error:
         return _token_error(error)
@@ -297,7 +305,7 @@ def _resubscribe(s: Session, subscriber: Subscriber, token: str) -> Response:
 
 @_action("export")
 def _export(s: Session, subscriber: Subscriber, token: str) -> Response:
-    body = subscriptions.export_json(s, subscriber)
+    body = privacy.export_json(s, subscriber)
     response = Response(body, mimetype="application/json")
     response.headers["Content-Disposition"] = 'attachment; filename="my-subscription.json"'
     return response
@@ -306,14 +314,14 @@ def _export(s: Session, subscriber: Subscriber, token: str) -> Response:
 @_action("reset")
 def _reset(s: Session, subscriber: Subscriber, token: str) -> Response:
     subscriptions.reset_links(s, subscriber)
-    return _back(_token_for(subscriber, subscriptions.MANAGE), done="reset")
+    return _back(_token_for(subscriber, tokens.MANAGE), done="reset")
 
 
 @_action("erase")
 def _erase(s: Session, subscriber: Subscriber, token: str) -> Response:
     if request.form.get("confirm") != "yes":
         return _back(token, error="erase-unconfirmed")
-    subscriptions.erase(s, subscriber)
+    privacy.erase(s, subscriber)
     return _page("web/erased.html")
 
 
@@ -325,7 +333,7 @@ def unsubscribe_page(token: str) -> Response:
     """Ask before unsubscribing; changes nothing."""
     try:
         with get_db().session(readonly=True) as s:
-            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.UNSUBSCRIBE, token)
+            subscriber = tokens.resolve(s, get_settings(), tokens.UNSUBSCRIBE, token)
             return _page("web/unsubscribe.html", subscriber=subscriber, done=False)
     except TokenError as error:
         return _token_error(error)
@@ -339,7 +347,7 @@ def unsubscribe(token: str) -> Response:
         return _page("web/csrf_error.html", 400, back=request.path)
     try:
         with get_db().session() as s:
-            subscriber = subscriptions.resolve(s, get_settings(), subscriptions.UNSUBSCRIBE, token, lock=True)
+            subscriber = tokens.resolve(s, get_settings(), tokens.UNSUBSCRIBE, token, lock=True)
             subscriptions.unsubscribe(s, subscriber, how="one-click" if one_click else "unsubscribe page")
             manage = _manage_url(subscriber)
             return _page("web/unsubscribe.html", subscriber=subscriber, done=True, manage_url=manage)
@@ -351,12 +359,12 @@ def unsubscribe(token: str) -> Response:
 
 
 def _token_for(subscriber: Subscriber, purpose: str) -> str:
-    return subscriptions.make_token(get_settings(), purpose, subscriber.id, subscriber.token_version)
+    return tokens.make_token(get_settings(), purpose, subscriber.id, subscriber.token_version)
 
 
 def _manage_url(subscriber: Subscriber) -> str:
-    return url_for("subscribe.manage", token=_token_for(subscriber, subscriptions.MANAGE))
+    return url_for("subscribe.manage", token=_token_for(subscriber, tokens.MANAGE))
 
 
-def _labels(subscriber: Subscriber) -> list[str]:
-    return [c["label"] for c in section_choices(subscriber.section_slugs) if c["checked"]]
+def _labels(sections: list[str]) -> list[str]:
+    return [c["label"] for c in section_choices(sections) if c["checked"]]

@@ -14,7 +14,7 @@ from feedsvc.cli import main
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database
 from feedsvc.db.models import ACTIVE, BOUNCED, KIND_CONFIRM, PENDING, UNSUBSCRIBED, OutboxMessage, Subscriber
-from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers import privacy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,7 +89,7 @@ def test_subscribers_import(db: Database, settings: Settings, tmp_path: Path) ->
                 ("bounced@example.org", BOUNCED, ["research"]),
             ],
         )
-        subscriptions.suppress(session, "erased@example.org", reason="erased")
+        privacy.suppress(session, "erased@example.org", reason="erased")
     csv_file = tmp_path / "list.csv"
     csv_file.write_text(
         "email,sections\n"
@@ -114,9 +114,7 @@ def test_subscribers_import(db: Database, settings: Settings, tmp_path: Path) ->
         people = {str(e): str(s) for e, s in session.execute(select(Subscriber.email, Subscriber.status))}
         confirmations = set(session.scalars(select(OutboxMessage.recipient).where(OutboxMessage.kind == KIND_CONFIRM)))
         sections = {
-            e: s
-            for e, _, s in subscriptions.subscriber_rows(session)
-            if e in ("new@example.org", "everything@example.org")
+            e: s for e, _, s in privacy.subscriber_rows(session) if e in ("new@example.org", "everything@example.org")
         }
     assert people["new@example.org"] == PENDING and people["left@example.org"] == UNSUBSCRIBED
     assert "erased@example.org" not in people and "broken" not in people

@@ -11,8 +11,8 @@ import pytest
 from feedsvc.cli.progress import Counts, ProgressBar, format_duration, format_line
 from feedsvc.config import ConfigError
 from feedsvc.outbox.retry import RetryPolicy
+from feedsvc.subscribers.addresses import normalise_email
 from feedsvc.subscribers.csvfile import parse_csv, parse_sections
-from feedsvc.subscribers.subscriptions import normalise_email
 
 T0 = dt.datetime(2024, 1, 22, 8, 0, tzinfo=dt.UTC)
 SLUGS = ("industry", "content", "technology", "capital", "people", "research")

@@ -344,7 +344,6 @@ def test_a_claimed_row_goes_out_as_the_built_message_byte_for_byte(
 
     from feedsvc.mail import message as mail_message
     from feedsvc.outbox.queue import claim
-    from feedsvc.subscribers import subscriptions
 
     subscribe_many(db, 1, ["industry"])
     publish(db, seed_issue)
@@ -360,9 +359,11 @@ def test_a_claimed_row_goes_out_as_the_built_message_byte_for_byte(
         (job.recipient,),
         message_id,
     )
+    from feedsvc.subscribers import tokens
+
     links = mail_message.Links(
-        manage=subscriptions.link(settings, subscriptions.MANAGE, job.subscriber_id, job.token_version),
-        unsubscribe=subscriptions.link(settings, subscriptions.UNSUBSCRIBE, job.subscriber_id, job.token_version),
+        manage=tokens.link(settings, tokens.MANAGE, job.subscriber_id, job.token_version),
+        unsubscribe=tokens.link(settings, tokens.UNSUBSCRIBE, job.subscriber_id, job.token_version),
     )
     sent_at = parsedate_to_datetime(str(message_from_bytes(data)["Date"]))
     rendered = cache.rendered(seed_issue.number, job.sections or "", job.lang)

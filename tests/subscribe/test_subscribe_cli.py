@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from feedsvc.cli import main
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, head_revision
-from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers import subscriptions, tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,18 +75,18 @@ def test_sqlite_connections_have_foreign_keys_wal_and_a_busy_timeout(tmp_path: P
 def test_subscribers_export_csv(db: Database, settings: Settings, database_url: str) -> None:
     with db.session() as s:
         subscriptions.subscribe(s, settings, "b@example.org", ["research", "industry"])
-        subscriptions.subscribe(s, settings, "a.读者@example.org", ["people"])
+        subscriptions.subscribe(s, settings, "a.reader@例子.广告", ["people"])
     with db.session(readonly=True) as s:
         from feedsvc.db.models import Subscriber
 
         b = s.scalars(sa.select(Subscriber).where(Subscriber.email == "b@example.org")).one()
     with db.session() as s:
-        subscriptions.confirm(s, settings, subscriptions.make_token(settings, "confirm", b.id, b.token_version))
+        subscriptions.confirm(s, settings, tokens.make_token(settings, "confirm", b.id, b.token_version))
     code, out = run(["subscribers", "export"], settings, database_url)
     assert code == 0
     assert list(csv.reader(io.StringIO(out))) == [
         ["email", "status", "sections"],
-        ["a.读者@example.org", "pending", "people"],
+        ["a.reader@xn--fsqu00a.xn--4rr70v", "pending", "people"],
         ["b@example.org", "active", "industry;research"],
     ]
     code, out = run(["subscribers", "export", "--status", "active"], settings, database_url)

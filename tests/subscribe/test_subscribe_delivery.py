@@ -18,7 +18,7 @@ from feedsvc.db.models import ACTIVE, SENT, SKIPPED, UNSUBSCRIBED, OutboxMessage
 from feedsvc.mail.transport import Envelope
 from feedsvc.outbox import housekeeping
 from feedsvc.outbox.worker import SendWorker, WorkerStats
-from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers import subscriptions, tokens
 
 
 class Recorder:
@@ -73,7 +73,7 @@ def test_a_confirmation_is_skipped_once_the_reader_confirmed_and_a_manage_link_s
 ) -> None:
     subscriber_id = signup(db, settings, "reader@example.org", now=utcnow() - timedelta(hours=1))
     with db.session() as s:  # confirmed through an earlier link before this confirmation went out
-        subscriptions.confirm(s, settings, subscriptions.make_token(settings, "confirm", subscriber_id, 1))
+        subscriptions.confirm(s, settings, tokens.make_token(settings, "confirm", subscriber_id, 1))
     with db.session() as s:  # then unsubscribed, and asked for a manage link to download their data
         s.execute(Subscriber.__table__.update().values(status=UNSUBSCRIBED))
     with db.session() as s:

@@ -1,9 +1,10 @@
-"""feedsvc.subscribers.subscriptions without the web: workflow, tokens, throttling, export, erasure."""
+"""feedsvc.subscribers without the web: workflow, tokens, throttling, export, erasure."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -26,8 +27,11 @@ from feedsvc.db.models import (
     SubscriberSection,
     Suppression,
 )
-from feedsvc.subscribers import subscriptions
-from feedsvc.subscribers.subscriptions import CONFIRM, MANAGE, UNSUBSCRIBE, InvalidAddress, NoSections, TokenError
+from feedsvc.outbox.rules import stored_message
+from feedsvc.subscribers import addresses, privacy, subscriptions, tokens
+from feedsvc.subscribers.addresses import InvalidAddress
+from feedsvc.subscribers.subscriptions import NoSections
+from feedsvc.subscribers.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, TokenError
 
 
 def count(db: Database, model: type) -> int:
@@ -49,7 +53,16 @@ def subscriber(db: Database, email: str) -> Subscriber:
 
 def token_of(settings: Settings, db: Database, email: str, purpose: str) -> str:
     sub = subscriber(db, email)
-    return subscriptions.make_token(settings, purpose, sub.id, sub.token_version)
+    return tokens.make_token(settings, purpose, sub.id, sub.token_version)
+
+
+def last_confirm_token(db: Database) -> str:
+    """The token of the confirmation link in the newest confirmation mail of the outbox."""
+    [*_, row] = [m for m in outbox(db) if m.kind in ("confirm", "reconfirm")]
+    text = stored_message(row.id, row.kind, row.message).get_body(("plain",)).get_content()
+    match = re.search(r"/confirm/([A-Za-z0-9._-]+)", text)
+    assert match, text
+    return match.group(1)
 
 
 def confirmed(db: Database, settings: Settings, email: str, sections: list[str]) -> Subscriber:
@@ -68,18 +81,21 @@ def confirmed(db: Database, settings: Settings, email: str, sections: list[str])
     [
         ("Reader@Example.ORG", "reader@example.org"),
         ("  reader@example.org \n", "reader@example.org"),
-        ("用户@例子.广告", "用户@例子.广告"),
-        ("a@xn--fsqu00a.xn--4rr70v", "a@例子.广告"),
+        ("a@例子.广告", "a@xn--fsqu00a.xn--4rr70v"),  # the IDNA domain, which a To: header can carry
+        ("a@xn--fsqu00a.xn--4rr70v", "a@xn--fsqu00a.xn--4rr70v"),
+        ("ａ@ｅｘａｍｐｌｅ.ｃｏｍ", "a@example.com"),  # full-width: NFKC before anything else
     ],
 )
 def test_addresses_are_normalised(raw: str, normalised: str) -> None:
-    assert subscriptions.normalise_email(raw) == normalised
+    assert addresses.normalise_email(raw) == normalised
 
 
-@pytest.mark.parametrize("raw", ["", "plain", "a@b", "a@localhost", "a@@example.org", "a b@example.org", "x" * 300])
+@pytest.mark.parametrize(
+    "raw", ["", "plain", "a@b", "a@localhost", "a@@example.org", "a b@example.org", "x" * 300, "用户@例子.广告"]
+)
 def test_bad_addresses_are_refused(raw: str) -> None:
     with pytest.raises(InvalidAddress):
-        subscriptions.normalise_email(raw)
+        addresses.normalise_email(raw)
 
 
 # --- subscribing ------------------------------------------------------------------------------------
@@ -174,8 +190,13 @@ def test_unsubscribe_cancels_queued_mail_and_resubscribing_needs_confirmation(db
     with db.session() as s:
         outcome = subscriptions.subscribe(s, settings, sub.email, ["capital"], now=now + timedelta(minutes=11))
     assert outcome.action == "confirm_queued"
+    # Asking again changes nothing until the owner confirms from the new mail (issue 16: consent).
     again = subscriber(db, sub.email)
-    assert (again.status, again.section_slugs) == (PENDING, ["capital"])
+    assert (again.status, again.section_slugs) == (UNSUBSCRIBED, ["industry", "people"])
+    with db.session() as s:
+        subscriptions.confirm(s, settings, last_confirm_token(db), now=now + timedelta(minutes=12))
+    again = subscriber(db, sub.email)
+    assert (again.status, again.section_slugs) == (ACTIVE, ["capital"])
 
 
 def test_change_sections(db: Database, settings: Settings) -> None:
@@ -194,46 +215,46 @@ def test_change_sections(db: Database, settings: Settings) -> None:
 
 def test_tokens_are_per_purpose_and_revocable(db: Database, settings: Settings) -> None:
     sub = confirmed(db, settings, "reader@example.org", ["industry"])
-    manage = subscriptions.make_token(settings, MANAGE, sub.id, sub.token_version)
+    manage = tokens.make_token(settings, MANAGE, sub.id, sub.token_version)
     with db.session(readonly=True) as s:
-        assert subscriptions.resolve(s, settings, MANAGE, manage).id == sub.id
+        assert tokens.resolve(s, settings, MANAGE, manage).id == sub.id
         for purpose in (CONFIRM, UNSUBSCRIBE):  # a manage token is foreign to the other purposes
             with pytest.raises(TokenError):
-                subscriptions.resolve(s, settings, purpose, manage)
+                tokens.resolve(s, settings, purpose, manage)
         with pytest.raises(TokenError):  # tampered
-            subscriptions.resolve(s, settings, MANAGE, manage[:-2] + ("AA" if manage[-2:] != "AA" else "BB"))
+            tokens.resolve(s, settings, MANAGE, manage[:-2] + ("AA" if manage[-2:] != "AA" else "BB"))
         other = settings.with_overrides(secret_key="another-installation")
         with pytest.raises(TokenError):  # another installation's key
-            subscriptions.resolve(s, settings, MANAGE, subscriptions.make_token(other, MANAGE, sub.id, 1))
+            tokens.resolve(s, settings, MANAGE, tokens.make_token(other, MANAGE, sub.id, 1))
         with pytest.raises(TokenError):  # a subscriber that does not exist
-            subscriptions.resolve(s, settings, MANAGE, subscriptions.make_token(settings, MANAGE, sub.id + 99, 1))
+            tokens.resolve(s, settings, MANAGE, tokens.make_token(settings, MANAGE, sub.id + 99, 1))
     with db.session() as s:
         assert subscriptions.reset_links(s, s.get(Subscriber, sub.id)) == 2
     with pytest.raises(TokenError), db.session(readonly=True) as s:
-        subscriptions.resolve(s, settings, MANAGE, manage)
+        tokens.resolve(s, settings, MANAGE, manage)
 
 
 def test_confirmation_tokens_expire(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     import itsdangerous.timed
 
-    fresh = subscriptions.make_token(settings, CONFIRM, 1, 1)
-    assert subscriptions.read_token(settings, CONFIRM, fresh) == (1, 1)
-    signed_at = utcnow().timestamp() - subscriptions.CONFIRM_MAX_AGE.total_seconds() - 60
+    fresh = tokens.make_token(settings, CONFIRM, 1, 1)
+    assert tokens.read_token(settings, CONFIRM, fresh) == (1, 1)
+    signed_at = utcnow().timestamp() - tokens.CONFIRM_MAX_AGE.total_seconds() - 60
     monkeypatch.setattr(itsdangerous.timed, "time", SimpleNamespace(time=lambda: signed_at))
-    old_confirm = subscriptions.make_token(settings, CONFIRM, 1, 1)
-    old_manage = subscriptions.make_token(settings, MANAGE, 1, 1)
+    old_confirm = tokens.make_token(settings, CONFIRM, 1, 1)
+    old_manage = tokens.make_token(settings, MANAGE, 1, 1)
     monkeypatch.undo()
     with pytest.raises(TokenError) as error:
-        subscriptions.read_token(settings, CONFIRM, old_confirm)
+        tokens.read_token(settings, CONFIRM, old_confirm)
     assert error.value.reason == "expired"
     # Manage and unsubscribe tokens do not expire (RFC 8058 links live in old mail).
-    assert subscriptions.read_token(settings, MANAGE, old_manage) == (1, 1)
+    assert tokens.read_token(settings, MANAGE, old_manage) == (1, 1)
 
 
 @pytest.mark.parametrize("token", ["", "abc", "W10.x.y", "WzEsMV0", "." * 50, "../../etc/passwd", "ü" * 10])
 def test_garbage_tokens_are_invalid(settings: Settings, token: str) -> None:
     with pytest.raises(TokenError) as error:
-        subscriptions.read_token(settings, MANAGE, token)
+        tokens.read_token(settings, MANAGE, token)
     assert error.value.reason == "invalid"
 
 
@@ -241,7 +262,7 @@ def test_a_validly_signed_token_with_the_wrong_shape_is_invalid(settings: Settin
     signer = URLSafeTimedSerializer(settings.secret_key, salt="feedsvc.manage")
     for payload in ({"id": 1}, [1], [1, "1"], [True, 1], "x"):
         with pytest.raises(TokenError):
-            subscriptions.read_token(settings, MANAGE, signer.dumps(payload))
+            tokens.read_token(settings, MANAGE, signer.dumps(payload))
 
 
 # --- export and erasure --------------------------------------------------------------------------------
@@ -250,7 +271,7 @@ def test_a_validly_signed_token_with_the_wrong_shape_is_invalid(settings: Settin
 def test_export_holds_everything_kept(db: Database, settings: Settings) -> None:
     sub = confirmed(db, settings, "reader@example.org", ["industry", "capital"])
     with db.session(readonly=True) as s:
-        data = json.loads(subscriptions.export_json(s, s.get(Subscriber, sub.id)))
+        data = json.loads(privacy.export_json(s, s.get(Subscriber, sub.id)))
     assert data["email"] == "reader@example.org"
     assert data["status"] == ACTIVE
     assert data["sections"] == ["capital", "industry"]
@@ -261,29 +282,29 @@ def test_export_holds_everything_kept(db: Database, settings: Settings) -> None:
 
 def test_erase_removes_everything_but_a_hash_and_blocks_old_links(db: Database, settings: Settings) -> None:
     sub = confirmed(db, settings, "reader@example.org", ["industry"])
-    manage = subscriptions.make_token(settings, MANAGE, sub.id, sub.token_version)
+    manage = tokens.make_token(settings, MANAGE, sub.id, sub.token_version)
     with db.session() as s:
-        subscriptions.erase(s, s.get(Subscriber, sub.id))
+        privacy.erase(s, s.get(Subscriber, sub.id))
     for model in (Subscriber, SubscriberSection, SubscriberEvent, OutboxMessage):
         assert count(db, model) == 0, model
     with db.session(readonly=True) as s:
         [entry] = s.scalars(select(Suppression))
-        assert entry.email_hash == subscriptions.email_hash("reader@example.org")
+        assert entry.email_hash == privacy.email_hash("reader@example.org")
         assert "reader" not in entry.email_hash
-        assert subscriptions.is_suppressed(s, "READER@example.org")
+        assert privacy.is_suppressed(s, "READER@example.org")
         with pytest.raises(TokenError):
-            subscriptions.resolve(s, settings, MANAGE, manage)
+            tokens.resolve(s, settings, MANAGE, manage)
     # Subscribing again through double opt-in is the reader's own consent: it lifts the suppression.
     with db.session() as s:
         subscriptions.subscribe(s, settings, "reader@example.org", ["industry"])
     again = subscriber(db, "reader@example.org")
     assert again.id != sub.id  # ids are never reused, so the erased subscriber's links stay dead
     with db.session(readonly=True) as s:
-        assert subscriptions.is_suppressed(s, "reader@example.org")
+        assert privacy.is_suppressed(s, "reader@example.org")
     with db.session() as s:
         subscriptions.confirm(s, settings, token_of(settings, db, "reader@example.org", CONFIRM))
     with db.session(readonly=True) as s:
-        assert not subscriptions.is_suppressed(s, "reader@example.org")
+        assert not privacy.is_suppressed(s, "reader@example.org")
 
 
 def test_unconfirmed_signups_are_purged_after_thirty_days(db: Database, settings: Settings) -> None:
@@ -303,11 +324,11 @@ def test_subscriber_rows_for_export(db: Database, settings: Settings) -> None:
     with db.session() as s:
         subscriptions.subscribe(s, settings, "a@example.org", ["people"])
     with db.session(readonly=True) as s:
-        assert list(subscriptions.subscriber_rows(s)) == [
+        assert list(privacy.subscriber_rows(s)) == [
             ("a@example.org", PENDING, ["people"]),
             ("b@example.org", ACTIVE, ["industry", "research"]),
         ]
-        assert list(subscriptions.subscriber_rows(s, ACTIVE)) == [("b@example.org", ACTIVE, ["industry", "research"])]
+        assert list(privacy.subscriber_rows(s, ACTIVE)) == [("b@example.org", ACTIVE, ["industry", "research"])]
 
 
 # --- rate limits ----------------------------------------------------------------------------------------
@@ -328,24 +349,24 @@ def test_rate_limit_counts_per_key_and_window(db: Database) -> None:
 
 
 def test_tokens_do_not_show_subscriber_ids(settings: Settings) -> None:
-    masked = [subscriptions.mask_id(settings, n) for n in range(1, 200)]
+    masked = [tokens.mask_id(settings, n) for n in range(1, 200)]
     assert len(set(masked)) == 199 and all(0 <= m < 2**64 for m in masked)
-    assert [subscriptions.mask_id(settings, m, reverse=True) for m in masked] == list(range(1, 200))
+    assert [tokens.mask_id(settings, m, reverse=True) for m in masked] == list(range(1, 200))
     assert sorted(masked) != masked  # no order to read a subscriber count from
-    token = subscriptions.make_token(settings, "manage", 7, 1)
+    token = tokens.make_token(settings, "manage", 7, 1)
     payload = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
     assert payload[0] not in (7, "7") and payload[1] == 1
-    assert subscriptions.read_token(settings, "manage", token) == (7, 1)
+    assert tokens.read_token(settings, "manage", token) == (7, 1)
     other = settings.with_overrides(secret_key="another-secret-key-0123456789")
-    assert subscriptions.mask_id(other, 7) != subscriptions.mask_id(settings, 7)
+    assert tokens.mask_id(other, 7) != tokens.mask_id(settings, 7)
     # A well-signed payload whose number unmasks to no possible id is an invalid token, never a query.
     impossible = [
         raw
         for raw in (0, 1, 2, 3, 2**64 - 1)
-        if not 0 < subscriptions.mask_id(settings, raw, reverse=True) <= subscriptions.MAX_SUBSCRIBER_ID
+        if not 0 < tokens.mask_id(settings, raw, reverse=True) <= tokens.MAX_SUBSCRIBER_ID
     ]
     assert impossible  # 2**31 of 2**64 numbers are possible ids: these small ones almost surely are not
     for raw in impossible:
-        forged = subscriptions._serializer(settings, "manage").dumps([raw, 1])
-        with pytest.raises(subscriptions.TokenError):
-            subscriptions.read_token(settings, "manage", forged)
+        forged = tokens._serializer(settings, "manage").dumps([raw, 1])
+        with pytest.raises(tokens.TokenError):
+            tokens.read_token(settings, "manage", forged)

@@ -22,7 +22,7 @@ from feedsvc.content.reader import parse
 from feedsvc.mail import message as mail_message
 from feedsvc.mail import newsletter
 from feedsvc.mail.transport import SmtpTransport, prepare
-from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers import tokens
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -84,8 +84,8 @@ def test_subscribe_confirm_manage_and_one_click_unsubscribe(
         issue = parse(seed_path, live.settings.publication)
         sub_id, version = _subscriber(live)
         links = mail_message.Links(
-            manage=subscriptions.link(live.settings, "manage", sub_id, version),
-            unsubscribe=subscriptions.link(live.settings, "unsubscribe", sub_id, version),
+            manage=tokens.link(live.settings, "manage", sub_id, version),
+            unsubscribe=tokens.link(live.settings, "unsubscribe", sub_id, version),
         )
         rendered = newsletter.render(issue, ["people", "research"], live.settings.publication)
         with SmtpTransport(live.sink.url) as transport:

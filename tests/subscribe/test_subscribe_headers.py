@@ -1,0 +1,90 @@
+"""Issue 16, items 7 and 8: one header policy on every response, and only the base URL's host is served."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+
+from feedsvc.config import Settings
+from feedsvc.site.build import build
+from feedsvc.web import create_app
+
+
+@pytest.fixture
+def site_app(settings: Settings) -> Iterator[Flask]:
+    """The app (admin on) over a built site of issues/ (the seed issue)."""
+    settings = settings.with_overrides(admin_password="pw")
+    build(settings.issues_dir, settings.site_dir, settings.publication, settings.templates_dir)
+    app = create_app(settings, TESTING=True)
+    yield app
+    app.extensions["feedsvc.db"].dispose()
+
+
+ADMIN = {"Authorization": "Basic OnB3"}  # ":pw"
+PATHS = [
+    ("/", 200),
+    ("/issues/", 200),
+    ("/issues/398", 200),
+    ("/feeds/all.atom", 200),
+    ("/feeds/all.json", 200),
+    ("/nowhere", 404),
+    ("/subscribe", 200),
+    ("/healthz", 200),
+    ("/admin/", 200),
+    ("/admin/subscribers.csv", 200),
+]
+
+
+@pytest.mark.parametrize(("path", "status"), PATHS)
+def test_every_response_carries_the_policy(site_app: Flask, path: str, status: int) -> None:
+    response = site_app.test_client().get(path, headers=ADMIN)
+    assert response.status_code == status
+    headers = response.headers
+    csp = headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
+    assert "script-src" not in csp and "'unsafe-eval'" not in csp
+    if response.mimetype != "text/html":
+        assert "sandbox" in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers.get("Server", "feedsvc") == "feedsvc"
+
+
+def test_no_server_version_from_the_development_server(settings: Settings) -> None:
+    """`feedsvc serve` (Werkzeug) would say "Werkzeug/3.x Python/3.x": the app names itself instead."""
+    app = create_app(settings, TESTING=True)
+    try:
+        response = app.test_client().get("/healthz", environ_base={"SERVER_SOFTWARE": "Werkzeug/3.1.9"})
+        assert response.headers["Server"] == "feedsvc"
+    finally:
+        app.extensions["feedsvc.db"].dispose()
+
+
+def test_a_foreign_host_is_refused_and_redirects_use_the_base_url(site_app: Flask) -> None:
+    client = site_app.test_client()
+    evil = client.get("/issues", headers={"Host": "evil.example"})
+    assert evil.status_code == 400
+    assert "evil.example" not in evil.headers.get("Location", "")
+    assert client.get("/", headers={"Host": "evil.example:8000"}).status_code == 400
+    # The test client's "localhost" (loopback) is served; the redirect is built on FEEDSVC_BASE_URL.
+    redirect = client.get("/issues")
+    assert redirect.status_code == 308
+    assert redirect.headers["Location"] == "http://127.0.0.1:8000/issues/"
+
+
+def test_redirects_of_a_public_site_use_its_base_url(settings: Settings) -> None:
+    from dataclasses import replace
+
+    public = settings.with_overrides(publication=replace(settings.publication, base_url="https://news.example.org"))
+    app = create_app(public, TESTING=True)
+    try:
+        client = app.test_client()
+        assert client.get("/healthz", headers={"Host": "news.example.org"}).status_code == 200
+        response = client.get("/issues", headers={"Host": "news.example.org"})
+        assert response.headers["Location"] == "https://news.example.org/issues/"
+        assert client.get("/healthz", headers={"Host": "evil.example"}).status_code == 400
+    finally:
+        app.extensions["feedsvc.db"].dispose()

@@ -1,0 +1,57 @@
+"""Issue 16, item 6: the web request does the same work for every address; the decision comes after."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+from subscribe_support import csrf, signup
+
+from feedsvc.config import Settings
+from feedsvc.db.models import OutboxMessage, Subscriber, SubscriberEvent, SubscriptionRequest
+from feedsvc.subscribers import requests, subscriptions
+from feedsvc.web import create_app
+
+TABLES = (Subscriber, SubscriberEvent, OutboxMessage, SubscriptionRequest)
+
+
+@pytest.fixture
+def deferred(settings: Settings) -> Iterator[Flask]:
+    """The app as it runs in production (not TESTING): requests are decided by a background thread."""
+    app = create_app(settings)
+    yield app
+    app.extensions["feedsvc.db"].dispose()
+
+
+def counts(app: Flask) -> dict[str, int]:
+    with app.extensions["feedsvc.db"].session(readonly=True) as s:
+        return {t.__tablename__: s.scalar(select(func.count()).select_from(t)) or 0 for t in TABLES}
+
+
+def test_the_request_writes_the_same_for_known_and_unknown_addresses(
+    deferred: Flask, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with deferred.extensions["feedsvc.db"].session() as s:
+        subscriptions.subscribe(s, settings, "known@example.org", ["industry"])
+    monkeypatch.setattr(requests.Processor, "wake", lambda self: None)  # nothing decided yet
+    client = deferred.test_client()
+    before = counts(deferred)
+    for email in ("known@example.org", "new@example.org"):
+        assert signup(client, email, ["industry"]).status_code == 200
+    token = csrf(client, "/manage")
+    for email in ("known@example.org", "nobody@example.org"):
+        assert client.post("/manage", data={"csrf_token": token, "email": email}).status_code == 200
+    after = counts(deferred)
+    assert after == {**before, "subscription_requests": 4}  # one queued row each, nothing else
+
+
+def test_queued_requests_are_decided_after_the_answer(deferred: Flask) -> None:
+    client = deferred.test_client()
+    assert signup(client, "reader@example.org", ["industry"]).status_code == 200
+    deadline = time.monotonic() + 10
+    while counts(deferred)["outbox"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert counts(deferred) == {"subscribers": 1, "subscriber_events": 2, "outbox": 1, "subscription_requests": 0}
