@@ -1,4 +1,4 @@
-"""Fixtures for the newsletter email tests: one reader's links and a hostile issue (the seed is in tests/conftest.py)."""
+"""Fixtures for the newsletter email tests: one reader's links and a hostile issue (the seed: tests/conftest.py)."""
 
 from __future__ import annotations
 
