@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import shutil
 import threading
@@ -15,7 +16,7 @@ from click.testing import CliRunner
 
 from feedsvc.cli import main
 from feedsvc.config import Settings
-from feedsvc.site.build import BuildResult, SiteError, _locked, build, store_dir, write_site
+from feedsvc.site.build import BuildResult, SiteError, build, store_dir, write_site
 
 SiteReader = Callable[[Path], dict[str, bytes]]
 
@@ -195,7 +196,9 @@ def test_a_build_reads_the_issues_only_once_it_holds_the_lock(
 ) -> None:
     """Two builds at once (a cron build and a publish) cannot swap in an older reading of issues/."""
     results: list[BuildResult] = []
-    with _locked(store_dir(Path(os.path.abspath(built.site_dir))) / ".lock"):
+    # The lock another build (another process) holds: an flock on the store's .lock file.
+    with open(store_dir(Path(os.path.abspath(built.site_dir))) / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         racer = threading.Thread(
             target=lambda: results.append(
                 build(built.issues_dir, built.site_dir, built.publication, built.templates_dir)
