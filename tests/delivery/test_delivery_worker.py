@@ -205,7 +205,7 @@ def test_expired_leases_are_taken_over_and_a_late_outcome_is_not_recorded(
         stats = worker(db, settings, server.url).run(until_idle=True)
     assert stats.requeued_expired == 5 and stats.sent == 5
     assert states(db, seed_issue.number) == {"sent": 5}
-    from feedsvc.outbox.worker import Job, Outcome, record
+    from feedsvc.outbox.worker import Job, Outcome, claim, record
 
     with db.session() as session:
         row = session.scalars(select(OutboxMessage).limit(1)).one()
@@ -221,6 +221,20 @@ def test_expired_leases_are_taken_over_and_a_late_outcome_is_not_recorded(
     with db.session(readonly=True) as session:
         assert session.scalars(select(Subscriber.bounce_count).where(Subscriber.id == job.subscriber_id)).one() == 0
     assert states(db, seed_issue.number) == {"sent": 5}
+    # While a live worker holds the row again, the dead one's late outcome is not recorded either.
+    with db.session() as session:
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == job.id).values(state="queued", next_attempt_at=past)
+        )
+    with db.session() as session:
+        claimed, _ = claim(session, "alive:1:y", limit=10, lease_seconds=60, now=utcnow())
+    assert [j.id for j in claimed] == [job.id]
+    with db.session() as session:
+        late = record(session, "dead:1:x", [Outcome(job, "sent", message_id="<late@x>")], FAST_RETRY, utcnow())
+    assert late.lost == 1
+    with db.session(readonly=True) as session:
+        row = session.get(OutboxMessage, job.id)
+        assert row is not None and (row.state, row.lease_owner) == ("sending", "alive:1:y")
 
 
 def test_several_workers_share_a_send_without_doubles(db: Database, settings: Settings, seed_issue: Issue) -> None:
