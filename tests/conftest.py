@@ -1,39 +1,26 @@
-"""Shared fixtures: the real publication config, the seed issue, and a guard for external tools."""
+"""Shared fixtures: the real publication config, the seed issue (file and parsed), databases, settings.
+
+Helpers a test module imports live in tests/support.py (paths, `require`) and tests/builders.py
+(`make_settings`, `make_app`); the fixtures here are those builders with their defaults.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from builders import LOCAL_BASE_URL, make_settings
+from support import ROOT, SEED, require, require_tool
 
 from feedsvc.config import Publication, Settings, load_publication
+from feedsvc.content.reader import Issue, parse
 
 if TYPE_CHECKING:
     from feedsvc.db.engine import Database
-
-ROOT = Path(__file__).resolve().parent.parent
-SEED = ROOT / "issues" / "2024-01-22-398.md"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require(condition: bool, what: str) -> None:
-    """Skip when `what` is missing on a developer machine; in CI (CI=true) nothing is skipped: fail."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"{what} is required in CI", pytrace=False)
-    pytest.skip(f"{what} is not available")
-
-
-def require_tool(name: str) -> str:
-    """The path of an executable, or skip (fail in CI) when it is missing."""
-    path = shutil.which(name)
-    require(path is not None, f"the {name} executable")
-    return path or ""
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +31,36 @@ def publication() -> Publication:
 @pytest.fixture(scope="session")
 def seed_path() -> Path:
     return SEED
+
+
+@pytest.fixture(scope="session")
+def seed_issue(seed_path: Path, publication: Publication) -> Issue:
+    """The seed issue, parsed once per session (an `Issue` is frozen: tests cannot change it for others)."""
+    return parse(seed_path, publication)
+
+
+@pytest.fixture(scope="session")
+def seed(seed_issue: Issue) -> Issue:
+    """`seed_issue` under the name the email and parse tests use."""
+    return seed_issue
+
+
+@pytest.fixture(scope="session", name="require")
+def require_fixture() -> Callable[[bool, str], None]:
+    """`support.require` as a fixture: skip when something is missing locally, fail in CI."""
+    return require
+
+
+@pytest.fixture(scope="session", name="require_tool")
+def require_tool_fixture() -> Callable[[str], str]:
+    """`support.require_tool` as a fixture: the path of an executable; skip without it locally, fail in CI."""
+    return require_tool
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    """The repository's root folder."""
+    return ROOT
 
 
 # --- databases: every test that takes `database_url` runs on SQLite and on PostgreSQL -------------------
@@ -136,12 +153,4 @@ def db(database_url: str) -> Iterator[Database]:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Settings for a test: the real feedsvc.toml and templates, var/ and mail in tmp_path, the test database."""
-    from feedsvc.config import load_settings
-
-    env = {
-        "FEEDSVC_VAR_DIR": str(tmp_path / "var"),
-        "FEEDSVC_SECRET_KEY": "test-secret-key-0123456789",
-        "DATABASE_URL": database_url,
-        "FEEDSVC_BASE_URL": "http://127.0.0.1:8000",
-    }
-    return load_settings(ROOT / "feedsvc.toml", env)
+    return make_settings(tmp_path, database_url, base_url=LOCAL_BASE_URL)

@@ -11,6 +11,7 @@ Use it as a context manager:
     with MisbehavingSmtp(reject={"bad@example.org"}, temp_fail_rate=0.2, drop_rate=0.05) as server:
         ... send to server.url ...
     assert server.accepted["good@example.org"] == 1
+    server.received[0].message["To"]        # what arrived, in order (smtp_support.Received)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from email.policy import default as default_policy
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from smtp_support import Received
 
 
 def free_port() -> int:
@@ -72,6 +74,9 @@ class _Handler:
             else:
                 for rcpt in envelope.rcpt_tos:
                     owner.accepted[rcpt] += 1
+                owner.received.append(
+                    Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(envelope.original_content or b""))
+                )
                 owner.message_ids.extend(_message_id(envelope) for _ in envelope.rcpt_tos)
                 action = "drop-after" if owner.rng.random() < owner.drop_after_accept else "ok"
                 if action == "drop-after":
@@ -115,6 +120,7 @@ class MisbehavingSmtp:
         self.temporary: Counter[str] = Counter()
         self.rcpt_seen: Counter[str] = Counter()
         self.message_ids: list[str] = []
+        self.received: list[Received] = []  # every accepted transaction, in the order they arrived
         self.dropped = 0
         self.dropped_after_accept = 0
         self.port = free_port()

@@ -11,8 +11,9 @@
 It can also offer STARTTLS or speak TLS from the start (`tls_context`/`implicit_tls` with a certificate
 from `self_signed_certificate`), require AUTH (`users`), answer a stage with a chosen reply
 (`sink.replies["RCPT"] = "550 5.1.1 no such user"`), refuse one recipient
-(`sink.refuse["b@example.com"] = "550 5.1.1 no such user"`) or drop the connection at a stage
-(`sink.drop_at = "DATA"`). Tests that import it share nothing: each sink has its own port and lists.
+(`sink.refuse["b@example.com"] = "550 5.1.1 no such user"`), drop the connection at a stage
+(`sink.drop_at = "DATA"`) or hang up on every open connection (`sink.hang_up()`, an idle timeout).
+Tests that import it share nothing: each sink has its own port and lists.
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ class _Controller(Controller):
 
     def factory(self) -> SMTP:
         self._sink.connections += 1
-        return super().factory()
+        server = super().factory()
+        self._sink._servers.append(server)
+        return server
 
 
 class SmtpSink:
@@ -135,6 +138,7 @@ class SmtpSink:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._controller: _Controller | None = None
+        self._servers: list[SMTP] = []  # one per connection, to hang up on
 
     @property
     def url(self) -> str:
@@ -179,6 +183,21 @@ class SmtpSink:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def hang_up(self) -> None:
+        """Close every open connection from the server's side, as a server's idle timeout does."""
+        controller = self._controller
+        assert controller is not None, "the sink is not running"
+
+        def close_all() -> None:
+            for server in self._servers:
+                if server.transport is not None:
+                    server.transport.close()
+
+        closed = threading.Event()
+        controller.loop.call_soon_threadsafe(close_all)
+        controller.loop.call_soon_threadsafe(closed.set)  # after the closes it queued: the sockets are shut
+        assert closed.wait(5), "the SMTP sink's loop did not answer"
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         """The first `count` messages, waiting up to `timeout` seconds for them to arrive."""

@@ -8,18 +8,19 @@ import csv
 import io
 import re
 import shutil
+from collections.abc import Iterator
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
+from builders import make_app
 from flask import Flask
 from flask.testing import FlaskClient
 
 from feedsvc.config import Settings
 from feedsvc.outbox import sends
 from feedsvc.outbox.worker import SendWorker
-from feedsvc.web import create_app
 
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -39,10 +40,9 @@ def admin_settings(settings: Settings, tmp_path: Path, seed_path: Path) -> Setti
 
 
 @pytest.fixture
-def app(admin_settings: Settings) -> Flask:
-    app = create_app(admin_settings, TESTING=True)
-    yield app
-    app.extensions["feedsvc.db"].dispose()
+def app(admin_settings: Settings) -> Iterator[Flask]:
+    with make_app(admin_settings) as app:
+        yield app
 
 
 @pytest.fixture
@@ -65,9 +65,8 @@ def import_csv(client: FlaskClient, rows: str, consented: bool = True):
 
 
 def test_admin_does_not_exist_without_a_password(settings: Settings) -> None:
-    app = create_app(settings.with_overrides(admin_password=""), TESTING=True)
-    assert app.test_client().get("/admin/", headers=auth()).status_code == 404
-    app.extensions["feedsvc.db"].dispose()
+    with make_app(settings.with_overrides(admin_password="")) as app:
+        assert app.test_client().get("/admin/", headers=auth()).status_code == 404
 
 
 def test_basic_auth_is_required_and_failures_are_limited(client: FlaskClient) -> None:

@@ -6,19 +6,18 @@ import dataclasses
 import datetime as dt
 import threading
 import time
-from email import message_from_bytes
-from email.policy import default as default_policy
 from pathlib import Path
 
 import pytest
 from delivery_support import add_subscribers, subscribe_many
 from smtp_misbehaving import MisbehavingSmtp
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from feedsvc.config import Settings
 from feedsvc.content.reader import Issue
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.db.models import ACTIVE, BOUNCED, OutboxMessage, Subscriber
+from feedsvc.mail import newsletter
 from feedsvc.mail.transport import SmtpTransport
 from feedsvc.outbox import sends
 from feedsvc.outbox.renders import VariantCache
@@ -71,18 +70,10 @@ def test_the_message_is_personal_and_carries_only_the_chosen_sections(
 ) -> None:
     subscribe_many(db, 1, ["research"], prefix="solo")
     publish(db, seed_issue)
-    received: list[bytes] = []
     with MisbehavingSmtp() as server:
-        original = server._controller.handler.handle_DATA
-
-        async def capture(srv, session, envelope):  # type: ignore[no-untyped-def]
-            received.append(envelope.original_content)
-            return await original(srv, session, envelope)
-
-        server._controller.handler.handle_DATA = capture
         worker(db, settings, server.url, concurrency=1).run(until_idle=True)
-    [raw] = received
-    message = message_from_bytes(raw, policy=default_policy)
+    [received] = server.received
+    message = received.message
     assert message["To"] == "solo0@example.org"
     assert message["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/unsubscribe/")
     html = message.get_body(("html",)).get_content()
@@ -215,7 +206,7 @@ def test_expired_leases_are_taken_over_and_a_late_outcome_is_not_recorded(
         stats = worker(db, settings, server.url).run(until_idle=True)
     assert stats.requeued_expired == 5 and stats.sent == 5
     assert states(db, seed_issue.number) == {"sent": 5}
-    from feedsvc.outbox.queue import Job, Outcome, record
+    from feedsvc.outbox.queue import Job, Outcome, claim, record
 
     with db.session() as session:
         row = session.scalars(select(OutboxMessage).limit(1)).one()
@@ -231,6 +222,20 @@ def test_expired_leases_are_taken_over_and_a_late_outcome_is_not_recorded(
     with db.session(readonly=True) as session:
         assert session.scalars(select(Subscriber.bounce_count).where(Subscriber.id == job.subscriber_id)).one() == 0
     assert states(db, seed_issue.number) == {"sent": 5}
+    # While a live worker holds the row again, the dead one's late outcome is not recorded either.
+    with db.session() as session:
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == job.id).values(state="queued", next_attempt_at=past)
+        )
+    with db.session() as session:
+        claimed, _ = claim(session, "alive:1:y", limit=10, lease_seconds=60, now=utcnow())
+    assert [j.id for j in claimed] == [job.id]
+    with db.session() as session:
+        late = record(session, "dead:1:x", [Outcome(job, "sent", message_id="<late@x>")], FAST_RETRY, utcnow())
+    assert late.lost == 1
+    with db.session(readonly=True) as session:
+        row = session.get(OutboxMessage, job.id)
+        assert row is not None and (row.state, row.lease_owner) == ("sending", "alive:1:y")
 
 
 def test_several_workers_share_a_send_without_doubles(db: Database, settings: Settings, seed_issue: Issue) -> None:
@@ -261,16 +266,9 @@ def test_transactional_mail_goes_first_and_through_the_same_worker(
     publish(db, seed_issue)
     with db.session() as session:
         subscriptions.subscribe(session, settings, "new@example.org", ["industry"])
-    order: list[str] = []
     with MisbehavingSmtp() as server:
-        original = server._controller.handler.handle_DATA
-
-        async def capture(srv, session, envelope):  # type: ignore[no-untyped-def]
-            order.extend(envelope.rcpt_tos)
-            return await original(srv, session, envelope)
-
-        server._controller.handler.handle_DATA = capture
         worker(db, settings, server.url, concurrency=1).run(until_idle=True)
+    order = [address for received in server.received for address in received.rcpt_tos]
     assert order[0] == "new@example.org" and len(order) == 6
 
 
@@ -340,10 +338,12 @@ def test_a_database_error_is_survived_and_no_outcome_is_lost(
 def test_a_claimed_row_goes_out_as_the_built_message_byte_for_byte(
     db: Database, settings: Settings, seed_issue: Issue
 ) -> None:
+    from email import message_from_bytes
     from email.utils import parsedate_to_datetime
 
     from feedsvc.mail import message as mail_message
     from feedsvc.outbox.queue import claim
+    from feedsvc.subscribers import tokens
 
     subscribe_many(db, 1, ["industry"])
     publish(db, seed_issue)
@@ -359,8 +359,6 @@ def test_a_claimed_row_goes_out_as_the_built_message_byte_for_byte(
         (job.recipient,),
         message_id,
     )
-    from feedsvc.subscribers import tokens
-
     links = mail_message.Links(
         manage=tokens.link(settings, tokens.MANAGE, job.subscriber_id, job.token_version),
         unsubscribe=tokens.link(settings, tokens.UNSUBSCRIBE, job.subscriber_id, job.token_version),
@@ -430,13 +428,20 @@ def test_the_render_cache_keeps_only_the_latest_issues(
 ) -> None:
     cache = VariantCache(db, settings)
     cache.KEEP_ISSUES = 2
+    renders: dict[int, newsletter.RenderedEmail] = {}
     for number in (501, 502, 503):
         source = seed_path.read_text(encoding="utf-8").replace("第 398 期", f"第 {number} 期")
         with db.session() as session:
             sends.publish(session, dataclasses.replace(seed_issue, number=number), source)
-        assert cache.rendered(number, "technology", "zh-CN").number == number
-    assert cache.issues == [502, 503]
-    assert {key[0] for key in cache.variants} == {502, 503}
+        renders[number] = cache.rendered(number, "technology", "zh-CN")
+        assert renders[number].number == number
+    # The recorded Markdown changes under the cache: the two kept issues render as they were, the
+    # oldest one, let go, is read and rendered anew.
+    with db.session() as session:
+        session.execute(text("UPDATE issues SET source = replace(source, '行业动态周报', '改过的周报')"))
+    assert cache.rendered(503, "technology", "zh-CN").subject == renders[503].subject
+    assert cache.rendered(502, "technology", "zh-CN").subject == renders[502].subject
+    assert cache.rendered(501, "technology", "zh-CN").subject.startswith("改过的周报")
 
 
 def test_the_worker_takes_its_retry_policy_from_the_settings(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import os
 import shutil
 import socket
@@ -16,14 +15,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from builders import make_app, make_settings
+from flask import Flask
+from support import ROOT, SEED
 
-from feedsvc.config import Publication, Settings, load_settings
-from feedsvc.content.reader import Issue, parse
+from feedsvc.config import Publication, Settings
 from feedsvc.site.build import build
-from feedsvc.web import create_app
 
-ROOT = Path(__file__).resolve().parents[2]
-SEED = ROOT / "issues" / "2024-01-22-398.md"
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SEED_COUNTS = {"industry": 12, "content": 5, "technology": 4, "capital": 2, "people": 3, "research": 1}
 
@@ -38,26 +36,12 @@ def golden_publication(publication: Publication) -> Publication:
 
 
 @pytest.fixture
-def seed_issue(publication: Publication) -> Issue:
-    return parse(SEED, publication)
+def site_settings(tmp_path: Path) -> Settings:
+    """Settings on tmp folders and no database, the seed issue in tmp_path/issues (not built yet).
 
-
-def make_settings(tmp: Path, **env: str) -> Settings:
-    """Settings from the real feedsvc.toml with every folder under `tmp` (nothing read from os.environ)."""
-    base = {
-        "FEEDSVC_VAR_DIR": str(tmp / "var"),
-        "FEEDSVC_SITE_DIR": str(tmp / "var" / "site"),
-        "FEEDSVC_ISSUES_DIR": str(tmp / "issues"),
-        "FEEDSVC_SECRET_KEY": "test-secret",
-        "FEEDSVC_TEMPLATES_DIR": str(ROOT / "templates"),
-    }
-    return load_settings(ROOT / "feedsvc.toml", env={**base, **env})
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings on tmp folders, with the seed issue in the issues folder (not built yet)."""
-    result = make_settings(tmp_path)
+    Not the root `settings` (which is on the test databases, with the repository's issues/).
+    """
+    result = make_settings(tmp_path, issues_dir=tmp_path / "issues")
     result.issues_dir.mkdir(parents=True)
     shutil.copy(SEED, result.issues_dir / SEED.name)
     return result
@@ -68,19 +52,20 @@ def build_site(settings: Settings) -> None:
 
 
 @pytest.fixture
-def built(settings: Settings) -> Settings:
-    """`settings` after a build of the seed."""
-    build_site(settings)
-    return settings
+def built(site_settings: Settings) -> Settings:
+    """`site_settings` after a build of the seed."""
+    build_site(site_settings)
+    return site_settings
 
 
 @pytest.fixture
-def app(built: Settings):  # type: ignore[no-untyped-def]
-    return create_app(built, TESTING=True)
+def app(built: Settings) -> Iterator[Flask]:
+    with make_app(built) as app:
+        yield app
 
 
 @pytest.fixture
-def client(app):  # type: ignore[no-untyped-def]
+def client(app: Flask):  # type: ignore[no-untyped-def]
     return app.test_client()
 
 
@@ -103,11 +88,11 @@ def issue_text(
 
 
 @pytest.fixture
-def write_issue(settings: Settings) -> IssueWriter:
-    """Write an issue file into the settings' issues folder; returns its path."""
+def write_issue(site_settings: Settings) -> IssueWriter:
+    """Write an issue file into the site settings' issues folder; returns its path."""
 
     def write(number: int, date: dt.date, sections: Mapping[str, Sequence[tuple[str, str]]], **kw: object) -> Path:
-        path = settings.issues_dir / f"{date.isoformat()}-{number}.md"
+        path = site_settings.issues_dir / f"{date.isoformat()}-{number}.md"
         path.write_text(issue_text(number, date, sections, **kw), encoding="utf-8")  # type: ignore[arg-type]
         return path
 
@@ -130,21 +115,6 @@ def read_site() -> Callable[[Path], dict[str, bytes]]:
 def rebuild() -> Callable[[Settings], None]:
     """`build_site` as a fixture."""
     return build_site
-
-
-def _shared_conftest():  # type: ignore[no-untyped-def]
-    """tests/conftest.py as a module: a test module cannot import it by name (every conftest is "conftest")."""
-    spec = importlib.util.spec_from_file_location("feedsvc_shared_conftest", ROOT / "tests" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def require_tool() -> Callable[[str], str]:
-    """The shared `require_tool`: the path of an executable; skip without it locally, fail in CI."""
-    return _shared_conftest().require_tool
 
 
 @pytest.fixture

@@ -50,10 +50,10 @@ HOSTILE = """# 行业动态周报
 
 
 @pytest.fixture
-def hostile_site(settings: Settings, rebuild: Callable[[Settings], None]) -> Settings:
-    (settings.issues_dir / "2024-02-05-400.md").write_bytes(HOSTILE.encode("utf-8"))
-    rebuild(settings)
-    return settings
+def hostile_site(site_settings: Settings, rebuild: Callable[[Settings], None]) -> Settings:
+    (site_settings.issues_dir / "2024-02-05-400.md").write_bytes(HOSTILE.encode("utf-8"))
+    rebuild(site_settings)
+    return site_settings
 
 
 def _inert_html(fragment: str) -> None:

@@ -48,25 +48,25 @@ def run_build(settings: Settings, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_cli_build_writes_the_site_where_serve_looks(settings: Settings, read_site: SiteReader) -> None:
-    code, output = run_build(settings)
+def test_cli_build_writes_the_site_where_serve_looks(site_settings: Settings, read_site: SiteReader) -> None:
+    code, output = run_build(site_settings)
     assert code == 0, output
     assert "built 1 issue(s)" in output
-    assert settings.site_dir.is_symlink()
-    assert set(read_site(settings.site_dir)) == EXPECTED
+    assert site_settings.site_dir.is_symlink()
+    assert set(read_site(site_settings.site_dir)) == EXPECTED
 
 
-def test_cli_build_options(settings: Settings, tmp_path: Path, read_site: SiteReader) -> None:
+def test_cli_build_options(site_settings: Settings, tmp_path: Path, read_site: SiteReader) -> None:
     out = tmp_path / "public"
-    code, output = run_build(settings, "--issues", str(settings.issues_dir), "--out", str(out))
+    code, output = run_build(site_settings, "--issues", str(site_settings.issues_dir), "--out", str(out))
     assert code == 0, output
     assert set(read_site(out)) == EXPECTED
-    assert not settings.site_dir.exists()
+    assert not site_settings.site_dir.exists()
 
 
-def test_two_builds_are_byte_identical(settings: Settings, tmp_path: Path, read_site: SiteReader) -> None:
-    run_build(settings, "--out", str(tmp_path / "one"))
-    run_build(settings, "--out", str(tmp_path / "two"))
+def test_two_builds_are_byte_identical(site_settings: Settings, tmp_path: Path, read_site: SiteReader) -> None:
+    run_build(site_settings, "--out", str(tmp_path / "one"))
+    run_build(site_settings, "--out", str(tmp_path / "two"))
     assert read_site(tmp_path / "one") == read_site(tmp_path / "two")
 
 
@@ -155,39 +155,39 @@ def test_old_generations_are_collected(built: Settings, write_issue: Callable[..
     assert Path(os.path.realpath(built.site_dir)) in generations
 
 
-def test_an_empty_issues_folder_builds_an_empty_site(settings: Settings, read_site: SiteReader) -> None:
-    (settings.issues_dir / "2024-01-22-398.md").unlink()
-    code, output = run_build(settings)
+def test_an_empty_issues_folder_builds_an_empty_site(site_settings: Settings, read_site: SiteReader) -> None:
+    (site_settings.issues_dir / "2024-01-22-398.md").unlink()
+    code, output = run_build(site_settings)
     assert code == 0, output
-    files = read_site(settings.site_dir)
+    files = read_site(site_settings.site_dir)
     assert "issues/398.html" not in files and "feeds/all.atom" in files
 
 
-def test_a_missing_issues_folder_is_an_error(settings: Settings, tmp_path: Path) -> None:
-    code, output = run_build(settings, "--issues", str(tmp_path / "nowhere"))
+def test_a_missing_issues_folder_is_an_error(site_settings: Settings, tmp_path: Path) -> None:
+    code, output = run_build(site_settings, "--issues", str(tmp_path / "nowhere"))
     assert code != 0 and "no such folder" in output
 
 
-def test_a_foreign_folder_is_never_replaced(settings: Settings, tmp_path: Path) -> None:
+def test_a_foreign_folder_is_never_replaced(site_settings: Settings, tmp_path: Path) -> None:
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "precious.txt").write_text("keep me", "utf-8")
-    code, output = run_build(settings, "--out", str(foreign))
+    code, output = run_build(site_settings, "--out", str(foreign))
     assert code != 0 and "did not build" in output
     assert (foreign / "precious.txt").read_text("utf-8") == "keep me"
 
 
 def test_an_empty_or_earlier_plain_site_folder_is_taken_over(
-    settings: Settings, tmp_path: Path, read_site: SiteReader
+    site_settings: Settings, tmp_path: Path, read_site: SiteReader
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert run_build(settings, "--out", str(empty))[0] == 0
+    assert run_build(site_settings, "--out", str(empty))[0] == 0
     assert empty.is_symlink()
     plain = tmp_path / "plain"
     (plain / "feeds").mkdir(parents=True)
     (plain / "site.json").write_text("{}", "utf-8")
-    assert run_build(settings, "--out", str(plain))[0] == 0
+    assert run_build(site_settings, "--out", str(plain))[0] == 0
     assert plain.is_symlink() and set(read_site(plain)) == EXPECTED
 
 

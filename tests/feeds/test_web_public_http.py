@@ -121,15 +121,15 @@ def test_a_rebuilt_site_is_served_without_a_restart(
     assert "第 399 期" in client.get("/").get_data(as_text=True)
 
 
-def test_healthz(client, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+def test_healthz(client, site_settings: Settings) -> None:  # type: ignore[no-untyped-def]
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json == {"status": "ok", "site": "built"}
     assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_before_any_build_the_app_still_answers(settings: Settings) -> None:
-    client = create_app(settings, TESTING=True).test_client()
+def test_before_any_build_the_app_still_answers(site_settings: Settings) -> None:
+    client = create_app(site_settings, TESTING=True).test_client()
     assert client.get("/healthz").json == {"status": "ok", "site": "missing"}
     assert client.get("/feeds/all.atom").status_code == 404
     landing = client.get("/")

@@ -26,6 +26,9 @@ def test_crlf_and_bom_give_the_same_issue(seed_path, publication) -> None:
     crlf = raw.replace(b"\n", b"\r\n")
     for variant in (crlf, b"\xef\xbb\xbf" + raw, b"\xef\xbb\xbf" + crlf):
         assert parse_bytes(variant, publication, source=str(seed_path)).to_dict() == expected
+    text = raw.decode("utf-8")  # text already decoded elsewhere: a BOM and any line ending, old Mac CR too
+    for variant in ("\ufeff" + text, text.replace("\n", "\r\n"), text.replace("\n", "\r")):
+        assert parse_text(variant, publication, source=str(seed_path)).to_dict() == expected
 
 
 def test_front_matter_overrides_number_date_and_subject(publication) -> None:

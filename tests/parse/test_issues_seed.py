@@ -9,11 +9,6 @@ import pytest
 from feedsvc.content.reader import Issue, parse, parse_bytes
 
 
-@pytest.fixture(scope="module")
-def seed(seed_path, publication) -> Issue:
-    return parse(seed_path, publication)
-
-
 def test_header(seed: Issue) -> None:
     assert seed.number == 398
     assert seed.date == dt.date(2024, 1, 22)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -67,11 +68,45 @@ def test_publish_copies_builds_and_queues_once(
     assert again.result.already_published and not again.copied
 
 
-def test_a_consented_import_row_that_signed_up_meanwhile_is_left_alone(db: Database) -> None:
-    from feedsvc.db.engine import utcnow
-    from feedsvc.subscribers.importer import _add_active
+def test_a_consented_import_row_that_signed_up_meanwhile_is_left_alone(db: Database, settings: Settings) -> None:
+    # Two consented imports of one address at once (two tabs, or the admin page and the CLI), through two
+    # real sessions: the second looks before the first commits. On PostgreSQL it then meets the first's row
+    # at INSERT (no IntegrityError, no 500); on SQLite writers queue, so it finds the row when it looks.
+    import threading
 
-    with db.session() as s:
-        assert _add_active(s, "race@example.org", ["industry"], utcnow())
-    with db.session() as s:  # the row the import did not see when it looked: no IntegrityError, no 500
-        assert not _add_active(s, "race@example.org", ["technology"], utcnow())
+    import sqlalchemy as sa
+
+    from feedsvc.db.models import Subscriber, SubscriberSection
+    from feedsvc.subscribers import importer
+
+    first = importer.read(b"email,sections\nrace@example.org,industry\n", settings)
+    second = importer.read(b"email,sections\nrace@example.org,technology\n", settings)
+    outcome: dict[str, object] = {}
+
+    def import_second() -> None:
+        try:
+            with db.session() as s:
+                outcome["result"] = importer.import_rows(s, settings, second, consented=True)
+        except Exception as exc:  # reported below, on the test's thread
+            outcome["error"] = exc
+
+    with db.session() as holder:
+        assert importer.import_rows(holder, settings, first, consented=True).activated == 1
+        racer = threading.Thread(target=import_second)
+        racer.start()
+        if db.dialect == "postgresql":  # hold the commit until the second import waits on this row
+            pid = holder.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            waiting = sa.text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
+            deadline = time.monotonic() + 30
+            with db.engine.connect() as watcher:
+                while not watcher.execute(waiting, {"pid": pid}).scalar_one():
+                    assert time.monotonic() < deadline, "the second import never waited for the first"
+                    time.sleep(0.01)
+    racer.join(timeout=30)
+    assert "error" not in outcome, outcome.get("error")
+    result = outcome["result"]
+    assert isinstance(result, importer.ImportResult)
+    assert (result.activated, result.unchanged) == (0, 1)
+    with db.session(readonly=True) as s:
+        assert s.scalars(sa.select(Subscriber.status).where(Subscriber.email == "race@example.org")).all() == ["active"]
+        assert s.scalars(sa.select(SubscriberSection.section)).all() == ["industry"]  # the first import's choice

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from builders import make_app
 from flask import Flask
 from flask.testing import FlaskClient
 from subscribe_support import Live, Mailbox, live_stack
 
 from feedsvc.config import Settings
-from feedsvc.web import create_app
 
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
-    app = create_app(settings, TESTING=True)
-    yield app
-    app.extensions["feedsvc.db"].dispose()
+    with make_app(settings) as app:
+        yield app
 
 
 @pytest.fixture
@@ -30,17 +28,6 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def mailbox(app: Flask, settings: Settings) -> Mailbox:
     return Mailbox(app.extensions["feedsvc.db"], settings)
-
-
-@pytest.fixture(scope="session")
-def require() -> Callable[[bool, str], None]:
-    """tests/conftest.py's `require` (skip locally, fail in CI); test modules cannot import a conftest by name."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("feedsvc_tests_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.require
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 addresses stored with a Unicode domain get their IDNA form (the form normalise_email gives now)
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01 20:40:00
 """
 
