@@ -80,13 +80,16 @@ def place(path: Path, data: bytes, settings: Settings) -> tuple[Path, bool]:
         if target.read_bytes() != data:
             raise PublishError(f"{target} exists with other content; not overwriting it")
         return target, False
+    temporary = None
     try:
         settings.issues_dir.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=".publish-", dir=settings.issues_dir)
+        fd, temporary = tempfile.mkstemp(prefix=".publish-", dir=settings.issues_dir)  # hidden: no issue file
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(temporary, target)
     except OSError as exc:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
         raise PublishError(f"cannot copy {path} into {settings.issues_dir}: {exc.strerror or exc}") from exc
     return target, True
 
