@@ -23,10 +23,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from feedsvc.config import Settings
-from feedsvc.content.reader import Issue, ParseError, issue_files, load_issues, parse, parse_bytes
+from feedsvc.content.model import Issue, ParseError
+from feedsvc.content.reader import issue_files, load_issues, parse, parse_bytes
 from feedsvc.outbox import sends
-from feedsvc.site.build import BuildResult, SiteError, build_issues
-from feedsvc.site.writer import SiteWriter, open_site
+from feedsvc.site.build import build_issues
+from feedsvc.site.writer import BuildResult, SiteError, SiteWriter, open_site
 
 
 class PublishError(Exception):

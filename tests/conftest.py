@@ -17,7 +17,8 @@ from builders import LOCAL_BASE_URL, make_settings
 from support import ROOT, SEED, require, require_tool
 
 from feedsvc.config import Publication, Settings, load_publication
-from feedsvc.content.reader import Issue, parse
+from feedsvc.content.model import Issue
+from feedsvc.content.reader import parse
 
 if TYPE_CHECKING:
     from feedsvc.db.engine import Database

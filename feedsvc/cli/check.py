@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from feedsvc.cli.context import get_settings
-from feedsvc.content.reader import Issue, issue_files, read_issues
+from feedsvc.content.model import Issue
+from feedsvc.content.reader import issue_files, read_issues
 
 
 @click.command()

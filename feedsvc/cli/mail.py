@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from feedsvc.cli.context import get_settings
-from feedsvc.content.reader import ParseError, parse
+from feedsvc.content.model import ParseError
+from feedsvc.content.reader import parse
 from feedsvc.i18n import LANGUAGES
 from feedsvc.mail.message import EmailError, build_message, serialise
 from feedsvc.mail.newsletter import GMAIL_CLIP_BYTES, render

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from feedsvc.cli.context import get_settings
-from feedsvc.content.reader import ParseError
-from feedsvc.site.build import SiteError
+from feedsvc.content.model import ParseError
 from feedsvc.site.build import build as build_site
+from feedsvc.site.writer import SiteError
 
 
 @click.command()

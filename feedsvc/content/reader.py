@@ -27,14 +27,9 @@ from feedsvc.content.body import assemble, names_section, split_colophon
 from feedsvc.content.frontmatter import split_front_matter
 from feedsvc.content.header import identity, read_header
 from feedsvc.content.items import derive_key, finish_sections
-from feedsvc.content.model import Issue, Item, ParseError, ParseWarning, Section
+from feedsvc.content.model import Issue, ParseError
 
 __all__ = [
-    "Issue",
-    "Item",
-    "ParseError",
-    "ParseWarning",
-    "Section",
     "derive_key",
     "issue_files",
     "load_issues",

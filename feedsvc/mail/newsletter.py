@@ -24,7 +24,7 @@ from typing import Any
 from premailer import Premailer
 
 from feedsvc.config import Publication
-from feedsvc.content.reader import Issue
+from feedsvc.content.model import Issue
 from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES, date_text
 from feedsvc.mail.message import EmailError, Links, RenderedEmail, one_line, placeholder_values
 from feedsvc.mail.templates import environment

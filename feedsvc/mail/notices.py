@@ -5,13 +5,13 @@ from __future__ import annotations
 import html as htmllib
 import json
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from feedsvc.config import Settings
-from feedsvc.db.engine import utcnow
 from feedsvc.mail.templates import environment
 
 
@@ -51,7 +51,7 @@ class Notice:
         message["To"] = self.to
         if self.reply_to:
             message["Reply-To"] = self.reply_to
-        message["Date"] = format_datetime(utcnow())
+        message["Date"] = format_datetime(datetime.now(UTC))
         message["Message-ID"] = self.message_id
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(self.text)

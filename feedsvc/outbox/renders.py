@@ -13,7 +13,8 @@ import threading
 from collections import OrderedDict
 
 from feedsvc.config import Settings
-from feedsvc.content.reader import Issue, parse_bytes
+from feedsvc.content.model import Issue
+from feedsvc.content.reader import parse_bytes
 from feedsvc.db.engine import Database
 from feedsvc.db.models import KIND_ISSUE
 from feedsvc.mail import message as mail_message

@@ -23,7 +23,7 @@ from sqlalchemy import and_, case, func, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Subquery
 
-from feedsvc.content.reader import Issue
+from feedsvc.content.model import Issue
 from feedsvc.db.engine import insert_for, utcnow
 from feedsvc.db.models import (
     ACTIVE,

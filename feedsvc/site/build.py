@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from feedsvc.config import Publication
-from feedsvc.content.reader import Issue, issue_files, load_issues, newest_first
+from feedsvc.content.model import Issue
+from feedsvc.content.reader import issue_files, load_issues, newest_first
 from feedsvc.site import feeds
 from feedsvc.site.pages import feed_listing, render_pages
 from feedsvc.site.writer import SITE_META, BuildResult, SiteError, SiteWriter, open_site
 
-__all__ = ["BuildResult", "SiteError", "build", "build_issues", "render_site", "site_metadata"]
+__all__ = ["build", "build_issues", "render_site", "site_metadata"]
 
 
 def build(issues_dir: Path, out_dir: Path, publication: Publication, templates_dir: Path) -> BuildResult:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from feedgen.feed import FeedGenerator
 
 from feedsvc.config import Publication
-from feedsvc.content.reader import Issue, Item
+from feedsvc.content.model import Issue, Item
 
 ALL = "all"
 ISSUES = "issues"

@@ -11,7 +11,8 @@ from typing import Any
 import jinja2
 
 from feedsvc.config import Publication
-from feedsvc.content.reader import Issue, newest_first
+from feedsvc.content.model import Issue
+from feedsvc.content.reader import newest_first
 from feedsvc.i18n import LANGUAGES, date_text, translate
 from feedsvc.site import feeds
 from feedsvc.site.writer import SiteError

@@ -34,7 +34,8 @@ from sqlalchemy.orm import Session
 
 from feedsvc import ratelimit
 from feedsvc.config import Settings
-from feedsvc.content.reader import Issue, ParseError, issue_files, parse
+from feedsvc.content.model import Issue, ParseError
+from feedsvc.content.reader import issue_files, parse
 from feedsvc.db.models import ACTIVE, SUBSCRIBER_STATUSES, Subscriber, SubscriberSection
 from feedsvc.i18n import translate
 from feedsvc.mail import message as mail_message

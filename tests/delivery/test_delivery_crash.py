@@ -18,7 +18,7 @@ from smtp_misbehaving import MisbehavingSmtp
 from sqlalchemy import func, select
 
 from feedsvc.config import Settings
-from feedsvc.content.reader import Issue
+from feedsvc.content.model import Issue
 from feedsvc.db.engine import Database
 from feedsvc.db.models import OutboxMessage
 from feedsvc.outbox import sends

@@ -6,7 +6,7 @@ import pytest
 from delivery_support import add_subscribers
 from sqlalchemy import func, select
 
-from feedsvc.content.reader import Issue
+from feedsvc.content.model import Issue
 from feedsvc.db.engine import Database
 from feedsvc.db.models import ACTIVE, BOUNCED, PENDING, UNSUBSCRIBED, OutboxMessage
 from feedsvc.outbox import sends

@@ -14,7 +14,7 @@ from smtp_misbehaving import MisbehavingSmtp
 from sqlalchemy import func, select, text, update
 
 from feedsvc.config import Settings
-from feedsvc.content.reader import Issue
+from feedsvc.content.model import Issue
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.db.models import ACTIVE, BOUNCED, OutboxMessage, Subscriber
 from feedsvc.mail import newsletter

@@ -6,7 +6,8 @@ import pytest
 from email_support import HOSTILE, MANAGE, UNSUBSCRIBE
 
 from feedsvc.config import Publication
-from feedsvc.content.reader import Issue, parse_bytes
+from feedsvc.content.model import Issue
+from feedsvc.content.reader import parse_bytes
 from feedsvc.mail import message as mail_message
 
 

@@ -16,7 +16,7 @@ from browser_support import CHROMIUM, launch
 from email_support import MANAGE, UNSUBSCRIBE, parts
 
 from feedsvc.config import Publication
-from feedsvc.content.reader import Issue
+from feedsvc.content.model import Issue
 from feedsvc.mail import message as mail_message
 from feedsvc.mail import newsletter
 

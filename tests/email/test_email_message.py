@@ -17,7 +17,7 @@ import pytest
 from email_support import MANAGE, UNSUBSCRIBE, parse_back, parts
 
 from feedsvc.config import Publication
-from feedsvc.content.reader import Issue
+from feedsvc.content.model import Issue
 from feedsvc.mail import message as mail_message
 from feedsvc.mail import newsletter
 

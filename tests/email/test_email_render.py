@@ -11,7 +11,7 @@ from email_support import MANAGE, UNSUBSCRIBE
 from lxml.cssselect import CSSSelector
 
 from feedsvc.config import Publication
-from feedsvc.content.reader import Issue
+from feedsvc.content.model import Issue
 from feedsvc.mail import message as mail_message
 from feedsvc.mail import newsletter
 from feedsvc.mail.templates import environment

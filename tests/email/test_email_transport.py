@@ -13,7 +13,7 @@ from email_support import parse_back, parts
 from smtp_support import SmtpSink, free_port, self_signed_certificate, server_context
 
 from feedsvc.config import ConfigError, Publication, load_settings
-from feedsvc.content.reader import Issue
+from feedsvc.content.model import Issue
 from feedsvc.mail import message as mail_message
 from feedsvc.mail import newsletter
 from feedsvc.mail.transport import (

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from feedsvc.config import Publication
-from feedsvc.content.reader import Issue
+from feedsvc.content.model import Issue
 from feedsvc.site.feeds import feed_names, render_feeds
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

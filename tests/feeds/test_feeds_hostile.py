@@ -15,7 +15,7 @@ import pytest
 from lxml import etree
 
 from feedsvc.config import Publication, Settings
-from feedsvc.content.reader import Issue, Item, Section
+from feedsvc.content.model import Issue, Item, Section
 from feedsvc.site.feeds import feed_names, render_feeds
 from feedsvc.web import create_app
 

@@ -12,7 +12,7 @@ import pytest
 from lxml import etree
 
 from feedsvc.config import Publication
-from feedsvc.content.reader import Issue
+from feedsvc.content.model import Issue
 from feedsvc.site.feeds import build_feeds, feed_names, render_feeds
 
 ATOM = "{http://www.w3.org/2005/Atom}"

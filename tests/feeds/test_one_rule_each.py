@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from feedsvc.config import Publication, SectionConfig, choose_sections
-from feedsvc.content.reader import Issue, parse, parse_text, read_issues
+from feedsvc.content.model import Issue
+from feedsvc.content.reader import parse, parse_text, read_issues
 from feedsvc.i18n import date_text
 from feedsvc.mail import newsletter
 from feedsvc.site.build import render_site

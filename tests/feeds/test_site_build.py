@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 from feedsvc.cli import main
 from feedsvc.config import Settings
-from feedsvc.site.build import BuildResult, SiteError, build
-from feedsvc.site.writer import open_site, store_dir, write_site
+from feedsvc.site.build import build
+from feedsvc.site.writer import BuildResult, SiteError, open_site, store_dir, write_site
 
 SiteReader = Callable[[Path], dict[str, bytes]]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import lxml.html
 
 from feedsvc.config import Settings
-from feedsvc.content.reader import Issue
+from feedsvc.content.model import Issue
 from feedsvc.web import create_app
 
 NAMES = ("industry", "content", "technology", "capital", "people", "research", "all", "issues")

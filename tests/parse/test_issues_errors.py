@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedsvc.cli import main
-from feedsvc.content.reader import Issue, ParseError, load_issues, parse, parse_text
+from feedsvc.content.model import Issue, ParseError
+from feedsvc.content.reader import load_issues, parse, parse_text
 
 GOOD = "# 行业动态周报\n\n第 7 期\n\n2024 年 2 月 5 日\n\n## 资本\n\n### 新闻\n\n正文。\n"
 

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedsvc.config import ConfigError, Publication, load_publication
-from feedsvc.content.model import MAX_ISSUE_NUMBER
-from feedsvc.content.reader import Issue, ParseError, parse_text
+from feedsvc.content.model import MAX_ISSUE_NUMBER, Issue, ParseError
+from feedsvc.content.reader import parse_text
 
 BODY = "# 行业动态周报\n\n## 资本\n\n### 新闻\n\n正文。\n"
 GOOD = "# 行业动态周报\n\n第 7 期\n\n2024 年 2 月 5 日\n\n## 资本\n\n### 新闻\n\n正文。\n"

@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from feedsvc.content.reader import Issue, parse, parse_bytes
+from feedsvc.content.model import Issue
+from feedsvc.content.reader import parse, parse_bytes
 
 
 def test_header(seed: Issue) -> None:
