@@ -40,13 +40,14 @@ import jinja2
 from feedsvc.config import Publication
 from feedsvc.content.reader import Issue, issue_files, load_issues
 from feedsvc.i18n import LANGUAGES, translate
-from feedsvc.site import feeds
+from feedsvc.site import feeds, manifest, opml, websub
 
 SITE_META = "site.json"
 CONTENT_TYPES = {
     ".atom": "application/atom+xml; charset=utf-8",
     ".json": "application/feed+json; charset=utf-8",
     ".html": "text/html; charset=utf-8",
+    ".opml": "text/x-opml; charset=utf-8",
 }
 _MONTHS = (
     "January",
@@ -195,10 +196,19 @@ def site_metadata(issues: Sequence[Issue], listing: Sequence[Mapping[str, Any]])
     }
 
 
-def render_site(issues: Sequence[Issue], publication: Publication, templates_dir: Path) -> dict[str, bytes]:
-    """Every file of the site, path → bytes. Deterministic: same issues and templates, same bytes."""
-    built = feeds.build_feeds(issues, publication)
+def render_site(
+    issues: Sequence[Issue],
+    publication: Publication,
+    templates_dir: Path,
+    history: manifest.History | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, bytes]:
+    """Every file of the site, path → bytes. Deterministic: same issues, templates and history, same bytes
+    (`now` only dates corrections: see feedsvc.site.manifest)."""
+    built = feeds.build_feeds(issues, publication, history, now)
     files = feeds.feed_files(built, publication)
+    files[manifest.MANIFEST] = feeds.manifest_file(built)
+    files[opml.OPML_PATH.lstrip("/")] = opml.render(publication)
     listing = feed_listing(publication, built)
     files.update(render_pages(issues, publication, templates_dir, listing))
     meta = json.dumps(site_metadata(issues, listing), ensure_ascii=False, indent=1, sort_keys=True)
@@ -209,8 +219,11 @@ def render_site(issues: Sequence[Issue], publication: Publication, templates_dir
 # -------------------------------------------------------------------------------------------- writing
 
 
-def build(issues_dir: Path, out_dir: Path, publication: Publication, templates_dir: Path) -> BuildResult:
-    """Parse every issue in `issues_dir`, render the site and swap it in at `out_dir`.
+def build(
+    issues_dir: Path, out_dir: Path, publication: Publication, templates_dir: Path, now: dt.datetime | None = None
+) -> BuildResult:
+    """Parse every issue in `issues_dir`, render the site and swap it in at `out_dir`; then queue WebSub pings
+    for the feeds that changed (in the background: feedsvc.site.websub).
 
     A `ParseError` (or a template error) is raised before the site changes. The build lock is held from
     reading issues/ to the swap, so two builds at once cannot put an older reading of issues/ back.
@@ -220,9 +233,19 @@ def build(issues_dir: Path, out_dir: Path, publication: Publication, templates_d
     out_dir, store = _prepare(out_dir)
     with _locked(store / ".lock"):
         issues = load_issues(issue_files(issues_dir), publication)
-        files = render_site(issues, publication, templates_dir)
+        history = manifest.load(_read_current(out_dir, manifest.MANIFEST))
+        files = render_site(issues, publication, templates_dir, history, now)
         result = _write_locked(files, out_dir, store)
+    websub.announce(out_dir, result.changed, publication)
     return BuildResult(result.out_dir, result.generation, result.files, result.changed, len(issues))
+
+
+def _read_current(out_dir: Path, path: str) -> bytes | None:
+    """A file of the current generation, or None."""
+    try:
+        return (out_dir / path).read_bytes()
+    except OSError:
+        return None
 
 
 def generation_name(files: Mapping[str, bytes]) -> str:
