@@ -153,9 +153,11 @@ def build_feeds(
         for position, (section, item) in enumerate(issue.items)
     ]
     whole = [_issue_entry(publication, issue, ranks[issue.number]) for issue in ordered]
-    when = now or dt.datetime.now(dt.UTC)
-    stamped = manifest.restamp([entry for _, entry in items] + whole, history or {}, when, publication.zone)
-    item_entries = [(slug, entry) for (slug, _), entry in zip(items, stamped, strict=False)]
+    when, known = now or dt.datetime.now(dt.UTC), history or {}
+    # Items and whole issues never share a feed, so each kind only needs instants unique among its own.
+    stamped = manifest.restamp([entry for _, entry in items], known, when, publication.zone)
+    item_entries = [(slug, entry) for (slug, _), entry in zip(items, stamped, strict=True)]
+    whole = manifest.restamp(whole, known, when, publication.zone)
     feeds = [
         _feed(
             publication,
@@ -166,7 +168,7 @@ def build_feeds(
         for section in publication.sections
     ]
     feeds.append(_feed(publication, ALL, publication.description, [entry for _, entry in item_entries]))
-    feeds.append(_feed(publication, ISSUES, f"{publication.name}每期全文。", stamped[len(items) :]))
+    feeds.append(_feed(publication, ISSUES, f"{publication.name}每期全文。", whole))
     return tuple(feeds)
 
 
