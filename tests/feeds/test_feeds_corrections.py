@@ -74,7 +74,8 @@ def test_correcting_a_typo_changes_only_that_entry_in_the_feeds_holding_it(with_
 
 def _escaped(files: dict[str, bytes], sentence: str) -> str:
     """The content line of the capital entry that contains `sentence`."""
-    [line] = [l for l in files["feeds/capital.atom"].decode().splitlines() if "<content" in l and sentence in l]
+    lines = files["feeds/capital.atom"].decode().splitlines()
+    [line] = [text for text in lines if "<content" in text and sentence in text]
     return line.split('<content type="html">', 1)[1]
 
 
