@@ -51,12 +51,6 @@ class Hub:
         return self.heard()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _start_hub(tmp: Path, port: int = 0) -> tuple[Hub, subprocess.Popen[str]]:
     log = tmp / f"hub-{time.monotonic_ns()}.log"
     process = subprocess.Popen(
@@ -130,19 +124,21 @@ def test_a_down_hub_never_fails_or_delays_a_build_and_hears_later(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(websub.RETRY_ENV, "0.5,0.5,0.5,0.5,0.5,0.5,0.5,0.5")
-    port = _free_port()  # nothing listens there yet
-    down = f"http://127.0.0.1:{port}/hub"
+    black_hole = socket.socket()  # takes connections and never answers: a ping in the build would hang 10 s
+    black_hole.bind(("127.0.0.1", 0))
+    black_hole.listen(64)
+    port = black_hole.getsockname()[1]
     without = _build(settings, settings.publication)
     (settings.site_dir.parent / "other").mkdir()
     elsewhere = settings.with_overrides(site_dir=settings.site_dir.parent / "other" / "site")
-    with_hub = _build(elsewhere, replace(settings.publication, websub_hubs=(down,)))
+    with_hub = _build(elsewhere, replace(settings.publication, websub_hubs=(f"http://127.0.0.1:{port}/hub",)))
     assert with_hub < without + 1.0  # the build does not wait for the hub
-    time.sleep(0.5)
     pending = json.loads(websub.queue_path(elsewhere.site_dir).read_text("utf-8"))["pending"]
     assert len(pending) == 16
+    black_hole.close()  # the hub comes back
     hub, process = _start_hub(tmp_path, port)
     try:
-        assert Counter(hub.wait_for(16)) == _topics(settings.publication, *feed_names(settings.publication))
+        assert Counter(hub.wait_for(16, seconds=40)) == _topics(settings.publication, *feed_names(settings.publication))
         _drained(elsewhere)
     finally:
         process.terminate()
