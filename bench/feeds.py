@@ -8,8 +8,11 @@ Prints:
     the same server in the same run: the cases are interleaved in ROUNDS rounds and each ratio is the
     median of the per-round ratios.
 
-Bounded: each load run lasts DURATION seconds; the whole bench takes about a minute.
-Run with `make bench` or `.venv/bin/python bench/feeds.py`.
+  * the whole history (RFC 5005 archives): the build time for a back catalogue of 400 issues (10,800 items),
+    and for adding the 401st to it, with how many archive documents kept their bytes and mtime.
+
+Bounded: each load run lasts DURATION seconds; the whole bench takes about a minute and a half.
+Run with `make bench` or `.venv/bin/python bench/feeds.py`; `--history` runs the back-catalogue part alone.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from feedsvc.site.build import build  # noqa: E402
 
 SEED = ROOT / "issues" / "2024-01-22-398.md"
 GENERATED_ISSUES = 50
+HISTORY_ISSUES = 400
 BUILD_RUNS = 5
 DURATION = 2  # seconds per measured load run
 ROUNDS = 5
@@ -45,12 +49,12 @@ WORKERS = 2
 THREADS = 4
 
 
-def generate_issues(folder: Path, count: int) -> None:
-    """`count` weekly issues made from the seed: numbers 398, 397, …; dates a week apart."""
+def generate_issues(folder: Path, count: int, last: int = 398, last_date: dt.date = dt.date(2024, 1, 22)) -> None:
+    """`count` weekly issues made from the seed: numbers last, last - 1, …; dates a week apart."""
     text = SEED.read_text(encoding="utf-8")
     for offset in range(count):
-        number = 398 - offset
-        date = dt.date(2024, 1, 22) - dt.timedelta(weeks=offset)
+        number = last - offset
+        date = last_date - dt.timedelta(weeks=offset)
         issue = text.replace("第 398 期", f"第 {number} 期").replace(
             "2024 年 1 月 22 日", f"{date.year} 年 {date.month} 月 {date.day} 日"
         )
@@ -210,7 +214,39 @@ def app_bench(site_dir: Path, work: Path) -> None:
         print(f"  {label:<44} {seconds * 1e6:8.1f} us/request   ratio to /healthz {ratio:.2f}")
 
 
+def history_bench(work: Path) -> None:
+    """Build 400 issues from nothing, then add the 401st: times, and what the incremental build kept."""
+    publication = load_publication(ROOT / "feedsvc.toml")
+    issues_dir, out = work / "history", work / "history-site" / "site"
+    issues_dir.mkdir()
+    generate_issues(issues_dir, HISTORY_ISSUES, last=HISTORY_ISSUES, last_date=dt.date(2024, 2, 5))
+    start = time.perf_counter()
+    first = build(issues_dir, out, publication, ROOT / "templates")
+    full = time.perf_counter() - start
+    archives = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.resolve().rglob("archive/*")}
+    generate_issues(issues_dir, 1, last=HISTORY_ISSUES + 1, last_date=dt.date(2024, 2, 12))
+    start = time.perf_counter()
+    second = build(issues_dir, out, publication, ROOT / "templates")
+    incremental = time.perf_counter() - start
+    root = out.resolve()
+    kept = 0
+    for path, before in archives.items():
+        now = root / path.relative_to(first.generation)
+        if now.exists() and (now.stat().st_ino, now.stat().st_mtime_ns) == before:
+            kept += 1
+    print(f"history ([feeds] limit = {publication.feed_limit}), one run each:")
+    print(f"  {HISTORY_ISSUES} issues ({HISTORY_ISSUES * 27} items), from nothing: {full:8.1f} s, {first.files} files")
+    print(
+        f"  adding issue {HISTORY_ISSUES + 1}:                     {incremental:8.1f} s, {len(second.changed)} files "
+        f"changed; {kept} of {len(archives)} archive documents kept their bytes and mtime"
+    )
+
+
 def main() -> None:
+    if "--history" in sys.argv[1:]:
+        with tempfile.TemporaryDirectory(prefix="feedsvc-bench-") as tmp:
+            history_bench(Path(tmp))
+        return
     with tempfile.TemporaryDirectory(prefix="feedsvc-bench-") as tmp:
         work = Path(tmp)
         seed_dir = work / "seed"
@@ -226,6 +262,7 @@ def main() -> None:
         print(f"  {GENERATED_ISSUES} issues ({GENERATED_ISSUES * 27} items):       {many_time * 1000:8.1f} ms")
         app_bench(work / "many-0" / "site", work)
         serve_bench(work / "many-0" / "site", work)
+        history_bench(work)
 
 
 if __name__ == "__main__":

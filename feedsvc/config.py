@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import zoneinfo
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -57,6 +58,8 @@ class Publication:
     colophon_markers: tuple[str, ...] = ()
     feed_limit: int = 100
     websub_hub: str = ""
+    websub_hubs: tuple[str, ...] = ()
+    timezone: str = "UTC"
     from_name: str = ""
     from_address: str = "newsletter@example.org"
     reply_to: str = ""
@@ -90,6 +93,16 @@ class Publication:
     def choose_sections(self, value: str | Iterable[str] | None) -> SectionChoice:
         """`choose_sections` among this publication's sections."""
         return choose_sections(value, self.slugs)
+
+    @property
+    def hubs(self) -> tuple[str, ...]:
+        """Every WebSub hub to announce and ping: `websub_hubs`, then the older single `websub_hub`."""
+        return tuple(dict.fromkeys(h for h in (*self.websub_hubs, self.websub_hub) if h))
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The publication's time zone: an issue's date is a day there."""
+        return zoneinfo.ZoneInfo(self.timezone)
 
     @property
     def mail_domain(self) -> str:
@@ -182,6 +195,16 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
             f"{path}: [publication] id_authority is missing: a domain you own, fixed for good, that every feed "
             "entry id is built from (kept apart from base_url, so that moving the site changes no id)"
         )
+    timezone = str(pub.get("timezone", "UTC"))
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise ConfigError(f"{path}: [publication] timezone {timezone!r} is not an IANA time zone") from None
+    hubs = feeds.get("websub_hubs", [])
+    hubs = [hubs] if isinstance(hubs, str) else hubs
+    for hub in [*hubs, feeds.get("websub_hub", "")]:
+        if hub and (urlsplit(str(hub)).scheme not in ("http", "https") or not urlsplit(str(hub)).netloc):
+            raise ConfigError(f"{path}: [feeds] WebSub hub {hub!r} is not an absolute http(s) URL")
     url = (base_url or pub.get("base_url") or "http://127.0.0.1:8000").rstrip("/")
     if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
         raise ConfigError(f"{path}: base_url {url!r} is not an absolute http(s) URL")
@@ -200,6 +223,8 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
         colophon_markers=tuple(pub.get("colophon_markers", ())),
         feed_limit=int(feeds.get("limit", 100)),
         websub_hub=feeds.get("websub_hub", ""),
+        websub_hubs=tuple(str(hub) for hub in hubs),
+        timezone=timezone,
         from_name=mail.get("from_name") or pub["name"],
         from_address=mail.get("from_address", "newsletter@example.org"),
         reply_to=mail.get("reply_to", ""),

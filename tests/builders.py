@@ -10,13 +10,14 @@ else builds its own instead of copying a fixture.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from support import ROOT
+from support import ROOT, SEED
 
 from feedsvc.config import Settings, load_settings
 from feedsvc.web import create_app
@@ -35,10 +36,17 @@ def make_settings(
 ) -> Settings:
     """Settings from the real feedsvc.toml and templates, var/ (site, mail, SQLite) under `tmp_path`.
 
-    Nothing is read from os.environ. `database_url` defaults to SQLite in var/, `base_url` to feedsvc.toml's;
+    The issues folder is `tmp_path/issues-folder` with a copy of the seed, so that no test can write into the
+    repository's own issues/. Nothing is read from os.environ. `database_url` defaults to SQLite in var/,
+    `base_url` to feedsvc.toml's;
     `env` adds FEEDSVC_* variables as the environment would; `overrides` replace Settings fields afterwards.
     """
+    issues = tmp_path / "issues-folder"
+    issues.mkdir(exist_ok=True)
+    if not (issues / SEED.name).exists():
+        shutil.copyfile(SEED, issues / SEED.name)
     variables = {
+        "FEEDSVC_ISSUES_DIR": str(issues),
         "FEEDSVC_VAR_DIR": str(tmp_path / "var"),
         "FEEDSVC_SECRET_KEY": SECRET_KEY,
         "FEEDSVC_TEMPLATES_DIR": str(ROOT / "templates"),

@@ -1,4 +1,4 @@
-"""Building the static site: issues -> rendered files (feeds, archive pages, site.json) -> written atomically.
+"""Building the static site: issues -> rendered files (feeds and their archives, pages, OPML, manifest) -> written.
 
 No Flask and no database here. A build renders everything in memory first (a parse or template error stops
 it before the disk is touched), then hands the files to feedsvc.site.writer. Same input, same bytes.
@@ -6,6 +6,7 @@ it before the disk is touched), then hands the files to feedsvc.site.writer. Sam
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -15,15 +16,18 @@ from typing import Any
 from feedsvc.config import Publication
 from feedsvc.content.model import Issue
 from feedsvc.content.reader import issue_files, load_issues, newest_first
-from feedsvc.site import feeds
+from feedsvc.site import feeds, manifest, opml, websub
 from feedsvc.site.pages import feed_listing, render_pages
 from feedsvc.site.writer import SITE_META, BuildResult, SiteError, SiteWriter, open_site
 
 __all__ = ["build", "build_issues", "render_site", "site_metadata"]
 
 
-def build(issues_dir: Path, out_dir: Path, publication: Publication, templates_dir: Path) -> BuildResult:
-    """Parse every issue in `issues_dir`, render the site and swap it in at `out_dir`.
+def build(
+    issues_dir: Path, out_dir: Path, publication: Publication, templates_dir: Path, now: dt.datetime | None = None
+) -> BuildResult:
+    """Parse every issue in `issues_dir`, render the site and swap it in at `out_dir`; then queue WebSub pings
+    for the feeds that changed (in the background: feedsvc.site.websub).
 
     A `ParseError` (or a template error) is raised before the site changes. The build lock is held from
     reading issues/ to the swap, so two builds at once cannot put an older reading of issues/ back.
@@ -32,21 +36,48 @@ def build(issues_dir: Path, out_dir: Path, publication: Publication, templates_d
         raise SiteError(f"{issues_dir}: no such folder of issues")
     with open_site(out_dir) as site:
         issues = load_issues(issue_files(issues_dir), publication)
-        return build_issues(site, issues, publication, templates_dir)
+        result = build_issues(site, issues, publication, templates_dir, now)
+    websub.announce(result.out_dir, result.changed, publication)
+    return result
 
 
 def build_issues(
-    site: SiteWriter, issues: Sequence[Issue], publication: Publication, templates_dir: Path
+    site: SiteWriter,
+    issues: Sequence[Issue],
+    publication: Publication,
+    templates_dir: Path,
+    now: dt.datetime | None = None,
 ) -> BuildResult:
-    """Render issues already read and write them through `site` (whose lock the caller holds)."""
-    result = site.write(render_site(issues, publication, templates_dir))
+    """Render issues already read and write them through `site` (whose lock the caller holds).
+
+    The previous generation's manifest tells which entries were corrected since (feedsvc.site.manifest).
+    """
+    history = manifest.load(_read_current(site.out_dir, manifest.MANIFEST))
+    result = site.write(render_site(issues, publication, templates_dir, history, now))
     return replace(result, issues=len(issues))
 
 
-def render_site(issues: Sequence[Issue], publication: Publication, templates_dir: Path) -> dict[str, bytes]:
-    """Every file of the site, path → bytes. Deterministic: same issues and templates, same bytes."""
-    built = feeds.build_feeds(issues, publication)
+def _read_current(out_dir: Path, path: str) -> bytes | None:
+    """A file of the current generation, or None."""
+    try:
+        return (out_dir / path).read_bytes()
+    except OSError:
+        return None
+
+
+def render_site(
+    issues: Sequence[Issue],
+    publication: Publication,
+    templates_dir: Path,
+    history: manifest.History | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, bytes]:
+    """Every file of the site, path → bytes. Deterministic: same issues, templates and history, same bytes
+    (`now` only dates corrections: see feedsvc.site.manifest)."""
+    built = feeds.build_feeds(issues, publication, history, now)
     files = feeds.feed_files(built, publication)
+    files[manifest.MANIFEST] = feeds.manifest_file(built)
+    files[opml.OPML_PATH.lstrip("/")] = opml.render(publication)
     listing = feed_listing(publication, built)
     files.update(render_pages(issues, publication, templates_dir, listing))
     meta = json.dumps(site_metadata(issues, listing), ensure_ascii=False, indent=1, sort_keys=True)

@@ -1,14 +1,21 @@
-"""Issues in, feed documents out: Atom (feedgen) and JSON Feed 1.1 for every section, `all` and `issues`. Pure.
+"""Issues in, feed documents out: Atom 1.0 and JSON Feed 1.1 for every section, `all` and `issues`. Pure.
 
-Identity and time never depend on the machine or the clock:
+Identity and time never depend on the machine, and on the clock only for corrections:
 
 * an entry id is a tag URI (RFC 4151) made of the publication's *id authority* (not its base URL, so moving
   the site never changes an id), the issue date and number, the section slug and the item key:
   ``tag:feedsvc.example.org,2024-01-22:398/industry/a070ebf8b5``; a whole issue is ``…,2024-01-22:398``;
-* ``published`` and ``updated`` are the issue date at 00:00 UTC; a feed's ``updated`` is its newest entry's,
-  so a feed that a new issue does not touch stays byte for byte the same.
+* every entry has its own instant, so that no two entries of a feed share an ``updated`` (the W3C Feed
+  Validator's warning): an issue stands for noon of its date in the publication's time zone, and its n-th
+  item (0-based, in issue order, across sections) for n seconds before noon. Readers that sort by date
+  newest first show an issue's items in issue order, and the date they show is the issue's date there
+  (noon leaves ±12 hours before another day begins). A second issue on the same date is an hour later;
+* ``updated`` is ``published`` until the entry is corrected (see feedsvc.site.manifest); a document's
+  ``updated`` is its newest entry's, so a feed that a new issue does not touch stays byte for byte the same.
 
-Entries are ordered newest issue first, items in issue order, and cut to ``publication.feed_limit``.
+Every feed keeps its whole history as RFC 5005 archives (feedsvc.site.archives): the subscription document
+holds the newest ``publication.feed_limit`` entries. Entries stand alone in a reader: absolute links, an
+``xml:lang``, an author and a plain-text summary each.
 """
 
 from __future__ import annotations
@@ -19,21 +26,29 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
-from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from feedsvc.config import Publication
 from feedsvc.content.model import Issue, Item
+from feedsvc.site import archives, manifest
 
 ALL = "all"
 ISSUES = "issues"
 ATOM_TYPE = "application/atom+xml"
 JSON_FEED_TYPE = "application/feed+json"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+FH_NS = "http://purl.org/syndication/history/1.0"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 GENERATOR = "feedsvc"
+ISSUE_HOUR = 12  # an issue stands for noon of its date in the publication's time zone
 
 # Characters XML 1.0 cannot carry (the parser drops them too; an Issue built elsewhere may still hold them).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_SENTENCE = re.compile(r"[^。！？!?]+(?:[。！？!?]+[”」』）)]?|$)|[。！？!?]+")
+_LINK_ATTRIBUTE = re.compile(r'(\s(?:href|src)=")([^"]*)"')
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class Entry:
     published: dt.datetime
     updated: dt.datetime
     html: str
+    digest: str = ""  # of what readers see, for the manifest (corrections)
     summary: str = ""
     category: str = ""  # the section slug (Atom term); empty for whole issues
     category_label: str = ""  # the section name as readers see it
@@ -71,9 +87,11 @@ def feed_names(publication: Publication) -> tuple[str, ...]:
     return (*publication.slugs, ALL, ISSUES)
 
 
-def issue_time(issue: Issue) -> dt.datetime:
-    """The moment an issue stands for: its date at 00:00 UTC."""
-    return dt.datetime.combine(issue.date, dt.time(0), tzinfo=dt.UTC)
+def issue_time(issue: Issue, publication: Publication, rank: int = 0) -> dt.datetime:
+    """The moment an issue stands for: noon of its date in the publication's time zone (and `rank` hours
+    later for the rank-th other issue of that date)."""
+    noon = dt.datetime.combine(issue.date, dt.time(ISSUE_HOUR), tzinfo=publication.zone)
+    return noon + dt.timedelta(hours=rank)
 
 
 def issue_tag(publication: Publication, issue: Issue) -> str:
@@ -98,7 +116,7 @@ def site_url(publication: Publication, path: str = "/") -> str:
 
 def feed_path(name: str, extension: str = "atom") -> str:
     """The site path of a feed: ``/feeds/<name>.atom`` or ``.json``."""
-    return f"/feeds/{name}.{extension}"
+    return f"{archives.subscription_stem(name)}.{extension}"
 
 
 def issue_path(number: int, anchor: str = "") -> str:
@@ -116,14 +134,30 @@ def feed_title(publication: Publication, name: str) -> str:
 # --------------------------------------------------------------------------------------------- feeds
 
 
-def build_feeds(issues: Iterable[Issue], publication: Publication) -> tuple[Feed, ...]:
-    """Every feed of the publication, in `feed_names` order, from issues in any order."""
+def build_feeds(
+    issues: Iterable[Issue],
+    publication: Publication,
+    history: manifest.History | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[Feed, ...]:
+    """Every feed of the publication with its whole history, in `feed_names` order, from issues in any order.
+
+    `history` (the previous build's manifest) keeps each known entry's instants; an entry corrected since
+    gets `updated` = `now` (the clock if None; only read when something was corrected).
+    """
     ordered = sorted(issues, key=lambda i: (i.date, i.number), reverse=True)
-    item_entries = [
-        (section.slug, _item_entry(publication, issue, section.slug, section.name, item))
+    ranks = _same_day_ranks(ordered)
+    items = [
+        (section.slug, _item_entry(publication, issue, ranks[issue.number], position, section.slug, section.name, item))
         for issue in ordered
-        for section, item in issue.items
+        for position, (section, item) in enumerate(issue.items)
     ]
+    whole = [_issue_entry(publication, issue, ranks[issue.number]) for issue in ordered]
+    when, known = now or dt.datetime.now(dt.UTC), history or {}
+    # Items and whole issues never share a feed, so each kind only needs instants unique among its own.
+    stamped = manifest.restamp([entry for _, entry in items], known, when, publication.zone)
+    item_entries = [(slug, entry) for (slug, _), entry in zip(items, stamped, strict=True)]
+    whole = manifest.restamp(whole, known, when, publication.zone)
     feeds = [
         _feed(
             publication,
@@ -134,70 +168,121 @@ def build_feeds(issues: Iterable[Issue], publication: Publication) -> tuple[Feed
         for section in publication.sections
     ]
     feeds.append(_feed(publication, ALL, publication.description, [entry for _, entry in item_entries]))
-    feeds.append(
-        _feed(publication, ISSUES, f"{publication.name}每期全文。", [_issue_entry(publication, i) for i in ordered])
-    )
+    feeds.append(_feed(publication, ISSUES, f"{publication.name}每期全文。", whole))
     return tuple(feeds)
 
 
-def render_feeds(issues: Iterable[Issue], publication: Publication) -> dict[str, bytes]:
-    """Every feed file of the site: ``feeds/<name>.atom`` and ``feeds/<name>.json`` → bytes."""
-    return feed_files(build_feeds(issues, publication), publication)
+def render_feeds(
+    issues: Iterable[Issue],
+    publication: Publication,
+    history: manifest.History | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, bytes]:
+    """Every feed file of the site (subscription and archive documents, Atom and JSON Feed) → bytes."""
+    return feed_files(build_feeds(issues, publication, history, now), publication)
 
 
 def feed_files(built: Iterable[Feed], publication: Publication) -> dict[str, bytes]:
-    """Feeds already built, written as their files (Atom and JSON Feed)."""
+    """Feeds already built, written as their files: every page of each, in Atom and in JSON Feed."""
     files: dict[str, bytes] = {}
     for feed in built:
-        files[f"feeds/{feed.name}.atom"] = atom(feed, publication)
-        files[f"feeds/{feed.name}.json"] = json_feed(feed, publication)
+        for page in archives.paginate(feed.name, feed.entries, publication.feed_limit):
+            files[page.path("atom").lstrip("/")] = atom(feed, page, publication)
+            files[page.path("json").lstrip("/")] = json_feed(feed, page, publication)
     return files
 
 
+def manifest_file(built: Iterable[Feed]) -> bytes:
+    """The manifest of these feeds (every entry once), for the next build's `history`."""
+    entries = {entry.id: entry for feed in built for entry in feed.entries}
+    return manifest.dump(entries.values())
+
+
 def _feed(publication: Publication, name: str, subtitle: str, entries: Sequence[Entry]) -> Feed:
-    kept = tuple(entries[: max(publication.feed_limit, 0)])
-    updated = max((e.updated for e in kept), default=_epoch(publication))
     return Feed(
         name=name,
         id=feed_tag(publication, name),
         title=feed_title(publication, name),
         subtitle=subtitle or publication.name,
-        updated=updated,
-        entries=kept,
+        updated=_newest(entries, publication),
+        entries=tuple(entries),
     )
 
 
-def _epoch(publication: Publication) -> dt.datetime:
-    """`updated` of a feed with no entries: fixed (Jan 1 of id_since), never the clock."""
+def _newest(entries: Iterable[Entry], publication: Publication) -> dt.datetime:
+    """A document's `updated`: its newest entry's; fixed (Jan 1 of id_since) without entries, never the clock."""
+    newest = max((e.updated for e in entries), default=None)
+    if newest is not None:
+        return newest
     year = re.match(r"\d{4}", publication.id_since)
-    return dt.datetime(int(year.group(0)) if year else 2000, 1, 1, tzinfo=dt.UTC)
+    return dt.datetime(int(year.group(0)) if year else 2000, 1, 1, tzinfo=publication.zone)
 
 
-def _item_entry(publication: Publication, issue: Issue, slug: str, section_name: str, item: Item) -> Entry:
-    when = issue_time(issue)
+def _same_day_ranks(ordered: Iterable[Issue]) -> dict[int, int]:
+    """Issue number → how many issues of the same date have a lower number (0 for the usual one a day)."""
+    by_date: dict[dt.date, list[int]] = {}
+    for issue in ordered:
+        by_date.setdefault(issue.date, []).append(issue.number)
+    return {number: rank for numbers in by_date.values() for rank, number in enumerate(sorted(numbers))}
+
+
+def _item_entry(
+    publication: Publication, issue: Issue, rank: int, position: int, slug: str, section_name: str, item: Item
+) -> Entry:
+    when = issue_time(issue, publication, rank) - dt.timedelta(seconds=position)
+    page = site_url(publication, issue_path(issue.number))
+    body = absolute_links(xml_text(item.html), page)
     return Entry(
         id=entry_tag(publication, issue, slug, item.key),
         title=xml_text(item.title),
         url=site_url(publication, issue_path(issue.number, item.key)),
         published=when,
         updated=when,
-        html=xml_text(item.html),
+        html=body,
+        digest=manifest.digest(item.title, item.html),
+        summary=xml_text(first_sentences(item.text)),
         category=slug,
         category_label=section_name,
     )
 
 
-def _issue_entry(publication: Publication, issue: Issue) -> Entry:
-    when = issue_time(issue)
+def _issue_entry(publication: Publication, issue: Issue, rank: int) -> Entry:
+    when = issue_time(issue, publication, rank)
+    parts = [issue_heading(issue), *issue.summary, *issue.colophon]
+    parts += [f"{s.name}/{i.key}/{i.title}/{i.html}" for s, i in issue.items]
+    page = site_url(publication, issue_path(issue.number))
     return Entry(
         id=issue_tag(publication, issue),
         title=xml_text(issue_heading(issue)),
-        url=site_url(publication, issue_path(issue.number)),
+        url=page,
         published=when,
         updated=when,
-        html=xml_text(issue_html(publication, issue)),
+        html=absolute_links(xml_text(issue_html(publication, issue)), page),
+        digest=manifest.digest(*parts),
         summary=xml_text("；".join(issue.summary)),
     )
+
+
+def first_sentences(text: str, enough: int = 60, most: int = 200) -> str:
+    """A plain-text summary: the first sentence, and the second too if the first is shorter than `enough`;
+    at most `most` characters (cut with an ellipsis)."""
+    plain = " ".join(text.split())
+    sentences = _SENTENCE.findall(plain)
+    summary = sentences[0] if sentences else ""
+    if len(sentences) > 1 and len(summary) < enough:
+        summary += sentences[1]
+    summary = summary.strip()
+    return summary if len(summary) <= most else summary[: most - 1].rstrip() + "…"
+
+
+def absolute_links(fragment: str, page_url: str) -> str:
+    """`fragment` with every href and src made absolute against `page_url`, so an entry stands alone."""
+
+    def absolute(match: re.Match[str]) -> str:
+        target = urljoin(page_url, html.unescape(match.group(2)))
+        return f'{match.group(1)}{html.escape(target, quote=True)}"'
+
+    return _LINK_ATTRIBUTE.sub(absolute, fragment)
 
 
 def issue_heading(issue: Issue) -> str:
@@ -224,39 +309,74 @@ def issue_html(publication: Publication, issue: Issue) -> str:
 # -------------------------------------------------------------------------------------------- writers
 
 
-def atom(feed: Feed, publication: Publication) -> bytes:
-    """The feed as an Atom 1.0 document (UTF-8 bytes), entries in feed order."""
-    fg = FeedGenerator()
-    fg.id(feed.id)
-    fg.title(xml_text(feed.title))
-    fg.subtitle(xml_text(feed.subtitle))
-    fg.updated(feed.updated)
-    fg.author({"name": xml_text(publication.publisher), "uri": site_url(publication)})
-    fg.language(publication.language)
-    fg.generator(GENERATOR)
-    fg.link(href=site_url(publication, feed_path(feed.name)), rel="self", type=ATOM_TYPE)
+def atom(feed: Feed, page: archives.Page[Entry], publication: Publication) -> bytes:
+    """One page of the feed as an Atom 1.0 document (UTF-8 bytes), entries newest first."""
+    nsmap = {None: ATOM_NS, "fh": FH_NS} if page.archive else {None: ATOM_NS}
+    root = etree.Element(_atom("feed"), nsmap=nsmap)
+    root.set(XML_LANG, publication.language)
+    _text(root, "id", feed.id)
+    _text(root, "title", xml_text(feed.title))
+    _text(root, "subtitle", xml_text(feed.subtitle))
+    _text(root, "updated", _newest(page.entries, publication).isoformat())
+    _author(root, publication, uri=True)
+    _text(root, "generator", GENERATOR)
+    _link(root, "self", site_url(publication, page.path("atom")), ATOM_TYPE)
     # The one feed-level alternate is the web archive: readers such as newsboat take the last alternate
     # link as the feed's website, so the JSON Feed twin is announced by the pages' autodiscovery instead.
-    fg.link(href=site_url(publication, "/issues/"), rel="alternate", type="text/html")
-    if publication.websub_hub:
-        fg.link(href=publication.websub_hub, rel="hub")
-    for entry in feed.entries:
-        fe = fg.add_entry(order="append")
-        fe.id(entry.id)
-        fe.title(xml_text(entry.title))
-        fe.link(href=entry.url, rel="alternate", type="text/html")
-        fe.published(entry.published)
-        fe.updated(entry.updated)
-        if entry.summary:
-            fe.summary(xml_text(entry.summary))
-        if entry.category:
-            fe.category(term=entry.category, label=xml_text(entry.category_label))
-        fe.content(xml_text(entry.html), type="html")
-    return fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    _link(root, "alternate", site_url(publication, "/issues/"), "text/html")
+    for hub in publication.hubs:
+        _link(root, "hub", hub)
+    if page.archive:
+        _link(root, "current", site_url(publication, feed_path(feed.name)), ATOM_TYPE)
+        etree.SubElement(root, f"{{{FH_NS}}}archive")
+    if page.previous:
+        _link(root, "prev-archive", site_url(publication, page.previous + ".atom"), ATOM_TYPE)
+    for entry in page.entries:
+        _atom_entry(root, entry, publication)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-def json_feed(feed: Feed, publication: Publication) -> bytes:
-    """The feed as a JSON Feed 1.1 document (UTF-8 bytes)."""
+def _atom_entry(root: etree._Element, entry: Entry, publication: Publication) -> None:
+    element = etree.SubElement(root, _atom("entry"))
+    element.set(XML_LANG, publication.language)
+    _text(element, "id", entry.id)
+    _text(element, "title", entry.title)
+    _link(element, "alternate", entry.url, "text/html")
+    _text(element, "published", entry.published.isoformat())
+    _text(element, "updated", entry.updated.isoformat())
+    _author(element, publication, uri=False)
+    if entry.summary:
+        _text(element, "summary", entry.summary)
+    if entry.category:
+        etree.SubElement(element, _atom("category"), term=entry.category, label=xml_text(entry.category_label))
+    _text(element, "content", entry.html).set("type", "html")
+
+
+def _atom(tag: str) -> str:
+    return f"{{{ATOM_NS}}}{tag}"
+
+
+def _text(parent: etree._Element, tag: str, text: str) -> etree._Element:
+    element = etree.SubElement(parent, _atom(tag))
+    element.text = text
+    return element
+
+
+def _link(parent: etree._Element, rel: str, href: str, kind: str = "") -> None:
+    link = etree.SubElement(parent, _atom("link"), rel=rel, href=href)
+    if kind:
+        link.set("type", kind)
+
+
+def _author(parent: etree._Element, publication: Publication, *, uri: bool) -> None:
+    author = etree.SubElement(parent, _atom("author"))
+    _text(author, "name", xml_text(publication.publisher))
+    if uri:
+        _text(author, "uri", site_url(publication))
+
+
+def json_feed(feed: Feed, page: archives.Page[Entry], publication: Publication) -> bytes:
+    """One page of the feed as a JSON Feed 1.1 document (UTF-8 bytes); `next_url` leads to older entries."""
     document: dict[str, object] = {
         "version": JSON_FEED_VERSION,
         "title": feed.title,
@@ -264,15 +384,21 @@ def json_feed(feed: Feed, publication: Publication) -> bytes:
         "feed_url": site_url(publication, feed_path(feed.name, "json")),
         "description": feed.subtitle,
         "language": publication.language,
-        "authors": [{"name": publication.publisher, "url": site_url(publication)}],
+        "authors": _json_authors(publication),
     }
-    if publication.websub_hub:
-        document["hubs"] = [{"type": "WebSub", "url": publication.websub_hub}]
-    document["items"] = [_json_item(entry) for entry in feed.entries]
+    if publication.hubs:
+        document["hubs"] = [{"type": "WebSub", "url": hub} for hub in publication.hubs]
+    if page.previous:
+        document["next_url"] = site_url(publication, page.previous + ".json")
+    document["items"] = [_json_item(entry, publication) for entry in page.entries]
     return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def _json_item(entry: Entry) -> dict[str, object]:
+def _json_authors(publication: Publication) -> list[dict[str, str]]:
+    return [{"name": publication.publisher, "url": site_url(publication)}]
+
+
+def _json_item(entry: Entry, publication: Publication) -> dict[str, object]:
     item: dict[str, object] = {
         "id": entry.id,
         "url": entry.url,
@@ -280,6 +406,8 @@ def _json_item(entry: Entry) -> dict[str, object]:
         "content_html": entry.html,
         "date_published": entry.published.isoformat(),
         "date_modified": entry.updated.isoformat(),
+        "authors": _json_authors(publication),
+        "language": publication.language,
     }
     if entry.summary:
         item["summary"] = entry.summary

@@ -24,6 +24,7 @@ CONTENT_TYPES = {
     ".atom": "application/atom+xml; charset=utf-8",
     ".json": "application/feed+json; charset=utf-8",
     ".html": "text/html; charset=utf-8",
+    ".opml": "text/x-opml; charset=utf-8",
 }
 # What opening a path that no built file has can raise: no such file, a file where a folder would be, a
 # folder, and a name longer than the file system allows (GET /feeds/<300 characters>.atom).

@@ -16,6 +16,8 @@ from flask import Blueprint, Flask, Response, abort, current_app, render_templat
 
 from feedsvc.config import Settings
 from feedsvc.content.model import MAX_ISSUE_NUMBER
+from feedsvc.site import websub
+from feedsvc.site.archives import PAGE_NAME
 from feedsvc.site.pages import install_template_helpers, page_name
 from feedsvc.site.reader import SiteFile, SiteReader
 from feedsvc.site.writer import SITE_META
@@ -24,6 +26,7 @@ from feedsvc.web.language import page_language
 bp = Blueprint("public", __name__)
 
 CACHE_CONTROL = "public, max-age=300"
+ARCHIVE_CACHE_CONTROL = "public, max-age=2592000"  # 30 days: an archive URL always holds the same entries
 _FEED_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 _ISSUE_PATH = re.compile(r"/issues/(\d+)(?:\.html)?/?")
 
@@ -32,6 +35,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     """Attach the reader of the built site and the template filters the pages use."""
     app.extensions["feedsvc.site"] = SiteReader(settings.site_dir)
     install_template_helpers(app.jinja_env)
+    websub.resume(settings.site_dir)  # pings a restart interrupted
 
 
 def _site() -> SiteReader:
@@ -77,6 +81,20 @@ def feed_json(name: str) -> Response:
     return _serve_feed(name, "json")
 
 
+@bp.get("/feeds/<name>/archive/<page>.<extension>")
+def feed_archive(name: str, page: str, extension: str) -> Response:
+    """An RFC 5005 archive document of a feed (Atom or JSON Feed), cached for long."""
+    if extension not in ("atom", "json") or not PAGE_NAME.fullmatch(page):
+        abort(404)
+    return _serve_feed(f"{name}/archive/{page}", extension, ARCHIVE_CACHE_CONTROL)
+
+
+@bp.get("/feeds.opml")
+def feeds_opml() -> Response:
+    """Every feed in one OPML file, for a reader to import."""
+    return _serve("feeds.opml")
+
+
 @bp.get("/healthz")
 def healthz() -> Response:
     """Liveness for load balancers and monitors; says whether a built site is in place."""
@@ -104,13 +122,13 @@ def not_found(_error: Exception) -> tuple[str, int]:
 # -------------------------------------------------------------------------------------------- serving
 
 
-def _serve_feed(name: str, extension: str) -> Response:
-    if not _FEED_NAME.fullmatch(name):
+def _serve_feed(name: str, extension: str, cache_control: str = CACHE_CONTROL) -> Response:
+    if not _FEED_NAME.fullmatch(name.partition("/")[0]):
         abort(404)
-    return _serve(f"feeds/{name}.{extension}")
+    return _serve(f"feeds/{name}.{extension}", cache_control)
 
 
-def _serve(path: str) -> Response:
+def _serve(path: str, cache_control: str = CACHE_CONTROL) -> Response:
     """A built file with validators; 304 when the client's copy is current; gzip when asked."""
     found = _site().get(path)
     if found is None:
@@ -120,7 +138,7 @@ def _serve(path: str) -> Response:
     headers = [
         ("ETag", etag),
         ("Last-Modified", found.last_modified_http),
-        ("Cache-Control", CACHE_CONTROL),
+        ("Cache-Control", cache_control),
         ("Vary", "Accept-Encoding"),
     ]
     if _not_modified(etag, found.last_modified):

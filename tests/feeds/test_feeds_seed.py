@@ -91,7 +91,8 @@ def test_feed_metadata(files: dict[str, bytes]) -> None:
     assert root.get("{http://www.w3.org/XML/1998/namespace}lang") == "zh-CN"
     assert root.findtext(f"{ATOM}id") == "tag:feedsvc.example.org,2024:feeds/technology"
     assert root.findtext(f"{ATOM}title") == "行业动态周报 · 技术"
-    assert root.findtext(f"{ATOM}updated") == "2024-01-22T00:00:00+00:00"
+    # the newest entry's: technology's first item is the 18th of the issue, 17 seconds before noon in Beijing
+    assert root.findtext(f"{ATOM}updated") == "2024-01-22T11:59:43+08:00"
     assert root.findtext(f"{ATOM}author/{ATOM}name") == "中国网络视听协会"
     links = {(link.get("rel"), link.get("type")): link.get("href") for link in root.findall(f"{ATOM}link")}
     assert links[("self", "application/atom+xml")] == "https://news.example.org/feeds/technology.atom"
@@ -129,9 +130,10 @@ def test_json_feed_mirrors_the_atom_feed(files: dict[str, bytes], golden_publica
         assert document["authors"] == [{"name": "中国网络视听协会", "url": "https://news.example.org/"}]
         assert [i["id"] for i in document["items"]] == [e.id for e in atom.entries]
         assert [i["url"] for i in document["items"]] == [e.link for e in atom.entries]
-        for item in document["items"]:
+        for item, entry in zip(document["items"], atom.entries, strict=True):
             assert item["content_html"]
-            assert item["date_published"] == "2024-01-22T00:00:00+00:00"
+            published = dt.datetime.fromisoformat(item["date_published"]).astimezone(dt.UTC)
+            assert published.timetuple()[:6] == entry.published_parsed[:6]
 
 
 def _issue(seed: Issue, number: int, date: dt.date, slugs: set[str]) -> Issue:
@@ -142,10 +144,12 @@ def _issue(seed: Issue, number: int, date: dt.date, slugs: set[str]) -> Issue:
 def test_newest_issue_first_and_limit(seed_issue: Issue, golden_publication: Publication) -> None:
     older = _issue(seed_issue, 397, dt.date(2024, 1, 15), {"technology"})
     publication = replace(golden_publication, feed_limit=6)
-    feeds = {f.name: f for f in build_feeds([older, seed_issue], publication)}
-    technology = feeds["technology"].entries
+    files = render_feeds([older, seed_issue], publication)
+    technology = feedparser.parse(files["feeds/technology.atom"]).entries
     assert [e.id.split(":")[-1].split("/")[0] for e in technology] == ["398"] * 4 + ["397"] * 2
-    assert len(feeds["all"].entries) == 6
+    assert len(feedparser.parse(files["feeds/all.atom"]).entries) == 6
+    feeds = {f.name: f for f in build_feeds([older, seed_issue], publication)}
+    assert len(feeds["technology"].entries) == 8  # the whole history; the older ones are in archives
     assert [e.id for e in feeds["issues"].entries] == [
         "tag:feedsvc.example.org,2024-01-22:398",
         "tag:feedsvc.example.org,2024-01-15:397",
@@ -160,7 +164,7 @@ def test_feed_updated_is_the_newest_entry_so_untouched_feeds_keep_their_bytes(
     after = render_feeds([seed_issue, newer], golden_publication)
     changed = {path for path in before if before[path] != after[path]}
     assert changed == {f"feeds/{name}.{ext}" for name in ("industry", "all", "issues") for ext in ("atom", "json")}
-    assert b"<updated>2024-01-29T00:00:00+00:00</updated>" in after["feeds/industry.atom"].split(b"<entry>")[0]
+    assert b"<updated>2024-01-29T12:00:00+08:00</updated>" in after["feeds/industry.atom"].split(b"<entry>")[0]
 
 
 def test_a_feed_without_entries_is_still_valid(golden_publication: Publication) -> None:
@@ -168,7 +172,7 @@ def test_a_feed_without_entries_is_still_valid(golden_publication: Publication) 
     parsed = feedparser.parse(files["feeds/research.atom"])
     assert parsed.bozo == 0
     assert parsed.entries == []
-    assert parsed.feed.updated == "2024-01-01T00:00:00+00:00"
+    assert parsed.feed.updated == "2024-01-01T00:00:00+08:00"
     assert json.loads(files["feeds/research.json"])["items"] == []
 
 
@@ -178,4 +182,10 @@ def test_output_does_not_depend_on_the_clock_or_input_order(seed_issue: Issue, g
     second = render_feeds([older, seed_issue], golden_publication)
     assert first == second
     stamps = {m for data in first.values() for m in re.findall(rb"\d{4}-\d\d-\d\dT[\d:]+[^<\"]*", data)}
-    assert stamps == {b"2024-01-22T00:00:00+00:00", b"2024-01-15T00:00:00+00:00"}
+    # each entry its own instant: the issue at noon in Beijing, its n-th item n seconds before
+    beijing = dt.timezone(dt.timedelta(hours=8))
+    noons = {dt.datetime(2024, 1, 22, 12, tzinfo=beijing): 27, dt.datetime(2024, 1, 15, 12, tzinfo=beijing): 7}
+    expected = {
+        (noon - dt.timedelta(seconds=n)).isoformat().encode() for noon, items in noons.items() for n in range(items)
+    }
+    assert stamps == expected

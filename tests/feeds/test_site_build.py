@@ -31,6 +31,8 @@ EXPECTED = {
     "issues/398.html",
     "issues/398.en.html",
     "site.json",
+    "manifest.json",
+    "feeds.opml",
 }
 
 
@@ -139,6 +141,7 @@ def test_adding_an_issue_changes_only_what_it_must(
         "issues/399.html",
         "issues/399.en.html",
         "site.json",
+        "manifest.json",
     }
     assert f"{len(changed)} changed" in output
     for path in set(before) - changed:  # unchanged files are the same inode: same mtime, same Last-Modified
