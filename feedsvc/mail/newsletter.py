@@ -35,6 +35,7 @@ from premailer import Premailer
 from feedsvc.config import Publication
 from feedsvc.content.reader import Issue
 from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from feedsvc.mail import dkim
 from feedsvc.mail.templates import environment
 
 __all__ = [
@@ -278,6 +279,10 @@ def _frame(rendered: RenderedEmail, publication: Publication) -> _Frame:
         header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         header("List-Archive", f"<{_check_url(publication.base_url + '/issues/', 'archive')}>"),
         header("List-Post", "NO"),
+        header(
+            "Feedback-ID",
+            dkim.feedback_id(rendered.number, rendered.sections, rendered.lang, list_id(publication), publication),
+        ),
         header("Auto-Submitted", "auto-generated"),
         header("MIME-Version", "1.0"),
         header("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
