@@ -1,0 +1,146 @@
+"""Signing the built message: both signatures verify with dkimpy against the published keys, and any change
+to a signed header or the body breaks them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from email.headerregistry import Address
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from dkim_support import replace_header, signatures, verify_all
+from dns_support import ZoneServer
+
+from feedsvc.config import Publication
+from feedsvc.content.reader import parse
+from feedsvc.mail import dkim, newsletter
+from feedsvc.mail.dns_records import records, zone_line
+from feedsvc.mail.signing import SigningTransport
+from feedsvc.mail.transport import MailDirTransport
+
+LINKS = newsletter.Links("https://news.example.org/manage/t0k3n", "https://news.example.org/unsubscribe/t0k3n")
+
+
+@pytest.fixture
+def published(dkim_publication: Publication, signer: dkim.Signer) -> ZoneServer:
+    """A DNS server on loopback answering with the records `feedsvc dns` prints for this signer."""
+    zone = "\n".join(zone_line(r) for r in records(dkim_publication, signer.keys))
+    with ZoneServer(zone) as server:
+        yield server
+
+
+@pytest.fixture
+def built(dkim_publication: Publication, seed_path: Path) -> bytes:
+    issue = parse(seed_path, dkim_publication)
+    rendered = newsletter.render(issue, ["industry", "research"], dkim_publication)
+    message = newsletter.build_message(rendered, "reader@example.org", LINKS, dkim_publication, message_id="<1@x.org>")
+    return newsletter.serialise(message)
+
+
+def test_both_signatures_verify_against_the_published_keys(
+    built: bytes, signer: dkim.Signer, published: ZoneServer
+) -> None:
+    data = signer.sign(built)
+    assert verify_all(data, published.dkim_dnsfunc) == [("rsa-sha256", True), ("ed25519-sha256", True)]
+    rsa, ed = signatures(data)
+    for sig, selector in ((rsa, "s1"), (ed, "s1-ed25519")):
+        assert (sig["d"], sig["s"], sig["c"]) == ("feedsvc.example.org", selector, "relaxed/relaxed")
+        assert sig["h"].split(":") == [h.lower() for h in dkim.SIGNED_HEADERS]  # From at both ends: oversigned
+    assert data.endswith(built)  # the message itself is untouched, the signatures go on top
+
+
+def test_the_rsa_key_is_2048_bits(signer: dkim.Signer) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    assert load_pem_private_key(signer.keys[0].private, None).key_size == 2048  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        (b"Subject", b"=?utf-8?b?5pS55LqG?="),
+        (b"To", b"someone-else@example.org"),
+        (b"From", b"mallory@example.net"),
+        (b"Date", b"Mon, 1 Jan 2024 00:00:00 +0000"),
+        (b"Message-ID", b"<other@x.org>"),
+        (b"List-Unsubscribe", b"<https://evil.example.net/unsubscribe>"),
+        (b"List-Unsubscribe-Post", b"List-Unsubscribe=Nothing"),
+        (b"List-Id", b"other <other.example.net>"),
+        (b"Feedback-ID", b"1:2:3:evil.example.net"),
+        (b"Content-Type", b"text/plain"),
+    ],
+)
+def test_changing_a_signed_header_breaks_both_signatures(
+    built: bytes, signer: dkim.Signer, published: ZoneServer, header: bytes, value: bytes
+) -> None:
+    data = replace_header(signer.sign(built), header, value)
+    assert verify_all(data, published.dkim_dnsfunc) == [("rsa-sha256", False), ("ed25519-sha256", False)]
+
+
+def test_an_added_from_or_list_header_breaks_both_signatures(
+    built: bytes, signer: dkim.Signer, published: ZoneServer
+) -> None:
+    data = signer.sign(built)
+    head, _, body = data.partition(b"\r\n\r\n")
+    for added in (b"From: mallory@example.net", b"Reply-To: mallory@example.net"):
+        forged = head + b"\r\n" + added + b"\r\n\r\n" + body
+        assert verify_all(forged, published.dkim_dnsfunc) == [("rsa-sha256", False), ("ed25519-sha256", False)]
+
+
+def test_changing_the_body_breaks_both_signatures(built: bytes, signer: dkim.Signer, published: ZoneServer) -> None:
+    data = signer.sign(built)
+    head, _, body = data.partition(b"\r\n\r\n")
+    line = body.splitlines()[5]
+    changed = head + b"\r\n\r\n" + body.replace(line, line[:-4] + b"AAAA", 1)
+    assert changed != data
+    assert verify_all(changed, published.dkim_dnsfunc) == [("rsa-sha256", False), ("ed25519-sha256", False)]
+    # Relaxed canonicalisation: what a relay may do to whitespace does not break it.
+    padded = head + b"\r\n\r\n" + body.replace(b"\r\n", b"  \r\n", 3) + b"\r\n\r\n"
+    assert verify_all(padded, published.dkim_dnsfunc) == [("rsa-sha256", True), ("ed25519-sha256", True)]
+
+
+def test_cjk_subject_from_name_and_body_verify(
+    dkim_publication: Publication, signer: dkim.Signer, published: ZoneServer, tmp_path: Path
+) -> None:
+    message = EmailMessage(policy=newsletter.POLICY)
+    message["From"] = Address("中国网络视听协会 行业动态周报", addr_spec="newsletter@feedsvc.example.org")
+    message["To"] = Address("读者 张三", addr_spec="reader@example.org")
+    message["Subject"] = "行业动态周报 第398期（2024年1月22日）：网络视听、短剧与微短剧的新规"
+    message.set_content("正文：国家广播电视总局发布新规。\n" * 40, cte="8bit")  # raw UTF-8 on the wire
+    transport = SigningTransport(MailDirTransport(tmp_path / "mail"), signer)
+    message_id = transport.send(message)
+    data = transport.path_for(message_id).read_bytes()
+    assert "国家广播电视总局".encode() in data and b"=?utf-8?" in data
+    assert verify_all(data, published.dkim_dnsfunc) == [("rsa-sha256", True), ("ed25519-sha256", True)]
+
+
+def test_every_recipient_copy_verifies(
+    dkim_publication: Publication, seed_path: Path, signer: dkim.Signer, published: ZoneServer
+) -> None:
+    issue = parse(seed_path, dkim_publication)
+    rendered = newsletter.render(issue, None, dkim_publication)
+    copies = []
+    for n in range(3):
+        links = newsletter.Links(f"https://news.example.org/manage/{n}", f"https://news.example.org/unsubscribe/{n}")
+        message = newsletter.build_message(rendered, f"r{n}@example.org", links, dkim_publication)
+        copies.append(signer.sign(newsletter.serialise(message)))
+    assert len({signatures(c)[0]["bh"] for c in copies}) == 3  # each body (its own links) hashed on its own
+    for data in copies:
+        assert verify_all(data, published.dkim_dnsfunc) == [("rsa-sha256", True), ("ed25519-sha256", True)]
+
+
+def test_rsa_alone_signs_once(dkim_publication: Publication, key_files: dict[str, Path], built: bytes) -> None:
+    only_rsa = dkim.Signer.from_environment(dkim_publication, {dkim.KEY_FILE: str(key_files["s1"])})
+    assert only_rsa is not None
+    assert [s["a"] for s in signatures(only_rsa.sign(built))] == ["rsa-sha256"]
+
+
+def test_a_wrong_published_key_fails_verification(
+    dkim_publication: Publication, key_files: dict[str, Path], built: bytes, signer: dkim.Signer
+) -> None:
+    other = dkim.Signer.from_environment(replace(dkim_publication), {dkim.KEY_FILE: str(key_files["s2"])})
+    assert other is not None
+    zone = "\n".join(zone_line(r) for r in records(dkim_publication, other.keys))  # s1 published with s2's key
+    with ZoneServer(zone) as server:
+        assert verify_all(signer.sign(built), server.dkim_dnsfunc)[0] == ("rsa-sha256", False)
