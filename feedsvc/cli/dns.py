@@ -14,7 +14,8 @@ from feedsvc.mail.dns_records import check, records, resolver, zone_line
 @click.option("--check", "do_check", is_flag=True, help="Look the records up and say what is missing or wrong.")
 @click.option("--nameserver", metavar="IP", help="Ask this DNS server (default: the system's resolver).")
 @click.option("--port", default=53, show_default=True, type=click.IntRange(1, 65535), help="The nameserver's port.")
-def dns_command(do_check: bool, nameserver: str | None, port: int) -> None:
+@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds per lookup.")
+def dns_command(do_check: bool, nameserver: str | None, port: int, timeout: float) -> None:
     """Print SPF, DKIM (per selector) and DMARC records as zone-file lines; exit 1 if something is wrong.
 
     The DKIM records are made from the keys in FEEDSVC_DKIM_KEY_FILE / FEEDSVC_DKIM_KEY and
@@ -36,7 +37,7 @@ def dns_command(do_check: bool, nameserver: str | None, port: int) -> None:
         click.echo(f"; {record.purpose}")
         click.echo(zone_line(record))
     if do_check:
-        lookup = resolver(nameserver, port)
+        lookup = resolver(nameserver, port, timeout)
         click.echo(f";; looked up at {nameserver or 'the system resolver'}{f':{port}' if nameserver else ''}")
         for finding in check(publication, keys, lookup, envelope):
             mark = "ok" if finding.ok else "PROBLEM"

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import dkim as dkimpy
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from publicsuffixlist import PublicSuffixList
@@ -102,7 +103,7 @@ def load_key(data: bytes, algorithm: str, selector: str, where: str) -> Key:
             private = serialization.load_pem_private_key(data, password=None)
         except TypeError:
             raise ConfigError(f"{where}: the key is encrypted; the worker needs it without a passphrase") from None
-        except (ValueError, serialization.UnsupportedAlgorithm) as exc:
+        except (ValueError, UnsupportedAlgorithm) as exc:
             raise ConfigError(f"{where}: not a PEM private key ({exc})") from None
     if algorithm == RSA:
         if not isinstance(private, rsa.RSAPrivateKey):

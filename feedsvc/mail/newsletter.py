@@ -449,7 +449,7 @@ class _ListHeader:
         return policy.linesep.join(lines) + policy.linesep
 
 
-for _name in ("list-id", "list-unsubscribe", "list-unsubscribe-post", "list-archive", "list-post"):
+for _name in ("list-id", "list-unsubscribe", "list-unsubscribe-post", "list-archive", "list-post", "feedback-id"):
     _HEADERS.map_to_type(_name, _ListHeader)
 
 

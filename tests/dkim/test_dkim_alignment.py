@@ -1,0 +1,59 @@
+"""DMARC relaxed alignment of the DKIM domain and the envelope domain with the From domain, and Feedback-ID."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from feedsvc.config import Publication
+from feedsvc.content.reader import parse
+from feedsvc.mail import dkim, newsletter
+
+
+@pytest.mark.parametrize(
+    ("domain", "from_domain", "aligned"),
+    [
+        ("example.org", "example.org", True),
+        ("mail.example.org", "example.org", True),
+        ("example.org", "news.example.org", True),
+        ("mail.example.org", "news.example.org", True),  # relaxed: the same organisational domain
+        ("example.net", "example.org", False),
+        ("example.co.uk", "other.co.uk", False),  # a public suffix of two labels is no organisation
+        ("mail.example.co.uk", "example.co.uk", True),
+        ("MAIL.Example.ORG.", "example.org", True),
+    ],
+)
+def test_relaxed_alignment(domain: str, from_domain: str, aligned: bool) -> None:
+    assert dkim.aligned(domain, from_domain) is aligned
+
+
+def test_alignment_problems_name_the_domains(publication: Publication) -> None:
+    good = replace(publication, dkim_domain="mail.feedsvc.example.org")
+    assert dkim.alignment_problems(good, "bounces.feedsvc.example.org") == []
+    bad = replace(publication, dkim_domain="relay.example.net")
+    [dkim_problem, spf_problem] = dkim.alignment_problems(bad, "bounce.example.com")
+    assert "relay.example.net does not align with the From domain feedsvc.example.org" in dkim_problem
+    assert "DKIM cannot make DMARC pass" in dkim_problem
+    assert "envelope (Return-Path) domain bounce.example.com" in spf_problem and "SPF" in spf_problem
+
+
+def test_every_issue_mail_has_a_feedback_id_without_personal_data(publication: Publication, seed_path: Path) -> None:
+    issue = parse(seed_path, publication)
+    rendered = newsletter.render(issue, None, publication, lang="en")
+    values = set()
+    for n in range(2):
+        links = newsletter.Links(f"https://n.example.org/manage/tok{n}", f"https://n.example.org/unsubscribe/tok{n}")
+        message = newsletter.build_message(rendered, f"reader{n}@example.org", links, publication)
+        data = newsletter.serialise(message)
+        [line] = [x for x in data.split(b"\r\n") if x.startswith(b"Feedback-ID:")]  # one line, never encoded
+        values.add(line)
+        assert b"reader" not in line and b"tok" not in line
+    sections = "+".join(s.slug for s in issue.sections if s.items)
+    assert sections.count("+") == 5
+    assert values == {f"Feedback-ID: 398:{sections}.en:newsletter.feedsvc.example.org:feedsvc.example.org".encode()}
+    signed_by = replace(publication, dkim_domain="mail.feedsvc.example.org")
+    value = dkim.feedback_id(398, ("industry",), "zh-CN", newsletter.list_id(signed_by), signed_by)
+    assert value == "398:industry.zh-CN:newsletter.feedsvc.example.org:mail.feedsvc.example.org"
+    assert dkim.feedback_id(1, ("a:b",), "x y", "N <l.example.org>", publication).count(":") == 3
