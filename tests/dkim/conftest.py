@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -52,9 +53,13 @@ def write_config(folder: Path, **mail: str) -> Path:
     """A copy of the real feedsvc.toml in `folder` with `mail` added to its [mail] table."""
     folder.mkdir(parents=True, exist_ok=True)
     text = (ROOT / "feedsvc.toml").read_text(encoding="utf-8")
-    lines = "".join(f'{name} = "{value}"\n' for name, value in mail.items())
+    for name, value in mail.items():
+        line = f'{name} = "{value}"'
+        text, found = re.subn(rf"^{name} = .*$", line, text, count=1, flags=re.MULTILINE)
+        if not found:
+            text = text.replace("[mail]\n", f"[mail]\n{line}\n", 1)
     path = folder / "feedsvc.toml"
-    path.write_text(text.replace("[mail]\n", "[mail]\n" + lines, 1), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     shutil.copytree(ROOT / "templates", folder / "templates", dirs_exist_ok=True)
     return path
 
