@@ -117,3 +117,15 @@ def test_the_worker_says_when_the_dkim_domain_does_not_align(
     assert result.exit_code == 0, result.output
     assert "mail.other-company.net does not align with the From domain feedsvc.example.org" in result.stderr
     assert "DKIM: signing as d=mail.other-company.net (rsa-sha256 s=s1)" in result.stderr
+
+
+def test_a_key_whose_trial_signature_does_not_verify_is_refused(
+    dkim_publication: Publication, key_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dkim.Signer, "sign", lambda self, data: data)  # a signer that signs nothing
+    dkim._signer.cache_clear()  # the trial runs once per process and key: make it run again
+    try:
+        with pytest.raises(ConfigError, match=r"trial signature .* does not verify"):
+            dkim.Signer.from_environment(dkim_publication, {dkim.KEY_FILE: str(key_files["s2"])})
+    finally:
+        dkim._signer.cache_clear()
