@@ -11,39 +11,21 @@ from conftest import ROOT, environment
 from dkim_support import verify_all
 from dns_support import ZoneServer
 from smtp_support import SmtpSink
-from sqlalchemy import insert
 
 from feedsvc.cli import main
 from feedsvc.config import Settings, load_settings
 from feedsvc.content.reader import parse
-from feedsvc.db.engine import Database, utcnow
-from feedsvc.db.models import ACTIVE, Subscriber, SubscriberSection
+from feedsvc.db.engine import Database
 from feedsvc.outbox import sends
-from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers import importer, subscriptions
 
 
 def _queue_mail(settings: Settings, seed_path: Path) -> None:
     """Two active readers of the seed issue (two section sets), and one sign-up waiting for its confirmation."""
     database = Database(settings.database_url)
-    now = utcnow()
+    csv = b"email,sections\r\nreader0@example.org,industry\r\nreader1@example.org,research;technology\r\n"
     with database.session() as session:
-        for n, slugs in enumerate((["industry"], ["research", "technology"])):
-            sid = session.execute(
-                insert(Subscriber)
-                .values(
-                    email=f"reader{n}@example.org",
-                    status=ACTIVE,
-                    source="test",
-                    lang="zh-CN",
-                    token_version=1,
-                    bounce_count=0,
-                    created_at=now,
-                    updated_at=now,
-                    confirmed_at=now,
-                )
-                .returning(Subscriber.id)
-            ).scalar_one()
-            session.execute(insert(SubscriberSection), [{"subscriber_id": sid, "section": s} for s in slugs])
+        importer.import_rows(session, settings, importer.read(csv, settings), consented=True)
         issue = parse(seed_path, settings.publication)
         sends.publish(session, issue, seed_path.read_text(encoding="utf-8"), source_name=seed_path.name)
         subscriptions.subscribe(session, settings, "newcomer@example.org", ["industry"])
