@@ -152,3 +152,43 @@ def test_a_wrong_published_key_fails_verification(
     zone = "\n".join(zone_line(r) for r in records(dkim_publication, other.keys))  # s1 published with s2's key
     with ZoneServer(zone) as server:
         assert verify_all(signer.sign(built), server.dkim_dnsfunc)[0] == ("rsa-sha256", False)
+
+
+MESSAGES = {
+    "plain": b"From: a@feedsvc.example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\r\n",
+    "whitespace": (
+        b"From: a@feedsvc.example.org\r\nTo:  b@example.org \r\nSubject:\tlots   of\r\n  space\r\n\r\n"
+        b"a  b\t c \r\n\r\n  \r\nline\t\r\n\r\n\r\n"
+    ),
+    "bare line feeds": b"From: a@feedsvc.example.org\nTo: b@example.org\nSubject: lf\n\nbody\nmore\n\n",
+    "bare line feeds in the body": b"From: a@feedsvc.example.org\r\nTo: b@example.org\r\n\r\nbody\nmore\r\n",
+    "empty body": b"From: a@feedsvc.example.org\r\nTo: b@example.org\r\nSubject: nothing\r\n\r\n",
+    "no body": b"From: a@feedsvc.example.org\r\nTo: b@example.org\r\nSubject: nothing\r\n",
+    "cjk 8bit": "From: 协会 <a@feedsvc.example.org>\r\nTo: b@example.org\r\nSubject: 中文\r\n\r\n正文  中\r\n".encode(),
+}
+
+
+@pytest.mark.parametrize("name", [*MESSAGES, "built"])
+def test_signatures_are_byte_for_byte_what_dkimpy_writes(
+    name: str, built: bytes, signer: dkim.Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signer uses OpenSSL for the private-key step; everything else, and the result, is dkimpy's."""
+    import time
+
+    import dkim as dkimpy
+
+    data = built if name == "built" else MESSAGES[name]
+    monkeypatch.setattr(time, "time", lambda: 1767225600.5)
+    reference = b"".join(
+        dkimpy.DKIM(data).sign(
+            key.selector.encode(),
+            signer.domain.encode(),
+            key.private,
+            signature_algorithm=key.algorithm.encode(),
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=list(dkim.INCLUDE),
+        )
+        for key in signer.keys
+    )
+    assert signer.sign(data) == reference + data
+    assert signer.verifies(signer.sign(data))
