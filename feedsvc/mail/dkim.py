@@ -290,14 +290,19 @@ def alignment_problems(publication: Publication, envelope_domain: str | None = N
 
 
 def feedback_id(issue: int, sections: Iterable[str], lang: str, list_id: str, publication: Publication) -> str:
-    """Gmail's Feedback-ID ``<issue>:<variant>:<list>:<sender>``: the issue number, the section set and
-    language, the identifier of the List-Id header value `list_id`, and the signing domain (else the mail
-    domain). Nothing about the recipient, so it is the same for every reader of a variant."""
-    variant = "+".join(sections) + "." + lang
+    """Gmail's Feedback-ID ``<issue>:<variant>:<list>:<sender>``, e.g. ``398:s3f.zh-CN:newsletter:example.org``.
+
+    The variant is the section set as a bit mask of the configured sections in order (``s1`` the first
+    alone, ``s3f`` six of them), then the language; the list is the local part of the List-Id header value
+    `list_id`; the sender the signing domain (else the mail domain). Short enough for one 78-column line,
+    and nothing about the recipient: every reader of a variant gets the same value.
+    """
+    chosen = set(sections)
+    mask = sum(1 << index for index, section in enumerate(publication.sections) if section.slug in chosen)
     fields = [
         str(issue),
-        variant,
-        list_id.rpartition("<")[2].rstrip(">"),
+        f"s{mask:x}.{lang}",
+        list_id.rpartition("<")[2].rstrip(">").partition(".")[0],
         publication.dkim_domain or publication.mail_domain,
     ]
-    return ":".join(re.sub(r"[^A-Za-z0-9.+_-]", "-", field) for field in fields)
+    return ":".join(re.sub(r"[^A-Za-z0-9._-]", "-", field) for field in fields)

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from dkim_support import DOMAIN, environment, write_config
 
 from feedsvc.config import Publication, Settings, load_settings
 from feedsvc.mail import dkim
-
-ROOT = Path(__file__).resolve().parents[2]
-DOMAIN = "feedsvc.example.org"
 
 
 @pytest.fixture(scope="session")
@@ -49,21 +46,6 @@ def signer(dkim_publication: Publication, dkim_env: dict[str, str]) -> dkim.Sign
     return made
 
 
-def write_config(folder: Path, **mail: str) -> Path:
-    """A copy of the real feedsvc.toml in `folder` with `mail` added to its [mail] table."""
-    folder.mkdir(parents=True, exist_ok=True)
-    text = (ROOT / "feedsvc.toml").read_text(encoding="utf-8")
-    for name, value in mail.items():
-        line = f'{name} = "{value}"'
-        text, found = re.subn(rf"^{name} = .*$", line, text, count=1, flags=re.MULTILINE)
-        if not found:
-            text = text.replace("[mail]\n", f"[mail]\n{line}\n", 1)
-    path = folder / "feedsvc.toml"
-    path.write_text(text, encoding="utf-8")
-    shutil.copytree(ROOT / "templates", folder / "templates", dirs_exist_ok=True)
-    return path
-
-
 @pytest.fixture
 def dkim_config(tmp_path: Path) -> Path:
     return write_config(tmp_path / "site", dkim_domain=DOMAIN, dkim_selector="s1")
@@ -74,18 +56,6 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
     path = tmp_path / "feedsvc.db"
     shutil.copyfile(sqlite_template, path)
     return f"sqlite:///{path}"
-
-
-def environment(config: Path, tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
-    """The environment of a feedsvc command run against `config`."""
-    return {
-        "FEEDSVC_CONFIG": str(config),
-        "FEEDSVC_VAR_DIR": str(tmp_path / "var"),
-        "FEEDSVC_SECRET_KEY": "test-secret-key-0123456789",
-        "DATABASE_URL": database_url,
-        "FEEDSVC_BASE_URL": "https://news.example.org",
-        **extra,
-    }
 
 
 @pytest.fixture

@@ -1,13 +1,18 @@
-"""Helpers for the DKIM tests: verify every signature of a message, read a signature's tags."""
+"""Helpers for the DKIM tests: verify every signature of a message, read a signature's tags, write a
+feedsvc.toml with DKIM settings and the environment of a command run against it."""
 
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import dkim as dkimpy
 
 DnsFunc = Callable[..., bytes | None]
+ROOT = Path(__file__).resolve().parents[2]
+DOMAIN = "feedsvc.example.org"
 
 
 def signatures(data: bytes) -> list[dict[str, str]]:
@@ -40,3 +45,30 @@ def replace_header(data: bytes, name: bytes, value: bytes) -> bytes:
     changed, count = pattern.subn(lambda m: m.group(1) + b" " + value, data, count=1)
     assert count == 1, f"no {name!r} header"
     return changed
+
+
+def write_config(folder: Path, **mail: str) -> Path:
+    """A copy of the real feedsvc.toml in `folder` with `mail` added to its [mail] table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = (ROOT / "feedsvc.toml").read_text(encoding="utf-8")
+    for name, value in mail.items():
+        line = f'{name} = "{value}"'
+        text, found = re.subn(rf"^{name} = .*$", line, text, count=1, flags=re.MULTILINE)
+        if not found:
+            text = text.replace("[mail]\n", f"[mail]\n{line}\n", 1)
+    path = folder / "feedsvc.toml"
+    path.write_text(text, encoding="utf-8")
+    shutil.copytree(ROOT / "templates", folder / "templates", dirs_exist_ok=True)
+    return path
+
+
+def environment(config: Path, tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a feedsvc command run against `config`."""
+    return {
+        "FEEDSVC_CONFIG": str(config),
+        "FEEDSVC_VAR_DIR": str(tmp_path / "var"),
+        "FEEDSVC_SECRET_KEY": "test-secret-key-0123456789",
+        "DATABASE_URL": database_url,
+        "FEEDSVC_BASE_URL": "https://news.example.org",
+        **extra,
+    }

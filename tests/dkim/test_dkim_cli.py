@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import DOMAIN, environment, write_config
-from dkim_support import verify_all
+from dkim_support import DOMAIN, environment, verify_all, write_config
 from dns_support import ZoneServer
 
 from feedsvc.cli import main

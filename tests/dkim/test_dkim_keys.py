@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import environment, write_config
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from dkim_support import environment, write_config
 
 from feedsvc.cli import main
 from feedsvc.config import ConfigError, Publication

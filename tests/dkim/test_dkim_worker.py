@@ -7,8 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import ROOT, environment
-from dkim_support import verify_all
+from dkim_support import ROOT, environment, verify_all
 from dns_support import ZoneServer
 from smtp_support import SmtpSink
 
