@@ -103,6 +103,7 @@ def test_changing_the_body_breaks_both_signatures(built: bytes, signer: dkim.Sig
     changed = head + b"\r\n\r\n" + body.replace(line, line[:-4] + b"AAAA", 1)
     assert changed != data
     assert verify_all(changed, published.dkim_dnsfunc) == [("rsa-sha256", False), ("ed25519-sha256", False)]
+    assert signer.verifies(data) and not signer.verifies(changed)  # the start-up trial's own check
     # Relaxed canonicalisation: what a relay may do to whitespace does not break it.
     padded = head + b"\r\n\r\n" + body.replace(b"\r\n", b"  \r\n", 3) + b"\r\n\r\n"
     assert verify_all(padded, published.dkim_dnsfunc) == [("rsa-sha256", True), ("ed25519-sha256", True)]
