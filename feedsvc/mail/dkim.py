@@ -168,7 +168,10 @@ class Signer:
             return records.get(name if name.endswith(b".") else name + b".")
 
         message = dkimpy.DKIM(data)
-        return all(message.verify(idx=i, dnsfunc=lookup) for i in range(len(self.keys)))
+        try:
+            return all(message.verify(idx=i, dnsfunc=lookup) for i in range(len(self.keys)))
+        except dkimpy.ValidationError:  # dkimpy raises some failures (a body hash mismatch) instead of saying False
+            return False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Signer | None:
@@ -185,9 +188,10 @@ class Signer:
         if not (publication.dkim_selector or publication.dkim_domain or rsa_key or ed_file):
             return None
         if not (publication.dkim_selector and publication.dkim_domain):
-            missing = " and ".join(n for n in ("dkim_selector", "dkim_domain") if not getattr(publication, n))
+            missing = [n for n in ("dkim_selector", "dkim_domain") if not getattr(publication, n)]
             raise ConfigError(
-                f"DKIM: [mail] {missing} is not set in feedsvc.toml (a key is given or DKIM is half set up)"
+                f"DKIM: [mail] {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set in "
+                "feedsvc.toml (a key is given, or DKIM is half set up)"
             )
         if not rsa_key:
             raise ConfigError(
