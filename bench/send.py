@@ -9,6 +9,8 @@
    PostgreSQL (skipped with a note when PostgreSQL is not reachable).
 3. Memory: a worker process sending from that million-row SQLite ledger; its resident size sampled
    every second (VmRSS) and its peak (VmHWM), for `--memory-messages` messages.
+4. Signing: the same worker with DKIM off and on (rsa-sha256 2048 and Ed25519) in alternating rounds of
+   one run, to the same sink; and what signing one message costs on its own (`--signing-recipients`).
 
     .venv/bin/python bench/send.py [--recipients 20000] [--connections 4] [--subscribers 1000000]
 """
@@ -32,13 +34,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from dataclasses import replace  # noqa: E402
+
 from sqlalchemy import text  # noqa: E402
 
 from feedsvc.config import load_settings  # noqa: E402
 from feedsvc.content.reader import parse  # noqa: E402
 from feedsvc.db.engine import Database, utcnow  # noqa: E402
+from feedsvc.mail import dkim, newsletter  # noqa: E402
 from feedsvc.mail import message as mail_message  # noqa: E402
-from feedsvc.mail import newsletter  # noqa: E402
+from feedsvc.mail.signing import signed  # noqa: E402
 from feedsvc.mail.transport import SmtpTransport  # noqa: E402
 from feedsvc.outbox import sends  # noqa: E402
 from feedsvc.outbox.retry import RetryPolicy  # noqa: E402
@@ -261,6 +266,98 @@ def throughput(recipients: int, connections: int, rounds: int, work: Path) -> No
     )
 
 
+# ------------------------------------------------------------------------------------------- signing
+
+
+def signing_settings(settings, work: Path):  # type: ignore[no-untyped-def]
+    """`settings` with DKIM on: fresh RSA 2048 and Ed25519 keys in `work`, selectors bench and bench-ed25519."""
+    env = dict(settings.extra)
+    for variable, algorithm in ((dkim.KEY_FILE, dkim.RSA), (dkim.ED25519_KEY_FILE, dkim.ED25519)):
+        pem, _ = dkim.generate_key(algorithm, "bench")
+        path = work / f"{algorithm}.pem"
+        path.write_bytes(pem)
+        env[variable] = str(path)
+    domain = settings.publication.mail_domain
+    publication = replace(settings.publication, dkim_domain=domain, dkim_selector="bench")
+    return settings.with_overrides(publication=publication, extra=env)
+
+
+def sign_alone(settings, issue, count: int = 200) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Milliseconds to build one message, and to sign it with both keys, in this thread alone."""
+    signer = dkim.Signer.from_settings(settings)
+    assert signer is not None and len(signer.keys) == 2
+    rendered = newsletter.render(issue, None, settings.publication, templates=settings.templates_dir)
+    links = mail_message.Links("https://news.example.org/manage/x", "https://news.example.org/unsubscribe/x")
+    build_seconds, data = timed(
+        lambda: [
+            mail_message.serialise(
+                mail_message.build_message(rendered, f"r{n}@example.org", links, settings.publication)
+            )
+            for n in range(count)
+        ][-1]
+    )
+    sign_seconds, signed_data = timed(lambda: [signer.sign(data) for _ in range(count)][-1])
+    assert signer.verifies(signed_data), "the bench's signature does not verify"
+    return build_seconds / count * 1000, sign_seconds / count * 1000
+
+
+def signing(recipients: int, connections: int, rounds: int, work: Path) -> None:
+    print(
+        f"== signing: the worker with DKIM off and on (rsa-sha256 + ed25519-sha256), {recipients} recipients, "
+        f"{connections} connections, {rounds} rounds, each half off and half on (order alternating)"
+    )
+    settings = settings_for(f"sqlite:///{work / 'signing.db'}", work / "var")
+    on = signing_settings(settings, work)
+    db = Database(settings.database_url)
+    db.upgrade()
+    fill(db, recipients)
+    issue = parse(SEED, settings.publication)
+    with db.session() as s:
+        sends.publish(s, issue, SEED.read_text(encoding="utf-8"), source_name=SEED.name)
+        s.execute(text("UPDATE outbox SET next_attempt_at = '9999-01-01 00:00:00.000000'"))
+        ids = [int(r[0]) for r in s.execute(text("SELECT id FROM outbox ORDER BY id"))]
+    sink = Sink()
+    workers = {
+        "off": SendWorker(db, settings, concurrency=connections, transport_factory=lambda: SmtpTransport(sink.url)),
+        "on": SendWorker(
+            db, on, concurrency=connections, transport_factory=lambda: signed(SmtpTransport(sink.url), on)
+        ),
+    }
+    seconds = {"off": 0.0, "on": 0.0}
+    counts = {"off": 0, "on": 0}
+    size = len(ids) // (2 * rounds)
+    try:
+        for k in range(2 * rounds):
+            mode = ("off", "on")[(k + k // 2) % 2]  # off on, on off, off on ...
+            part = ids[k * size : (k + 1) * size if k < 2 * rounds - 1 else len(ids)]
+            with db.session() as s:
+                s.execute(
+                    text("UPDATE outbox SET next_attempt_at = '2000-01-01 00:00:00.000000' WHERE id BETWEEN :a AND :b"),
+                    {"a": part[0], "b": part[-1]},
+                )
+            sink.reset()
+            took, _ = timed(lambda mode=mode: workers[mode].run(until_idle=True))
+            assert sink.count == len(part), f"signing {mode}: delivered {sink.count} of {len(part)}"
+            seconds[mode] += took
+            counts[mode] += len(part)
+    finally:
+        sink.stop()
+        db.dispose()
+    per = {mode: seconds[mode] / counts[mode] * 1000 for mode in seconds}
+    for mode in ("off", "on"):
+        print(
+            f"worker, DKIM {mode:<3}  : {seconds[mode]:7.2f} s  {counts[mode] / seconds[mode]:8.0f} msg/s  "
+            f"{per[mode]:.2f} ms/msg"
+        )
+    share = (per["on"] - per["off"]) / per["on"]
+    print(
+        f"signing's share of the per-message time: {share:.0%} (+{per['on'] - per['off']:.2f} ms/msg, "
+        f"throughput x{per['off'] / per['on']:.2f}; target: at most 15%)"
+    )
+    build_ms, sign_ms = sign_alone(on, issue)
+    print(f"one message alone, one thread: build + serialise {build_ms:.2f} ms, sign with both keys {sign_ms:.2f} ms")
+
+
 # ------------------------------------------------------------------------------------------- enqueue
 
 
@@ -361,12 +458,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8, help="alternate plain loop and worker in this many rounds")
     parser.add_argument("--subscribers", type=int, default=1_000_000)
     parser.add_argument("--memory-messages", type=int, default=100_000)
-    parser.add_argument("--skip", action="append", default=[], choices=["throughput", "enqueue", "postgres", "memory"])
+    parser.add_argument("--signing-recipients", type=int, default=4_000)
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=["throughput", "enqueue", "postgres", "memory", "signing"]
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="feedsvc-bench-send-"))
     try:
         if "throughput" not in args.skip:
             throughput(args.recipients, args.connections, args.rounds, work)
+        if "signing" not in args.skip:
+            signing(args.signing_recipients, args.connections, max(1, args.rounds // 2), work)
         if "enqueue" not in args.skip:
             print(f"== enqueue: publish to {args.subscribers:,} active subscribers ({len(VARIANTS)} section sets)")
             sqlite_path = work / "million.db"

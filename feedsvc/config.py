@@ -66,6 +66,10 @@ class Publication:
     unsubscribe_mailto: str = ""
     postal_address: str = ""
     images: str = "https"  # remote images kept in pages, feeds and mails: "https" or "none"
+    dkim_domain: str = ""  # d= of the DKIM signatures (feedsvc.mail.dkim); signing needs a key from the environment
+    dkim_selector: str = ""
+    dkim_ed25519_selector: str = ""
+    dmarc_reports: str = ""  # the rua address `feedsvc dns` proposes for DMARC aggregate reports
 
     def section_by_name(self, name: str) -> SectionConfig | None:
         """The configured section whose heading is `name`, if any."""
@@ -231,6 +235,10 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
         unsubscribe_mailto=mail.get("unsubscribe_mailto", ""),
         postal_address=" ".join(str(mail.get("postal_address", "")).split()),
         images=images,
+        dkim_domain=str(mail.get("dkim_domain", "")).strip().lower().rstrip("."),
+        dkim_selector=str(mail.get("dkim_selector", "")).strip().lower(),
+        dkim_ed25519_selector=str(mail.get("dkim_ed25519_selector", "")).strip().lower(),
+        dmarc_reports=str(mail.get("dmarc_reports", "")).strip(),
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from feedsvc.cli.context import get_settings
+from feedsvc.config import ConfigError
 from feedsvc.content.model import ParseError
 from feedsvc.content.reader import parse
 from feedsvc.i18n import LANGUAGES
@@ -76,6 +77,8 @@ def preview(path: Path, sections: str, to: str, out: Path | None, lang: str, sen
             message_id = send_test_message(rendered, send_test, settings)
         except EmailError as exc:
             raise click.ClickException(str(exc)) from exc
+        except ConfigError as exc:
+            raise click.ClickException(f"test send to {send_test} not possible: {exc}") from exc
         except TransportFailure as exc:
             kind = "temporary" if exc.temporary else "permanent"
             raise click.ClickException(f"test send to {send_test} failed ({kind}): {exc}") from exc

@@ -16,6 +16,7 @@ from types import FrameType
 import click
 
 from feedsvc.cli.context import get_settings, open_database
+from feedsvc.cli.dkim import check_at_start
 from feedsvc.cli.progress import Counts, ProgressBar
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.outbox import housekeeping, sends
@@ -49,6 +50,7 @@ def worker(
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     settings = get_settings()
+    check_at_start(settings)
     with open_database(settings) as database:
         show = sys.stderr.isatty() if progress is None else progress
         bar = ProgressBar(sys.stderr, label="sending", log_interval=30.0)

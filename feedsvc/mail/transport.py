@@ -41,6 +41,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from feedsvc.config import ConfigError, Settings
 from feedsvc.mail.message import serialise
+from feedsvc.mail.signing import signed
 
 __all__ = [
     "Envelope",
@@ -416,7 +417,8 @@ def _file_name(message_id: str) -> str:
 
 
 def open_transport(settings: Settings) -> Transport:
-    """SMTP when FEEDSVC_SMTP_URL is set, else .eml files under FEEDSVC_MAIL_DIR (default var/mail/)."""
+    """SMTP when FEEDSVC_SMTP_URL is set, else .eml files under FEEDSVC_MAIL_DIR (default var/mail/); DKIM-signed
+    when configured."""
     if settings.smtp_url:
-        return SmtpTransport(SmtpConfig.from_url(settings.smtp_url))
-    return MailDirTransport(settings.mail_dir)
+        return signed(SmtpTransport(SmtpConfig.from_url(settings.smtp_url)), settings)
+    return signed(MailDirTransport(settings.mail_dir), settings)

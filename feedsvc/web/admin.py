@@ -33,7 +33,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from feedsvc import ratelimit
-from feedsvc.config import Settings
+from feedsvc.config import ConfigError, Settings
 from feedsvc.content.model import Issue, ParseError
 from feedsvc.content.reader import issue_files, parse
 from feedsvc.db.models import ACTIVE, SUBSCRIBER_STATUSES, Subscriber, SubscriberSection
@@ -226,7 +226,7 @@ def send_test(number: int) -> Response:
         return _back(number, f"✗ {exc}")
     try:
         message_id = samples.send_test_message(rendered, address, settings)
-    except TransportFailure as exc:
+    except (TransportFailure, ConfigError) as exc:
         return _back(number, f"✗ {address}: {exc}")
     return _back(number, f"✓ {address} {message_id}")
 
