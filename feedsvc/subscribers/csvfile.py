@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from feedsvc.config import choose_sections
 
@@ -105,41 +105,64 @@ def parse_csv(
     `normalise` is the one definition of an address (`addresses.normalise_email`): it returns the
     stored form or raises ValueError with the reason.
     """
-    known = tuple(known_sections)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        hint = ""
-        try:
-            data.decode("gb18030")
-            hint = "; it looks like GB18030/GBK"
-        except UnicodeDecodeError:
-            pass
-        return ParsedCsv((), (RowProblem(line, f"not UTF-8 text{hint} (save the file as UTF-8)"),))
+        return ParsedCsv((), (_not_utf8(data, exc),))
     reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        return ParsedCsv((), (RowProblem(1, "the file is empty; expected a header row with 'email'"),))
-    except csv.Error as exc:
-        return ParsedCsv((), (RowProblem(1, f"unreadable header: {exc}"),))
-    columns = [h.strip().lower() for h in header]
-    if "email" not in columns:
-        return ParsedCsv((), (RowProblem(1, f"the header row has no 'email' column (found: {', '.join(columns)})"),))
+    columns, problem = _header(reader)
+    if problem is not None:
+        return ParsedCsv((), (problem,))
     at = {name: columns.index(name) for name in ("email", "sections", "status") if name in columns}
-
+    known = tuple(known_sections)
     rows: list[ImportRow] = []
     errors: list[RowProblem] = []
     skipped: list[RowProblem] = []
     first_seen: dict[str, int] = {}
+    for start, record in _records(reader, len(columns), errors):
+        fields = {name: _cell(record, index) for name, index in at.items()}
+        row, problem, skip = _row(start, fields, known, normalise, first_seen)
+        if row is not None:
+            rows.append(row)
+        elif problem is not None:
+            (skipped if skip else errors).append(problem)
+    return ParsedCsv(tuple(rows), tuple(errors), tuple(skipped))
+
+
+def _not_utf8(data: bytes, exc: UnicodeDecodeError) -> RowProblem:
+    """The problem of a file that is not UTF-8, naming GB18030/GBK when it decodes as that."""
+    line = data[: exc.start].count(b"\n") + 1
+    try:
+        data.decode("gb18030")
+        hint = "; it looks like GB18030/GBK"
+    except UnicodeDecodeError:
+        hint = ""
+    return RowProblem(line, f"not UTF-8 text{hint} (save the file as UTF-8)")
+
+
+def _header(reader: Iterator[list[str]]) -> tuple[list[str], RowProblem | None]:
+    """The header's column names (lower case), or the problem that stops the import."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        return [], RowProblem(1, "the file is empty; expected a header row with 'email'")
+    except csv.Error as exc:
+        return [], RowProblem(1, f"unreadable header: {exc}")
+    columns = [h.strip().lower() for h in header]
+    if "email" not in columns:
+        return columns, RowProblem(1, f"the header row has no 'email' column (found: {', '.join(columns)})")
+    return columns, None
+
+
+def _records(reader: Any, width: int, errors: list[RowProblem]) -> Iterator[tuple[int, list[str]]]:
+    """(line where the row starts, fields) for each non-blank row; unreadable and too-wide rows go to `errors`."""
     line = reader.line_num
     while True:
         start = line + 1  # a quoted field may span lines: report where the row starts
         try:
             record = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as exc:
             errors.append(RowProblem(start, f"unreadable row: {exc}"))
             line = reader.line_num
@@ -147,36 +170,41 @@ def parse_csv(
         line = reader.line_num
         if not any(field.strip() for field in record):
             continue
-        if len(record) > len(columns):
-            errors.append(RowProblem(start, f"{len(record)} fields, the header has {len(columns)}"))
+        if len(record) > width:
+            errors.append(RowProblem(start, f"{len(record)} fields, the header has {width}"))
             continue
+        yield start, record
 
-        def field(name: str, record: list[str] = record) -> str:
-            index = at.get(name)
-            return cell_text(record[index].strip()).strip() if index is not None and index < len(record) else ""
 
-        raw = field("email")
-        if not raw:
-            errors.append(RowProblem(start, "no email address"))
-            continue
-        try:
-            email = normalise(raw)
-        except ValueError as exc:
-            errors.append(RowProblem(start, f"{raw!r} is not a valid address: {exc}"))
-            continue
-        try:
-            sections = parse_sections(field("sections"), known)
-        except ValueError as exc:
-            errors.append(RowProblem(start, f"{email}: {exc}"))
-            continue
-        status = field("status").lower()
-        if status not in IMPORTABLE_STATUSES:
-            skipped.append(RowProblem(start, f"{email}: status {status!r} is not imported"))
-            continue
-        key = email.lower()
-        if key in first_seen:
-            errors.append(RowProblem(start, f"{email} repeats line {first_seen[key]}"))
-            continue
-        first_seen[key] = start
-        rows.append(ImportRow(start, email, sections))
-    return ParsedCsv(tuple(rows), tuple(errors), tuple(skipped))
+def _cell(record: list[str], index: int) -> str:
+    """The text of one cell (formula mark removed), or "" when the row is shorter."""
+    return cell_text(record[index].strip()).strip() if index < len(record) else ""
+
+
+def _row(
+    start: int,
+    fields: dict[str, str],
+    known: tuple[str, ...],
+    normalise: Callable[[str], str],
+    first_seen: dict[str, int],
+) -> tuple[ImportRow | None, RowProblem | None, bool]:
+    """One row read: (the row to import, None, False), or (None, its problem, whether it is a skip)."""
+    raw = fields.get("email", "")
+    if not raw:
+        return None, RowProblem(start, "no email address"), False
+    try:
+        email = normalise(raw)
+    except ValueError as exc:
+        return None, RowProblem(start, f"{raw!r} is not a valid address: {exc}"), False
+    try:
+        sections = parse_sections(fields.get("sections", ""), known)
+    except ValueError as exc:
+        return None, RowProblem(start, f"{email}: {exc}"), False
+    status = fields.get("status", "").lower()
+    if status not in IMPORTABLE_STATUSES:
+        return None, RowProblem(start, f"{email}: status {status!r} is not imported"), True
+    key = email.lower()
+    if key in first_seen:
+        return None, RowProblem(start, f"{email} repeats line {first_seen[key]}"), False
+    first_seen[key] = start
+    return ImportRow(start, email, sections), None, False
