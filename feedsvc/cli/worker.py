@@ -18,9 +18,11 @@ import click
 from feedsvc.cli.context import get_settings, open_database
 from feedsvc.cli.dkim import check_at_start
 from feedsvc.cli.progress import Counts, ProgressBar
+from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.outbox import housekeeping, sends
 from feedsvc.outbox.worker import SendWorker, WorkerStats
+from feedsvc.subscribers import requests
 
 HOUSEKEEPING_EVERY = 60.0
 PROGRESS_EVERY = 2.0
@@ -62,14 +64,14 @@ def worker(
             batch_size=batch_size,
             poll_interval=poll_interval,
         )
-        last = {"housekeeping": time.monotonic(), "progress": float("-inf")}
+        last = {"housekeeping": float("-inf"), "progress": float("-inf")}  # housekeeping at start, then each minute
         watched: set[int] = set()
 
         def tick(_stats: WorkerStats) -> None:
             now = time.monotonic()
             if now - last["housekeeping"] >= HOUSEKEEPING_EVERY:
                 last["housekeeping"] = now
-                _housekeeping(database)
+                _housekeeping(database, settings)
             if show and now - last["progress"] >= PROGRESS_EVERY:
                 last["progress"] = now
                 counts = _sends_under_way(database, watched)
@@ -98,10 +100,12 @@ def worker(
     )
 
 
-def _housekeeping(database: Database) -> None:
-    """Forget what is no longer needed: old rate-limit counters, unconfirmed sign-ups, old transactional rows."""
+def _housekeeping(database: Database, settings: Settings) -> None:
+    """Forget what is no longer needed (old rate-limit counters, unconfirmed sign-ups, old transactional rows),
+    and decide sign-up requests that a stopped web process left queued."""
     with database.session() as session:
         housekeeping.housekeeping(session, utcnow())
+    requests.process(database, settings)
 
 
 def _sends_under_way(database: Database, watched: set[int]) -> Counts:

@@ -5,7 +5,10 @@ confirmation, a manage link, nothing), and each of those costs a different amoun
 request therefore only checks the form and queues the request: one INSERT, the same for every address.
 `process` then runs the workflow (`subscriptions.subscribe`, `subscriptions.request_manage_link`) for
 each queued request, one transaction each; a `Processor` thread in every web process does that shortly
-after the answer has gone (and every few seconds, for what another process left behind).
+after the answer has gone, and every few seconds for what another process left behind (the thread starts
+with a process's first request). `feedsvc worker` also decides what is queued, every housekeeping turn, so
+requests left by a web process that stopped are never stranded. A request that can no longer be decided
+(its sections were removed from feedsvc.toml since) is dropped with a log line, never retried forever.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from feedsvc.config import Settings
@@ -73,10 +77,14 @@ def process_one(session: Session, settings: Settings) -> bool:
     if taken is None:
         return False
     action, email, sections, lang, source = taken
-    if action == SUBSCRIBE:
-        subscriptions.subscribe(session, settings, email, sections.split(";"), lang=lang, source=source)
-    else:
-        subscriptions.request_manage_link(session, settings, email)
+    try:
+        with session.begin_nested():  # a refused request is dropped, never left to block the ones after it
+            if action == SUBSCRIBE:
+                subscriptions.subscribe(session, settings, email, sections.split(";"), lang=lang, source=source)
+            else:
+                subscriptions.request_manage_link(session, settings, email)
+    except (ValueError, IntegrityError) as exc:  # InvalidAddress, NoSections (rules changed since it was queued)
+        log.warning("dropped a queued %s request that cannot be decided: %s", action, exc.__class__.__name__)
     return True
 
 
@@ -106,12 +114,18 @@ class Processor:
         if self.inline:
             process(self.database, self.settings)
             return
+        self.ensure_running()
+        self._wake.set()
+
+    def ensure_running(self) -> None:
+        """Start this process's thread if it is not running (a forked web worker starts its own)."""
+        if self.inline or (self._thread is not None and self._pid == os.getpid() and self._thread.is_alive()):
+            return
         with self._lock:
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-                self._pid = os.getpid()  # a forked worker starts its own thread
+                self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="subscription-requests", daemon=True)
                 self._thread.start()
-        self._wake.set()
 
     def _run(self) -> None:
         while True:

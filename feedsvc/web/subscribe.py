@@ -54,7 +54,9 @@ def init_app(app: Flask, settings: Settings) -> None:
     signup_limit = ratelimit.Limit.parse(settings.extra.get("FEEDSVC_SIGNUP_RATE_LIMIT", DEFAULT_SIGNUP_LIMIT))
     app.extensions["feedsvc.signup_limit"] = signup_limit
     # Requests are decided after the answer (timing says nothing); tests decide them at once, in the request.
-    app.extensions[PROCESSOR] = requests.Processor(app.extensions[DB_EXTENSION], settings, inline=app.testing)
+    processor = requests.Processor(app.extensions[DB_EXTENSION], settings, inline=app.testing)
+    app.extensions[PROCESSOR] = processor
+    app.before_request(processor.ensure_running)  # so what an earlier process left is decided without a new form
 
     @app.context_processor
     def subscribe_helpers() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from subscribe_support import csrf, signup
 
 from feedsvc.config import Settings
+from feedsvc.db.engine import utcnow
 from feedsvc.db.models import OutboxMessage, Subscriber, SubscriberEvent, SubscriptionRequest
 from feedsvc.subscribers import requests, subscriptions
 from feedsvc.web import create_app
@@ -55,3 +56,52 @@ def test_queued_requests_are_decided_after_the_answer(deferred: Flask) -> None:
     while counts(deferred)["outbox"] == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert counts(deferred) == {"subscribers": 1, "subscriber_events": 2, "outbox": 1, "subscription_requests": 0}
+
+
+def _queue_raw(app: Flask, email: str, sections: str) -> None:
+    """A queued request as an earlier process left it (no checks: the rules may have changed since)."""
+    with app.extensions["feedsvc.db"].session() as s:
+        s.add(
+            SubscriptionRequest(
+                action=requests.SUBSCRIBE,
+                email=email,
+                sections=sections,
+                lang="zh-CN",
+                source="form",
+                created_at=utcnow(),
+            )
+        )
+
+
+def test_a_request_that_cannot_be_decided_is_dropped_and_does_not_block_the_rest(
+    deferred: Flask, settings: Settings
+) -> None:
+    _queue_raw(deferred, "first@example.org", "gone")  # a section renamed in feedsvc.toml since it was queued
+    _queue_raw(deferred, "second@example.org", "industry")
+    assert requests.process(deferred.extensions["feedsvc.db"], settings) == 2
+    with deferred.extensions["feedsvc.db"].session(readonly=True) as s:
+        assert set(s.scalars(select(Subscriber.email))) == {"second@example.org"}
+        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+    assert counts(deferred)["subscription_requests"] == 0
+
+
+def test_the_worker_decides_requests_a_stopped_web_process_left(deferred: Flask, settings: Settings) -> None:
+    from click.testing import CliRunner
+    from support import ROOT
+
+    from feedsvc.cli import main
+
+    _queue_raw(deferred, "left@example.org", "industry")
+    env = {
+        "FEEDSVC_CONFIG": str(ROOT / "feedsvc.toml"),
+        "FEEDSVC_VAR_DIR": str(settings.var_dir),
+        "FEEDSVC_ISSUES_DIR": str(settings.issues_dir),
+        "FEEDSVC_SECRET_KEY": settings.secret_key,
+        "FEEDSVC_BASE_URL": settings.base_url,
+        "DATABASE_URL": settings.database_url,
+    }
+    result = CliRunner().invoke(main, ["worker", "--once"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with deferred.extensions["feedsvc.db"].session(readonly=True) as s:
+        assert set(s.scalars(select(Subscriber.email))) == {"left@example.org"}
+    assert counts(deferred)["subscription_requests"] == 0
