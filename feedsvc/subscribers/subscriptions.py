@@ -346,11 +346,12 @@ def record_bounce(
 
 
 def purge_unconfirmed(session: Session, *, now: datetime | None = None) -> int:
-    """Delete pending sign-ups never confirmed within UNCONFIRMED_KEPT (no consent, so no reason to keep them)."""
+    """Delete pending sign-ups never confirmed within UNCONFIRMED_KEPT of their creation (no consent, so no reason
+    to keep them; repeated submissions by anyone do not extend it)."""
     cutoff = (now or utcnow()) - UNCONFIRMED_KEPT
     result = session.execute(
         delete(Subscriber).where(
-            Subscriber.status == PENDING, Subscriber.confirmed_at.is_(None), Subscriber.updated_at < cutoff
+            Subscriber.status == PENDING, Subscriber.confirmed_at.is_(None), Subscriber.created_at < cutoff
         )
     )
     return result.rowcount or 0

@@ -312,6 +312,8 @@ def test_unconfirmed_signups_are_purged_after_thirty_days(db: Database, settings
     with db.session() as s:
         subscriptions.subscribe(s, settings, "old@example.org", ["industry"], now=start - timedelta(days=31))
         subscriptions.subscribe(s, settings, "new@example.org", ["industry"], now=start - timedelta(days=1))
+    with db.session() as s:  # a stranger keeps submitting the old address: that is no reason to keep it
+        subscriptions.subscribe(s, settings, "old@example.org", ["people"], now=start - timedelta(hours=1))
     confirmed(db, settings, "kept@example.org", ["industry"])
     with db.session() as s:
         assert subscriptions.purge_unconfirmed(s, now=start) == 1
