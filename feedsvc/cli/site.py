@@ -45,8 +45,9 @@ def build(issues_dir: Path | None, out_dir: Path | None) -> None:
 def serve(host: str, port: int, debug: bool) -> None:
     """Serve the site, feeds and subscription pages (development server; deploy/ has gunicorn)."""
     from feedsvc.web import create_app
+    from feedsvc.web.security import QuietRequestHandler
 
     settings = get_settings()
     if not (settings.site_dir / "site.json").exists():
         click.echo(f"note: no site built in {settings.site_dir} yet; run `feedsvc build`", err=True)
-    create_app(settings).run(host=host, port=port, debug=debug, threaded=True)
+    create_app(settings).run(host=host, port=port, debug=debug, threaded=True, request_handler=QuietRequestHandler)

@@ -19,6 +19,7 @@ import secrets
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Response, request, session
+from werkzeug.serving import WSGIRequestHandler
 
 from feedsvc.config import Settings
 
@@ -55,8 +56,6 @@ def init_app(app: Flask, settings: Settings) -> None:
         response.headers.setdefault("Content-Security-Policy", PAGE_POLICY if html else DOCUMENT_POLICY)
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
-        if "gunicorn" not in request.environ.get("SERVER_SOFTWARE", ""):  # gunicorn names no version
-            response.headers["Server"] = SERVER_NAME
         location = urlsplit(response.headers.get("Location", ""))
         if location.netloc and location.netloc == request.host:
             response.headers["Location"] = urlunsplit((base.scheme, base.netloc, *location[2:]))
@@ -93,3 +92,10 @@ def csrf_ok() -> bool:
     expected = session.get("csrf")
     given = request.form.get(CSRF_FIELD, "")
     return isinstance(expected, str) and bool(given) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """The development server's handler, naming no software version (Werkzeug says "Werkzeug/x Python/y")."""
+
+    def version_string(self) -> str:
+        return SERVER_NAME

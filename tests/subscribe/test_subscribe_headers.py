@@ -54,12 +54,27 @@ def test_every_response_carries_the_policy(site_app: Flask, path: str, status: i
 
 
 def test_no_server_version_from_the_development_server(settings: Settings) -> None:
-    """`feedsvc serve` (Werkzeug) would say "Werkzeug/3.x Python/3.x": the app names itself instead."""
-    app = create_app(settings, TESTING=True)
+    """`feedsvc serve` (Werkzeug) would say "Werkzeug/3.x Python/3.x"; its handler names feedsvc only."""
+    import http.client
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from feedsvc.web.security import QuietRequestHandler
+
+    app = create_app(settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        response = app.test_client().get("/healthz", environ_base={"SERVER_SOFTWARE": "Werkzeug/3.1.9"})
-        assert response.headers["Server"] == "feedsvc"
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=10)
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200
+        assert response.msg.get_all("Server") == ["feedsvc"]
     finally:
+        server.shutdown()
         app.extensions["feedsvc.db"].dispose()
 
 
