@@ -51,6 +51,7 @@ def worker(
     twice. Stops cleanly on SIGTERM or Ctrl-C: rows not started are handed back, messages in hand finish.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines say nothing to an operator
     settings = get_settings()
     check_at_start(settings)
     with open_database(settings) as database:

@@ -22,6 +22,7 @@ from feedsvc.site.pages import install_template_helpers, page_name
 from feedsvc.site.reader import SiteFile, SiteReader
 from feedsvc.site.writer import SITE_META
 from feedsvc.web.language import page_language
+from feedsvc.web.security import policy_for
 
 bp = Blueprint("public", __name__)
 
@@ -141,8 +142,8 @@ def _serve(path: str, cache_control: str = CACHE_CONTROL) -> Response:
         ("Cache-Control", cache_control),
         ("Vary", "Accept-Encoding"),
     ]
-    if _not_modified(etag, found.last_modified):
-        return Response(status=304, headers=headers)
+    if _not_modified(etag, found.last_modified):  # the policy of what it revalidates, not of an empty page
+        return Response(status=304, headers=[*headers, ("Content-Security-Policy", policy_for(found.content_type))])
     headers.append(("Content-Type", found.content_type))
     if compressed:
         headers.append(("Content-Encoding", "gzip"))

@@ -52,8 +52,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     @app.after_request
     def secure(response: Response) -> Response:
-        html = response.mimetype == "text/html"
-        response.headers.setdefault("Content-Security-Policy", PAGE_POLICY if html else DOCUMENT_POLICY)
+        response.headers.setdefault("Content-Security-Policy", policy_for(response.mimetype))
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
         location = urlsplit(response.headers.get("Location", ""))
@@ -99,3 +98,8 @@ class QuietRequestHandler(WSGIRequestHandler):
 
     def version_string(self) -> str:
         return SERVER_NAME
+
+
+def policy_for(content_type: str) -> str:
+    """The Content-Security-Policy of a response of `content_type`: pages get the page policy, the rest none."""
+    return PAGE_POLICY if content_type.split(";")[0].strip() == "text/html" else DOCUMENT_POLICY

@@ -45,12 +45,15 @@ def test_validators_and_cache_headers(client) -> None:  # type: ignore[no-untype
 
 
 def test_if_none_match_gives_304(client) -> None:  # type: ignore[no-untyped-def]
-    etag = client.get("/feeds/all.atom").headers["ETag"]
+    full = client.get("/feeds/all.atom")
+    etag = full.headers["ETag"]
     for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
         response = client.get("/feeds/all.atom", headers={"If-None-Match": header})
         assert response.status_code == 304, header
         assert response.data == b""
         assert response.headers["ETag"] == etag
+        # a cache merges a 304's headers into what it stored: the feed's policy, not a page's
+        assert response.headers["Content-Security-Policy"] == full.headers["Content-Security-Policy"]
     assert client.get("/feeds/all.atom", headers={"If-None-Match": '"other"'}).status_code == 200
 
 
