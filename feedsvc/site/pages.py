@@ -33,6 +33,7 @@ def feed_listing(publication: Publication, built: Sequence[feeds.Feed]) -> list[
             "atom": feeds.feed_path(name, "atom"),
             "json": feeds.feed_path(name, "json"),
             "url": feeds.site_url(publication, feeds.feed_path(name, "atom")),
+            "json_url": feeds.site_url(publication, feeds.feed_path(name, "json")),
             "entries": counts[name],
         }
         for name in feeds.feed_names(publication)

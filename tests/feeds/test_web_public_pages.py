@@ -24,8 +24,11 @@ def page(client, path: str) -> lxml.html.HtmlElement:  # type: ignore[no-untyped
 def test_landing_shows_publication_latest_issue_and_every_feed(client) -> None:  # type: ignore[no-untyped-def]
     doc = page(client, "/")
     discovery = doc.xpath("//head/link[@rel='alternate']")
-    assert [link.get("href") for link in discovery] == [f"http://127.0.0.1:8000/feeds/{n}.atom" for n in NAMES]
-    assert {link.get("type") for link in discovery} == {"application/atom+xml"}
+    assert [link.get("href") for link in discovery] == [
+        *(f"http://127.0.0.1:8000/feeds/{n}.atom" for n in NAMES),
+        *(f"http://127.0.0.1:8000/feeds/{n}.json" for n in NAMES),
+    ]
+    assert [link.get("type") for link in discovery] == ["application/atom+xml"] * 8 + ["application/feed+json"] * 8
     assert all(link.get("title", "").startswith("行业动态周报 · ") for link in discovery)
     text = doc.text_content()
     assert "行业动态周报" in text and "中国网络视听协会" in text
@@ -54,7 +57,7 @@ def test_archive_lists_every_issue(client, built: Settings, write_issue, rebuild
         ("/issues/399", "行业动态周报 第 399 期"),
         ("/issues/398", "行业动态周报 第 398 期"),
     ]
-    assert len(doc.xpath("//head/link[@rel='alternate']")) == len(NAMES)
+    assert len(doc.xpath("//head/link[@rel='alternate']")) == 2 * len(NAMES)  # Atom and JSON Feed each
     newer = page(client, "/issues/399")
     assert newer.xpath("//a[@rel='prev']/@href") == ["/issues/398"]
     assert page(client, "/issues/398").xpath("//a[@rel='prev']") == []
