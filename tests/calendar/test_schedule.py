@@ -16,6 +16,7 @@ from feedsvc.config import Settings
 from feedsvc.db.engine import Database
 from feedsvc.db.models import SCHEDULE_CANCELLED, SCHEDULE_FIRED, PublishedIssue, ScheduledIssue
 from feedsvc.outbox import sends
+from feedsvc.search import query as search_query
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2024, 1, 21, 0, 0, tzinfo=UTC)
@@ -78,6 +79,7 @@ def test_life_cycle_fires_once_at_its_time(db: Database, settings: Settings, can
         assert [c.number for c in sends.counts(s)] == [399]
         row = s.scalars(select(ScheduledIssue)).one()
         assert (row.state, row.fired_by) == (SCHEDULE_FIRED, "w1")
+        assert {h.issue_number for h in search_query.search(s, "抖音").hits} == {398, 399}  # indexed at publish
     assert (settings.issues_dir / candidate.name).exists()
     assert (settings.site_dir / "current").exists() or any(settings.site_dir.iterdir())
     with db.session() as s, pytest.raises(schedule.ScheduleError, match="no schedule waiting"):
