@@ -53,6 +53,8 @@ SUBSCRIBER_STATUSES = (PENDING, ACTIVE, UNSUBSCRIBED, BOUNCED)
 KIND_CONFIRM, KIND_MANAGE, KIND_ISSUE = "confirm", "manage", "issue"
 # A confirmation asked for an unsubscribed or bounced address: sent only while it is still so.
 KIND_RECONFIRM = "reconfirm"
+# Sent once a reader confirms: their sections, the manage link, how to unsubscribe (feedsvc/subscribers/welcome.py).
+KIND_WELCOME = "welcome"
 QUEUED, SENDING, SENT, FAILED, CANCELLED, SKIPPED = "queued", "sending", "sent", "failed", "cancelled", "skipped"
 OUTBOX_STATES = (QUEUED, SENDING, SENT, FAILED, CANCELLED, SKIPPED)
 PRIORITY_TRANSACTIONAL, PRIORITY_BULK = 0, 100
