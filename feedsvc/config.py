@@ -63,6 +63,7 @@ class Publication:
     from_name: str = ""
     from_address: str = "newsletter@example.org"
     reply_to: str = ""
+    welcome_mail: bool = True  # [mail] welcome: a welcome mail once a reader confirms
     unsubscribe_mailto: str = ""
     postal_address: str = ""
     images: str = "https"  # remote images kept in pages, feeds and mails: "https" or "none"
@@ -232,6 +233,7 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
         from_name=mail.get("from_name") or pub["name"],
         from_address=mail.get("from_address", "newsletter@example.org"),
         reply_to=mail.get("reply_to", ""),
+        welcome_mail=bool(mail.get("welcome", True)),
         unsubscribe_mailto=mail.get("unsubscribe_mailto", ""),
         postal_address=" ".join(str(mail.get("postal_address", "")).split()),
         images=images,

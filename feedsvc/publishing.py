@@ -26,6 +26,7 @@ from feedsvc.config import Settings
 from feedsvc.content.model import Issue, ParseError
 from feedsvc.content.reader import issue_files, load_issues, parse, parse_bytes
 from feedsvc.outbox import sends
+from feedsvc.search import index as search_index
 from feedsvc.site import websub
 from feedsvc.site.build import build_issues
 from feedsvc.site.writer import BuildResult, SiteError, SiteWriter, open_site
@@ -129,6 +130,7 @@ def publish_issue(session: Session, settings: Settings, path: Path) -> Published
         built = rebuild_site(site, issues, settings)
         undo.callback(site.restore)
         result = record(session, issue, data, placed)
+        search_index.sync(session, issues, refresh=[issue.number])
         undo.pop_all()
     websub.announce(built.out_dir, built.changed, settings.publication)
     return Published(result, built, placed, copied)

@@ -34,6 +34,7 @@ for command in (
     publish.publish,
     publish.status,
     publish.send_group,
+    publish.schedule_group,
     worker.worker,
     subscribers.subscribers_group,
     db.db_group,

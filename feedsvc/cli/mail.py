@@ -8,13 +8,12 @@ import click
 
 from feedsvc.cli.context import get_settings
 from feedsvc.config import ConfigError
-from feedsvc.content.model import ParseError
+from feedsvc.content.model import Issue, ParseError
 from feedsvc.content.reader import parse
 from feedsvc.i18n import LANGUAGES
-from feedsvc.mail.message import EmailError, build_message, serialise
+from feedsvc.mail.message import EmailError, RenderedEmail, build_message, serialise
 from feedsvc.mail.newsletter import GMAIL_CLIP_BYTES, render
-from feedsvc.mail.samples import sample_links, send_test_message
-from feedsvc.mail.transport import TransportFailure
+from feedsvc.mail.samples import parse_test_recipients, sample_links, send_test_messages
 
 
 @click.command()
@@ -39,8 +38,9 @@ from feedsvc.mail.transport import TransportFailure
     "--send-test",
     "send_test",
     default="",
-    metavar="ADDR",
-    help="Also send a test copy (subject marked [测试 TEST]) to ADDR through the configured transport.",
+    metavar="ADDRS",
+    help="Also send test copies (subject marked [测试 TEST]) through the configured transport: addresses split by "
+    "commas, each optionally with its own sections (a@x=industry+research,b@y; default --sections).",
 )
 def preview(path: Path, sections: str, to: str, out: Path | None, lang: str, send_test: str) -> None:
     """Write the email of issue PATH for a section choice: DIR/<name>.eml, .html (the HTML part), .txt."""
@@ -74,16 +74,29 @@ def preview(path: Path, sections: str, to: str, out: Path | None, lang: str, sen
     )
     if send_test:
         try:
-            message_id = send_test_message(rendered, send_test, settings)
-        except EmailError as exc:
-            raise click.ClickException(str(exc)) from exc
+            _send_tests(send_test, sections, issue, lang)
         except ConfigError as exc:
-            raise click.ClickException(f"test send to {send_test} not possible: {exc}") from exc
-        except TransportFailure as exc:
-            kind = "temporary" if exc.temporary else "permanent"
-            raise click.ClickException(f"test send to {send_test} failed ({kind}): {exc}") from exc
-        where = "by SMTP" if settings.smtp_url else f"into {settings.mail_dir}"
-        click.echo(f"sent {message_id} to {send_test} {where}")
+            raise click.ClickException(f"test sends not possible: {exc}") from exc
+
+
+def _send_tests(addresses: str, sections: str, issue: Issue, lang: str) -> None:
+    """Send the marked test copies and report each; exit status 1 if any failed."""
+    settings = get_settings()
+    recipients = parse_test_recipients(addresses, sections)
+
+    def render_for(choice: str) -> RenderedEmail:
+        return render(issue, choice, settings.publication, lang=lang, templates=settings.templates_dir)
+
+    where = "by SMTP" if settings.smtp_url else f"into {settings.mail_dir}"
+    failed = 0
+    for sent in send_test_messages(render_for, recipients, settings):
+        if sent.error:
+            failed += 1
+            click.echo(f"test send to {sent.recipient.address} failed ({sent.error})", err=True)
+        else:
+            click.echo(f"sent {sent.message_id} to {sent.recipient.address} ({sent.recipient.sections}) {where}")
+    if failed:
+        raise click.ClickException(f"{failed} of {len(recipients)} test send(s) failed")
 
 
 def _lf(text: str) -> str:

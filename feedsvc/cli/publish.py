@@ -1,4 +1,5 @@
-"""`feedsvc publish`, `feedsvc status` and `feedsvc send pause|resume|cancel`: an issue's send, from the shell."""
+"""`feedsvc publish` (now or `--at` a time), `feedsvc status`, `feedsvc send pause|resume|cancel` and
+`feedsvc schedule move|cancel`: an issue's send, from the shell."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from feedsvc import publishing
+from feedsvc import publishing, schedule
 from feedsvc.cli.context import get_settings, open_database
 from feedsvc.cli.progress import Counts, ProgressBar
 from feedsvc.db.engine import Database
@@ -19,7 +20,15 @@ from feedsvc.outbox import sends
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check and count recipients per section set; change nothing.")
 @click.option("--wait", is_flag=True, help="Then show the send's progress until it is finished.")
-def publish(path: Path, dry_run: bool, wait: bool) -> None:
+@click.option(
+    "--at",
+    "at",
+    default="",
+    metavar="TIME",
+    help="Publish at TIME instead (2024-01-22T08:00+08:00; no offset: the publication's time zone). "
+    "`feedsvc worker` fires it.",
+)
+def publish(path: Path, dry_run: bool, wait: bool, at: str) -> None:
     """Publish the issue in PATH: check it, build the site, record it and queue its mail.
 
     One message per active subscriber who chose at least one of the issue's sections; publishing the
@@ -41,6 +50,9 @@ def publish(path: Path, dry_run: bool, wait: bool) -> None:
                 click.echo(f"  {count:>8}  {variant.replace(';', ', ')}")
             click.echo(f"  {skipped:>8}  active subscriber(s) with none of their sections in this issue (skipped)")
             return
+        if at:
+            _schedule(database, path, at)
+            return
         try:
             with database.session() as session:
                 published = publishing.publish_issue(session, settings, path)
@@ -60,6 +72,18 @@ def publish(path: Path, dry_run: bool, wait: bool) -> None:
             )
         if wait:
             _wait(database, issue.number)
+
+
+def _schedule(database: Database, path: Path, at: str) -> None:
+    settings = get_settings()
+    try:
+        due_at = schedule.parse_time(at, settings.publication)
+        with database.session() as session:
+            made = schedule.schedule(session, settings, path, due_at)
+    except (schedule.ScheduleError, publishing.PublishError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    when = made.local(settings.publication)
+    click.echo(f"issue {made.issue_number}: scheduled for {when}; `feedsvc worker` fires it")
 
 
 def _wait(database: Database, number: int, interval: float = 0.5, stall_warning: float = 30.0) -> None:
@@ -101,8 +125,13 @@ def status(numbers: tuple[int, ...], as_json: bool) -> None:
     settings = get_settings()
     with open_database(settings) as database, database.session(readonly=True) as session:
         found = sends.counts(session, list(numbers) or None)
+        waiting = [s for s in schedule.pending(session) if not numbers or s.issue_number in numbers]
     if as_json:
         click.echo(json.dumps([c.to_json() for c in found], indent=2))
+        return
+    for s in waiting:
+        click.echo(f"issue {s.issue_number}: scheduled for {s.local(settings.publication)} ({s.source_name})")
+    if not found and waiting:
         return
     if not found:
         click.echo("no issue has been published")
@@ -159,3 +188,38 @@ def resume_command(number: int) -> None:
 def cancel_command(number: int) -> None:
     """Send nothing more of issue NUMBER."""
     _control(number, "cancel")
+
+
+@click.group("schedule")
+def schedule_group() -> None:
+    """Move or cancel a scheduled publish before it fires (`feedsvc status` lists them)."""
+
+
+@schedule_group.command("move")
+@click.argument("number", type=int)
+@click.option("--at", "at", required=True, metavar="TIME", help="The new time (2024-01-22T08:00+08:00).")
+def schedule_move(number: int, at: str) -> None:
+    """Publish issue NUMBER at TIME instead."""
+    settings = get_settings()
+    with open_database(settings) as database:
+        try:
+            due_at = schedule.parse_time(at, settings.publication)
+            with database.session() as session:
+                moved = schedule.move(session, settings, number, due_at)
+        except schedule.ScheduleError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"issue {number}: scheduled for {moved.local(settings.publication)}")
+
+
+@schedule_group.command("cancel")
+@click.argument("number", type=int)
+def schedule_cancel(number: int) -> None:
+    """Do not publish issue NUMBER at its time (it can be published or scheduled again)."""
+    settings = get_settings()
+    with open_database(settings) as database:
+        try:
+            with database.session() as session:
+                schedule.cancel(session, number)
+        except schedule.ScheduleError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"issue {number}: schedule cancelled")

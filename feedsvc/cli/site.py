@@ -8,6 +8,8 @@ import click
 
 from feedsvc.cli.context import get_settings
 from feedsvc.content.model import ParseError
+from feedsvc.db.engine import Database
+from feedsvc.search.index import reindex_folder
 from feedsvc.site.build import build as build_site
 from feedsvc.site.writer import SiteError
 
@@ -36,6 +38,21 @@ def build(issues_dir: Path | None, out_dir: Path | None) -> None:
         raise click.ClickException(f"build failed, the previous site is unchanged: {exc}") from exc
     changed = f"{len(result.changed)} changed" if result.changed else "nothing changed"
     click.echo(f"built {result.issues} issue(s) into {result.out_dir}: {result.files} files, {changed}")
+    _reindex(settings.database_url, issues_dir)
+
+
+def _reindex(database_url: str, issues_dir: Path) -> None:
+    """Fill the archive search index from the issues just built, when the database is set up."""
+    database = Database(database_url)
+    try:
+        if database.schema_problem():
+            click.echo("search index not updated: the database is not set up (`feedsvc db upgrade`)", err=True)
+            return
+        with database.session() as session:
+            count = reindex_folder(session, issues_dir, get_settings().publication)
+        click.echo(f"search index: {count} issue(s)")
+    finally:
+        database.dispose()
 
 
 @click.command()

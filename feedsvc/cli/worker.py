@@ -15,6 +15,7 @@ from types import FrameType
 
 import click
 
+from feedsvc import schedule
 from feedsvc.cli.context import get_settings, open_database
 from feedsvc.cli.dkim import check_at_start
 from feedsvc.cli.progress import Counts, ProgressBar
@@ -25,6 +26,7 @@ from feedsvc.outbox.worker import SendWorker, WorkerStats
 from feedsvc.subscribers import requests
 
 HOUSEKEEPING_EVERY = 60.0
+SCHEDULE_EVERY = 5.0
 PROGRESS_EVERY = 2.0
 
 
@@ -65,7 +67,8 @@ def worker(
             batch_size=batch_size,
             poll_interval=poll_interval,
         )
-        last = {"housekeeping": float("-inf"), "progress": float("-inf")}  # housekeeping at start, then each minute
+        last = {"housekeeping": float("-inf"), "progress": float("-inf"), "schedule": time.monotonic()}
+        _fire_schedules(database, runner.owner)
         watched: set[int] = set()
 
         def tick(_stats: WorkerStats) -> None:
@@ -73,6 +76,9 @@ def worker(
             if now - last["housekeeping"] >= HOUSEKEEPING_EVERY:
                 last["housekeeping"] = now
                 _housekeeping(database, settings)
+            if now - last["schedule"] >= SCHEDULE_EVERY:
+                last["schedule"] = now
+                _fire_schedules(database, runner.owner)
             if show and now - last["progress"] >= PROGRESS_EVERY:
                 last["progress"] = now
                 counts = _sends_under_way(database, watched)
@@ -99,6 +105,12 @@ def worker(
         f"worker {runner.owner}: sent {stats.sent}, retried {stats.retried}, failed {stats.failed}, "
         f"skipped {stats.skipped}"
     )
+
+
+def _fire_schedules(database: Database, owner: str) -> None:
+    """Publish the scheduled issues that are due (each once, whichever worker gets there first)."""
+    for number in schedule.fire_due(database, get_settings(), owner):
+        click.echo(f"worker {owner}: published scheduled issue {number}", err=True)
 
 
 def _housekeeping(database: Database, settings: Settings) -> None:

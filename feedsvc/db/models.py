@@ -53,6 +53,8 @@ SUBSCRIBER_STATUSES = (PENDING, ACTIVE, UNSUBSCRIBED, BOUNCED)
 KIND_CONFIRM, KIND_MANAGE, KIND_ISSUE = "confirm", "manage", "issue"
 # A confirmation asked for an unsubscribed or bounced address: sent only while it is still so.
 KIND_RECONFIRM = "reconfirm"
+# Sent once a reader confirms: their sections, the manage link, how to unsubscribe (feedsvc/subscribers/welcome.py).
+KIND_WELCOME = "welcome"
 QUEUED, SENDING, SENT, FAILED, CANCELLED, SKIPPED = "queued", "sending", "sent", "failed", "cancelled", "skipped"
 OUTBOX_STATES = (QUEUED, SENDING, SENT, FAILED, CANCELLED, SKIPPED)
 PRIORITY_TRANSACTIONAL, PRIORITY_BULK = 0, 100
@@ -271,3 +273,52 @@ class SubscriptionRequest(Base):
     lang: Mapped[str] = mapped_column(String(8))
     source: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime]
+
+
+# States of a scheduled publish (see feedsvc/schedule.py).
+SCHEDULE_PENDING, SCHEDULE_FIRED, SCHEDULE_CANCELLED, SCHEDULE_FAILED = "pending", "fired", "cancelled", "failed"
+SCHEDULE_STATES = (SCHEDULE_PENDING, SCHEDULE_FIRED, SCHEDULE_CANCELLED, SCHEDULE_FAILED)
+
+
+class ScheduledIssue(Base):
+    """An issue file to publish at `due_at`, kept as its bytes so that a restart or another machine fires it
+    (migration 0007). A worker fires a pending row once: the state change is the claim."""
+
+    __tablename__ = "scheduled_issues"
+    __table_args__ = (
+        CheckConstraint(_in("state", SCHEDULE_STATES), name="state"),
+        Index("ix_scheduled_issues_due", "due_at", postgresql_where=text("state = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    issue_number: Mapped[int] = mapped_column(Integer)
+    source_name: Mapped[str] = mapped_column(String(500))
+    source: Mapped[bytes] = mapped_column(LargeBinary)
+    due_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), default=SCHEDULE_PENDING)
+    fired_by: Mapped[str | None] = mapped_column(String(128))
+    fired_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SearchEntry(Base):
+    """One item of an archived issue for /search: its text, and its tokens (feedsvc/search.py; migration 0007).
+
+    SQLite indexes `tokens` in the FTS5 table `search_fts` (rowid = id); PostgreSQL in a GIN-indexed
+    tsvector column `document` that the migration adds and feedsvc/search.py fills.
+    """
+
+    __tablename__ = "search_entries"
+    __table_args__ = (Index(None, "issue_number"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    issue_number: Mapped[int] = mapped_column(Integer)
+    issue_date: Mapped[date] = mapped_column(Date)
+    position: Mapped[int] = mapped_column(Integer)
+    item_key: Mapped[str] = mapped_column(String(64))
+    section: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    tokens: Mapped[str] = mapped_column(Text)

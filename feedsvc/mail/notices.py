@@ -66,6 +66,8 @@ _SLOTS = {
     "confirm_url": "FeedsvcSlotConfirm9q",
     "manage_url": "FeedsvcSlotManage9q",
     "unsubscribe_url": "FeedsvcSlotUnsubscribe9q",
+    "sections_zh": "FeedsvcSlotSectionsZh9q",
+    "sections_en": "FeedsvcSlotSectionsEn9q",
 }
 _DRAFTS: dict[tuple[object, ...], tuple[str, str, str]] = {}
 
@@ -92,9 +94,10 @@ def _draft(settings: Settings, kind: str, lang: str) -> tuple[str, str, str]:
 
 
 def render(settings: Settings, kind: str, to: str, lang: str, links: dict[str, str]) -> Notice:
-    """A confirmation (`confirm`) or manage-link (`manage`) mail from templates/email/<kind>.*, text and HTML."""
+    """A confirmation (`confirm`), manage-link (`manage`) or `welcome` mail from templates/email/<kind>.*, text and
+    HTML; `links` fills the slots (the URLs, and a welcome's `sections_zh`/`sections_en`)."""
     subject, text, html = _draft(settings, kind, lang)
-    values = {"to": to, "confirm_url": "", "manage_url": "", "unsubscribe_url": "", **links}
+    values = dict.fromkeys(_SLOTS, "") | {"to": to, **links}
     for name, slot in _SLOTS.items():
         text = text.replace(slot, values[name])
         html = html.replace(slot, htmllib.escape(values[name], quote=True))

@@ -24,6 +24,7 @@ from feedsvc.db.models import (
     KIND_ISSUE,
     KIND_MANAGE,
     KIND_RECONFIRM,
+    KIND_WELCOME,
     PENDING,
     PRIORITY_TRANSACTIONAL,
     QUEUED,
@@ -41,6 +42,7 @@ SEND_TO: Mapping[str, tuple[str, ...]] = {
     KIND_RECONFIRM: (UNSUBSCRIBED, BOUNCED),
     KIND_MANAGE: SUBSCRIBER_STATUSES,  # an unsubscribed reader still downloads, erases or resubscribes
     KIND_ISSUE: (ACTIVE,),
+    KIND_WELCOME: (ACTIVE,),
 }
 
 

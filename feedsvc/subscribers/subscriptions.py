@@ -45,6 +45,7 @@ from feedsvc.db.models import (
 )
 from feedsvc.mail import notices
 from feedsvc.outbox import rules
+from feedsvc.subscribers import welcome
 from feedsvc.subscribers.addresses import normalise_email
 from feedsvc.subscribers.privacy import lift_suppression
 from feedsvc.subscribers.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, TokenError, link, resolve_payload
@@ -249,6 +250,8 @@ def confirm(session: Session, settings: Settings, token: str, *, now: datetime |
         _log(session, subscriber.id, "confirmed", now, "" if was == PENDING else f"was={was}")
         # Double opt-in is consent: an address erased earlier is no longer suppressed.
         lift_suppression(session, subscriber.email)
+        if settings.publication.welcome_mail:
+            welcome.queue_welcome(session, settings, subscriber, now)
     return subscriber
 
 

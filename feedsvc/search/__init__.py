@@ -1,0 +1,1 @@
+"""Archive search: Chinese-aware tokens (tokens), the index of published items (index), queries (query)."""
