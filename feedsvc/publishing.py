@@ -38,8 +38,9 @@ class PublishError(Exception):
 
 @dataclass(frozen=True)
 class Published:
-    """What a publish did: the queueing outcome, the site it built, and where the file now is."""
+    """What a publish did: the issue as parsed, the queueing outcome, the site it built, where the file now is."""
 
+    issue: Issue
     result: sends.PublishResult
     site: BuildResult
     placed: Path
@@ -133,4 +134,4 @@ def publish_issue(session: Session, settings: Settings, path: Path) -> Published
         search_index.sync(session, issues, refresh=[issue.number])
         undo.pop_all()
     websub.announce(built.out_dir, built.changed, settings.publication)
-    return Published(result, built, placed, copied)
+    return Published(issue, result, built, placed, copied)

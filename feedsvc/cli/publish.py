@@ -12,6 +12,8 @@ import click
 from feedsvc import publishing, schedule
 from feedsvc.cli.context import get_settings, open_database
 from feedsvc.cli.progress import Counts, ProgressBar
+from feedsvc.config import Settings
+from feedsvc.content.model import Issue
 from feedsvc.db.engine import Database
 from feedsvc.outbox import sends
 
@@ -35,43 +37,63 @@ def publish(path: Path, dry_run: bool, wait: bool, at: str) -> None:
     same issue again queues nothing. `feedsvc worker` does the sending.
     """
     settings = get_settings()
-    try:
-        issue = publishing.check(path, settings)
-    except publishing.PublishError as exc:
-        raise click.ClickException(str(exc)) from exc
-    for warning in issue.warnings:
-        click.echo(f"warning: {path}:{warning}", err=True)
     with open_database(settings) as database:
-        if dry_run:
-            with database.session(readonly=True) as session:
-                per_variant, skipped = sends.plan(session, issue.slugs)
-            click.echo(f"issue {issue.number}: {sum(per_variant.values())} recipient(s) would get mail")
-            for variant, count in per_variant.items():
-                click.echo(f"  {count:>8}  {variant.replace(';', ', ')}")
-            click.echo(f"  {skipped:>8}  active subscriber(s) with none of their sections in this issue (skipped)")
+        if dry_run or at:
+            issue = _checked(path, settings)
+            if dry_run:
+                _plan(database, issue)
+            else:
+                _schedule(database, path, at)
             return
-        if at:
-            _schedule(database, path, at)
-            return
-        try:
+        try:  # publish_issue reads and parses the file itself, once
             with database.session() as session:
                 published = publishing.publish_issue(session, settings, path)
         except publishing.PublishError as exc:
             raise click.ClickException(str(exc)) from exc
-        if published.copied:
-            click.echo(f"copied {path} to {published.placed}")
-        site = published.site
-        click.echo(f"site: {site.issues} issue(s), {site.files} files in {site.out_dir}")
-        result = published.result
-        if result.already_published:
-            click.echo(f"issue {issue.number} was published before: nothing new queued")
-        else:
-            click.echo(
-                f"issue {issue.number}: queued {result.enqueued} message(s); "
-                f"{result.skipped_no_sections} active subscriber(s) chose none of its sections (skipped)"
-            )
+        _report(path, published)
         if wait:
-            _wait(database, issue.number)
+            _wait(database, published.issue.number)
+
+
+def _checked(path: Path, settings: Settings) -> Issue:
+    """The parsed issue, its warnings printed; a refusal is a clean CLI error."""
+    try:
+        issue = publishing.check(path, settings)
+    except publishing.PublishError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _warn(path, issue)
+    return issue
+
+
+def _warn(path: Path, issue: Issue) -> None:
+    for warning in issue.warnings:
+        click.echo(f"warning: {path}:{warning}", err=True)
+
+
+def _plan(database: Database, issue: Issue) -> None:
+    with database.session(readonly=True) as session:
+        per_variant, skipped = sends.plan(session, issue.slugs)
+    click.echo(f"issue {issue.number}: {sum(per_variant.values())} recipient(s) would get mail")
+    for variant, count in per_variant.items():
+        click.echo(f"  {count:>8}  {variant.replace(';', ', ')}")
+    click.echo(f"  {skipped:>8}  active subscriber(s) with none of their sections in this issue (skipped)")
+
+
+def _report(path: Path, published: publishing.Published) -> None:
+    issue = published.issue
+    _warn(path, issue)
+    if published.copied:
+        click.echo(f"copied {path} to {published.placed}")
+    site = published.site
+    click.echo(f"site: {site.issues} issue(s), {site.files} files in {site.out_dir}")
+    result = published.result
+    if result.already_published:
+        click.echo(f"issue {issue.number} was published before: nothing new queued")
+    else:
+        click.echo(
+            f"issue {issue.number}: queued {result.enqueued} message(s); "
+            f"{result.skipped_no_sections} active subscriber(s) chose none of its sections (skipped)"
+        )
 
 
 def _schedule(database: Database, path: Path, at: str) -> None:

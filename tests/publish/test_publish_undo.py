@@ -144,3 +144,35 @@ def test_admin_pages_answer_with_a_hostile_file_in_issues(live_settings: Setting
         assert "2024-01-29-399.md" in client.get("/admin/", headers=headers).get_data(as_text=True)
     finally:
         app.extensions["feedsvc.db"].dispose()
+
+
+def test_the_publish_command_parses_each_issue_file_once(
+    db: Database, live_settings: Settings, tmp_path: Path, seed_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+    from support import ROOT
+
+    from feedsvc.cli import main
+
+    parsed: Counter[str] = Counter()
+    real = reader.parse_text
+
+    def counting(text: str, publication: object, source: str = "<issue>") -> reader.Issue:
+        parsed[Path(source).name] += 1
+        return real(text, publication, source=source)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reader, "parse_text", counting)
+    candidate = _candidate(tmp_path, seed_path)
+    env = {
+        "FEEDSVC_CONFIG": str(ROOT / "feedsvc.toml"),
+        "FEEDSVC_VAR_DIR": str(live_settings.var_dir),
+        "FEEDSVC_ISSUES_DIR": str(live_settings.issues_dir),
+        "FEEDSVC_SITE_DIR": str(live_settings.site_dir),
+        "FEEDSVC_SECRET_KEY": live_settings.secret_key,
+        "FEEDSVC_BASE_URL": live_settings.base_url,
+        "DATABASE_URL": live_settings.database_url,
+    }
+    result = CliRunner().invoke(main, ["publish", str(candidate)], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "queued" in result.output
+    assert parsed == {seed_path.name: 1, candidate.name: 1}
