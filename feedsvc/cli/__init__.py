@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from feedsvc.cli import check, db, mail, publish, site, subscribers, worker
+from feedsvc.cli import check, db, mail, publish, site, staff, subscribers, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,5 +37,7 @@ for command in (
     worker.worker,
     subscribers.subscribers_group,
     db.db_group,
+    staff.staff_group,
+    staff.audit_command,
 ):
     main.add_command(command)
