@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from feedsvc.cli import check, db, dkim, dns, mail, publish, site, subscribers, worker
+from feedsvc.cli import check, db, dkim, dns, mail, publish, site, staff, subscribers, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,5 +40,7 @@ for command in (
     db.db_group,
     dkim.dkim_group,
     dns.dns_command,
+    staff.staff_group,
+    staff.audit_command,
 ):
     main.add_command(command)

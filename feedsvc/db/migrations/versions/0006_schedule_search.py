@@ -2,7 +2,7 @@
 
 SQLite gets an FTS5 table over the entries' bigram tokens; PostgreSQL a tsvector column with a GIN index.
 
-Revision ID: 0007
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-01 21:40:00
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None

@@ -1,0 +1,110 @@
+"""Staff accounts: add, list, remove, change role, set and check passwords (argon2id via argon2-cffi).
+
+Every change is written to the audit log in the same transaction, so no change goes unrecorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from feedsvc.db.engine import utcnow
+from feedsvc.staff import audit
+from feedsvc.staff.models import StaffMember
+from feedsvc.staff.roles import check_role
+from feedsvc.subscribers.addresses import normalise_email
+
+MIN_PASSWORD_LENGTH = 12
+_HASHER = PasswordHasher()
+# Checked against when the address is unknown, so a wrong address costs as long as a wrong password.
+_DUMMY_HASH = _HASHER.hash("feedsvc: no such staff member")
+
+
+class StaffError(ValueError):
+    """A staff change that cannot be made (unknown member, address taken, weak password)."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """A staff member as listed: address, role, and whether a password is set."""
+
+    email: str
+    role: str
+    has_password: bool
+
+
+def _get(session: Session, email: str) -> StaffMember:
+    member = session.scalar(select(StaffMember).where(StaffMember.email == normalise_email(email)))
+    if member is None:
+        raise StaffError(f"no staff member {email!r}")
+    return member
+
+
+def hash_password(password: str) -> str:
+    """The argon2id hash of `password`; StaffError when it is shorter than MIN_PASSWORD_LENGTH."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return _HASHER.hash(password)
+
+
+def add(session: Session, email: str, role: str, actor: str, password: str | None = None) -> Member:
+    """Add a staff member with `role` (and a password, if given); StaffError if the address is staff already."""
+    address = normalise_email(email)
+    check_role(role)
+    if session.scalar(select(StaffMember.id).where(StaffMember.email == address)) is not None:
+        raise StaffError(f"{address} is staff already")
+    hashed = hash_password(password) if password is not None else None
+    now = utcnow()
+    session.add(StaffMember(email=address, role=role, password_hash=hashed, created_at=now, updated_at=now))
+    audit.record(session, actor, "staff.add", f"{address} {role}")
+    return Member(address, role, hashed is not None)
+
+
+def members(session: Session) -> list[Member]:
+    """Every staff member, by address."""
+    rows = session.scalars(select(StaffMember).order_by(StaffMember.email))
+    return [Member(r.email, r.role, r.password_hash is not None) for r in rows]
+
+
+def remove(session: Session, email: str, actor: str) -> None:
+    """Remove a staff member; StaffError if unknown."""
+    member = _get(session, email)
+    session.delete(member)
+    audit.record(session, actor, "staff.remove", member.email)
+
+
+def set_role(session: Session, email: str, role: str, actor: str) -> None:
+    """Give a staff member another role; StaffError if unknown."""
+    member = _get(session, email)
+    old = member.role
+    member.role, member.updated_at = check_role(role), utcnow()
+    audit.record(session, actor, "staff.role", f"{member.email} {old} -> {role}")
+
+
+def set_password(session: Session, email: str, password: str, actor: str) -> None:
+    """Set a staff member's password (hashed); StaffError if unknown or too short."""
+    member = _get(session, email)
+    member.password_hash, member.updated_at = hash_password(password), utcnow()
+    audit.record(session, actor, "staff.password", member.email)
+
+
+def authenticate(session: Session, email: str, password: str) -> Member | None:
+    """The member whose address and password these are, or None; as slow for an unknown address as a wrong
+    password, so the answer's timing does not tell which addresses are staff."""
+    try:
+        address = normalise_email(email)
+    except ValueError:
+        address = ""
+    member = session.scalar(select(StaffMember).where(StaffMember.email == address)) if address else None
+    stored = member.password_hash if member is not None and member.password_hash else _DUMMY_HASH
+    try:
+        _HASHER.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if member is None or not member.password_hash:
+        return None
+    return Member(member.email, member.role, True)
