@@ -28,6 +28,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
+from feedgen.entry import FeedEntry
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feedsvc.config import Publication
@@ -41,6 +44,8 @@ JSON_FEED_TYPE = "application/feed+json"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 FH_NS = "http://purl.org/syndication/history/1.0"
+FH_ARCHIVE = f"{{{FH_NS}}}archive"
+EXTENSION = "feedsvc"  # the name feedgen gives our extension on the generator and each entry
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 GENERATOR = "feedsvc"
 ISSUE_HOUR = 12  # an issue stands for noon of its date in the publication's time zone
@@ -310,69 +315,101 @@ def issue_html(publication: Publication, issue: Issue) -> str:
 
 
 def atom(feed: Feed, page: archives.Page[Entry], publication: Publication) -> bytes:
-    """One page of the feed as an Atom 1.0 document (UTF-8 bytes), entries newest first."""
-    nsmap = {None: ATOM_NS, "fh": FH_NS} if page.archive else {None: ATOM_NS}
-    root = etree.Element(_atom("feed"), nsmap=nsmap)
-    root.set(XML_LANG, publication.language)
-    _text(root, "id", feed.id)
-    _text(root, "title", xml_text(feed.title))
-    _text(root, "subtitle", xml_text(feed.subtitle))
-    _text(root, "updated", _newest(page.entries, publication).isoformat())
-    _author(root, publication, uri=True)
-    _text(root, "generator", GENERATOR)
-    _link(root, "self", site_url(publication, page.path("atom")), ATOM_TYPE)
+    """One page of the feed as an Atom 1.0 document (UTF-8 bytes), entries newest first, written by feedgen."""
+    generator = FeedGenerator()
+    generator.register_extension(EXTENSION, _FeedExtension, _EntryExtension, atom=True, rss=False)
+    generator.feedsvc.archive = page.archive
+    generator.id(feed.id)
+    generator.title(xml_text(feed.title))
+    generator.subtitle(xml_text(feed.subtitle))
+    generator.updated(_newest(page.entries, publication))  # never feedgen's clock
+    generator.author(name=xml_text(publication.publisher), uri=site_url(publication))
+    generator.generator(GENERATOR)
+    generator.language(publication.language)
+    generator.link(rel="self", href=site_url(publication, page.path("atom")), type=ATOM_TYPE)
     # The one feed-level alternate is the web archive: readers such as newsboat take the last alternate
     # link as the feed's website, so the JSON Feed twin is announced by the pages' autodiscovery instead.
-    _link(root, "alternate", site_url(publication, "/issues/"), "text/html")
+    generator.link(rel="alternate", href=site_url(publication, "/issues/"), type="text/html")
     for hub in publication.hubs:
-        _link(root, "hub", hub)
+        generator.link(rel="hub", href=hub)
     if page.archive:
-        _link(root, "current", site_url(publication, feed_path(feed.name)), ATOM_TYPE)
-        etree.SubElement(root, f"{{{FH_NS}}}archive")
+        generator.link(rel="current", href=site_url(publication, feed_path(feed.name)), type=ATOM_TYPE)
     if page.previous:
-        _link(root, "prev-archive", site_url(publication, page.previous + ".atom"), ATOM_TYPE)
+        generator.link(rel="prev-archive", href=site_url(publication, page.previous + ".atom"), type=ATOM_TYPE)
     for entry in page.entries:
-        _atom_entry(root, entry, publication)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+        _atom_entry(generator.add_entry(order="append"), entry, publication)  # feedgen prepends by default
+    return generator.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
 
 
-def _atom_entry(root: etree._Element, entry: Entry, publication: Publication) -> None:
-    element = etree.SubElement(root, _atom("entry"))
-    element.set(XML_LANG, publication.language)
-    _text(element, "id", entry.id)
-    _text(element, "title", entry.title)
-    _link(element, "alternate", entry.url, "text/html")
-    _text(element, "published", entry.published.isoformat())
-    _text(element, "updated", entry.updated.isoformat())
-    _author(element, publication, uri=False)
+def _atom_entry(element: FeedEntry, entry: Entry, publication: Publication) -> None:
+    element.feedsvc.language = publication.language
+    element.id(entry.id)
+    element.title(entry.title)
+    element.link(rel="alternate", href=entry.url, type="text/html")
+    element.published(entry.published)
+    element.updated(entry.updated)  # never feedgen's clock
+    element.author(name=xml_text(publication.publisher))
     if entry.summary:
-        _text(element, "summary", entry.summary)
+        element.summary(entry.summary)
     if entry.category:
-        etree.SubElement(element, _atom("category"), term=entry.category, label=xml_text(entry.category_label))
-    _text(element, "content", entry.html).set("type", "html")
+        element.category(term=entry.category, label=xml_text(entry.category_label))
+    element.content(entry.html, type="html")
 
 
-def _atom(tag: str) -> str:
-    return f"{{{ATOM_NS}}}{tag}"
+# feedgen writes Atom's elements in its own order and `href` before `rel`; the extension puts them in ours
+# (the order main has always written, so no document changes bytes), adds what feedgen lacks (fh:archive,
+# xml:lang on entries) and declares the namespaces on the root itself (Atom first, then fh on archives).
+_FEED_ORDER = ("id", "title", "subtitle", "updated", "author", "generator", "link", FH_ARCHIVE, "link:prev-archive")
+_ENTRY_ORDER = ("id", "title", "link", "published", "updated", "author", "summary", "category", "content")
+_LINK_ATTRIBUTES = ("rel", "href", "type")
 
 
-def _text(parent: etree._Element, tag: str, text: str) -> etree._Element:
-    element = etree.SubElement(parent, _atom(tag))
-    element.text = text
-    return element
+class _FeedExtension(BaseExtension):
+    """feedgen extension of the feed element: namespaces, fh:archive (RFC 5005) and our element order."""
+
+    def __init__(self) -> None:
+        self.archive = False
+
+    def extend_ns(self) -> dict[str | None, str]:
+        return {None: ATOM_NS, "fh": FH_NS} if self.archive else {None: ATOM_NS}
+
+    def extend_atom(self, feed: etree._Element) -> etree._Element:
+        del feed.attrib["xmlns"]  # feedgen's literal attribute; the nsmap above declares it
+        if self.archive:
+            etree.SubElement(feed, FH_ARCHIVE)
+        _put_in_order(feed, _FEED_ORDER)
+        return feed
 
 
-def _link(parent: etree._Element, rel: str, href: str, kind: str = "") -> None:
-    link = etree.SubElement(parent, _atom("link"), rel=rel, href=href)
-    if kind:
-        link.set("type", kind)
+class _EntryExtension(BaseEntryExtension):
+    """feedgen extension of each entry element: xml:lang and our element order."""
+
+    def __init__(self) -> None:
+        self.language = ""
+
+    def extend_atom(self, entry: etree._Element) -> etree._Element:
+        entry.set(XML_LANG, self.language)
+        for link in entry.iterchildren("link"):  # feedgen 1.0 writes an entry link's href and drops the rest
+            link.set("rel", "alternate")
+            link.set("type", "text/html")
+        _put_in_order(entry, _ENTRY_ORDER)
+        return entry
 
 
-def _author(parent: etree._Element, publication: Publication, *, uri: bool) -> None:
-    author = etree.SubElement(parent, _atom("author"))
-    _text(author, "name", xml_text(publication.publisher))
-    if uri:
-        _text(author, "uri", site_url(publication))
+def _put_in_order(parent: etree._Element, order: Sequence[str]) -> None:
+    """Children of `parent` sorted by `order` (a link by ``link:<rel>`` if listed, else ``link``), stably;
+    link attributes as ``rel, href, type``."""
+
+    def rank(child: etree._Element) -> int:
+        rel = f"link:{child.get('rel')}"
+        return order.index(rel if child.tag == "link" and rel in order else child.tag)
+
+    for link in parent.iterchildren("link"):
+        attributes = [(name, link.get(name)) for name in _LINK_ATTRIBUTES if link.get(name) is not None]
+        link.attrib.clear()
+        for name, value in attributes:
+            link.set(name, value)
+    parent[:] = sorted(parent, key=rank)
 
 
 def json_feed(feed: Feed, page: archives.Page[Entry], publication: Publication) -> bytes:
