@@ -17,7 +17,7 @@ from feedsvc.config import Settings
 from feedsvc.content.model import Issue
 from feedsvc.db.engine import Database
 from feedsvc.outbox import sends
-from feedsvc.outbox.rate import reserve_slots
+from feedsvc.outbox.rate import FleetBucket, reserve_slots
 
 pytestmark = pytest.mark.slow
 
@@ -48,3 +48,11 @@ def test_reservations_are_disjoint_and_follow_the_rate(db: Database) -> None:
     second, _ = reserve_slots(db, rate=10, count=5)
     assert first >= now - 0.01
     assert second == pytest.approx(first + 0.5)
+
+
+def test_the_bucket_paces_alone_while_the_database_is_out_of_reach() -> None:
+    unreachable = Database("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    bucket = FleetBucket(unreachable, rate=10, batch=2)
+    waits = [bucket.reserve() for _ in range(4)]
+    assert bucket.reservations == 0
+    assert waits[1:] == pytest.approx([0.1, 0.2, 0.3], abs=0.05)
