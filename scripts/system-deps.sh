@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests drive, if any is missing: chromium (Playwright drives it,
 # no browser download), newsboat (a real feed reader), wrk (the HTTP load generator of bench/feeds.py)
-# and fonts-noto-cjk (Chinese glyphs).
+# fonts-noto-cjk (Chinese glyphs), and nginx with openssl (tests/deploy runs deploy/nginx.conf as shipped,
+# with a certificate made by openssl).
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v newsboat >/dev/null 2>&1 || missing+=(newsboat)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || missing+=(fonts-noto-cjk)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

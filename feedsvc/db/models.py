@@ -6,6 +6,7 @@
 - `Suppression`: SHA-256 hashes of erased addresses, so nothing can silently bring one back.
 - `OutboxMessage`: one row per mail to send, transactional (confirm, manage) and issue mail alike.
 - `RateLimit`: fixed-window counters shared by every web process (per client, per action).
+- `SendSchedule`: the next free send slot of the fleet-wide FEEDSVC_SEND_RATE (feedsvc.outbox.rate).
 - `PublishedIssue`: each published issue, its Markdown as published, and the state of its send.
 - `SubscriptionRequest`: sign-up and manage-link requests waiting to be decided (after the web answer).
 
@@ -22,6 +23,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -231,6 +233,15 @@ class RateLimit(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     window_start: Mapped[int] = mapped_column(BigInteger)
     hits: Mapped[int] = mapped_column(Integer)
+
+
+class SendSchedule(Base):
+    """The fleet's send schedule under `key`: `next_slot` (epoch seconds on the database clock) is free."""
+
+    __tablename__ = "send_schedules"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Float)
 
 
 # Send states of a published issue (the `issues` table; see feedsvc/outbox/sends.py). Words of their own,

@@ -4,7 +4,8 @@ Opening an SMTP connection (TCP, EHLO, STARTTLS, AUTH) costs several round trips
 reuses a few connections for thousands of messages. The pool keeps up to `size` transports (each an
 `SmtpTransport` holding one persistent connection, or a `MailDirTransport`), lends one to each sending
 thread at a time, and spaces messages with a token bucket shared by all of them (`rate` messages per
-second, 0 for no limit), so the configured rate holds however many threads send.
+second, 0 for no limit), so the configured rate holds however many threads send. Any other `Pacer` can
+take the bucket's place: the worker passes the fleet-wide one of feedsvc.outbox.rate.
 
 Connection health is the transport's job (feedsvc.mail.transport): an idle connection is checked with NOOP
 and replaced when the server dropped it, a failed transaction is reset with RSET and the connection
@@ -24,10 +25,27 @@ from contextlib import contextmanager
 
 from feedsvc.mail.transport import Envelope, TemporaryFailure, Transport
 
-__all__ = ["TokenBucket", "TransportPool"]
+__all__ = ["Pacer", "TokenBucket", "TransportPool"]
 
 
-class TokenBucket:
+class Pacer:
+    """Spaces messages: `reserve()` books the next slot and says how long to wait for it."""
+
+    sleep: Callable[[float], None]
+
+    def reserve(self) -> float:
+        """Reserve one slot; return how long the caller must wait before using it."""
+        raise NotImplementedError
+
+    def acquire(self) -> float:
+        """Block until one message may go; return the seconds waited."""
+        wait = self.reserve()
+        if wait > 0:
+            self.sleep(wait)
+        return wait
+
+
+class TokenBucket(Pacer):
     """A thread-safe rate limiter: `acquire()` returns when the caller may send one more message.
 
     Implemented as a virtual schedule (GCRA): each caller reserves the next free slot under a lock and
@@ -59,16 +77,9 @@ class TokenBucket:
             self._tat = tat + interval
         return wait if wait > 1e-9 else 0.0  # float noise is not a wait
 
-    def acquire(self) -> float:
-        """Block until one message may go; return the seconds waited."""
-        wait = self.reserve()
-        if wait > 0:
-            self.sleep(wait)
-        return wait
-
 
 class TransportPool:
-    """Up to `size` transports, each used by one thread at a time, under one token bucket."""
+    """Up to `size` transports, each used by one thread at a time, under one pacer (a token bucket of `rate`)."""
 
     def __init__(
         self,
@@ -77,11 +88,12 @@ class TransportPool:
         rate: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        pacer: Pacer | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("the pool needs at least one transport")
         self.factory, self.size = factory, size
-        self.bucket = TokenBucket(rate, clock=clock, sleep=sleep)
+        self.bucket = pacer or TokenBucket(rate, clock=clock, sleep=sleep)
         self._idle: queue.LifoQueue[Transport] = queue.LifoQueue()
         self._all: list[Transport] = []
         self._slots = threading.BoundedSemaphore(size)

@@ -1,5 +1,5 @@
 """The sending worker: claim outbox rows under a lease, send them over a pool of persistent connections from
-several threads at a global rate, and record every outcome. No Flask. Any number of workers, as threads,
+several threads at one fleet-wide rate, and record every outcome. No Flask. Any number of workers, as threads,
 processes or machines, share one database.
 
 One process runs one claimer/recorder (the thread calling `SendWorker.run`) and `concurrency` sender
@@ -48,6 +48,7 @@ from feedsvc.db.engine import Database, utcnow
 from feedsvc.mail.pool import TransportPool
 from feedsvc.mail.transport import PermanentFailure, TemporaryFailure, Transport, open_transport
 from feedsvc.outbox.queue import PERMANENT, RELEASED, SENT_OK, TEMPORARY, Job, OutboxQueue, Outcome, Recorded
+from feedsvc.outbox.rate import FleetBucket
 from feedsvc.outbox.renders import VariantCache
 from feedsvc.outbox.retry import RetryPolicy
 
@@ -90,7 +91,7 @@ class SendWorker:
     concurrency: int = 4
     policy: RetryPolicy | None = None  # None: from the settings' environment (FEEDSVC_RETRY_*, FEEDSVC_BOUNCE_LIMIT)
     transport_factory: Callable[[], Transport] | None = None
-    rate: float | None = None  # messages per second for this worker; None: FEEDSVC_SEND_RATE
+    rate: float | None = None  # messages per second for the whole fleet (feedsvc.outbox.rate); None: FEEDSVC_SEND_RATE
     owner: str = field(default_factory=default_owner)
     batch_size: int = 0  # rows per claim; 0: enough to keep every thread busy between claims
     poll_interval: float = 1.0
@@ -107,7 +108,8 @@ class SendWorker:
             self.policy = RetryPolicy.from_env(self.settings.extra)
         rate = self.settings.send_rate if self.rate is None else self.rate
         factory = self.transport_factory or (lambda: open_transport(self.settings))
-        self.pool = TransportPool(factory, size=self.concurrency, rate=rate)
+        pacer = FleetBucket(self.db, rate) if rate > 0 else None
+        self.pool = TransportPool(factory, size=self.concurrency, pacer=pacer)
         self.cache = VariantCache(self.db, self.settings)
         lease = self.settings.lease_seconds
         rng = random.Random()  # noqa: S311 - jitter for retry times, not a secret
