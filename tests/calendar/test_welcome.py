@@ -63,5 +63,5 @@ def test_welcome_is_sent_once_and_can_be_turned_off(db: Database, settings: Sett
     assert len(_welcomes(db)) == 1
     _confirm(db, _welcome_on(settings, False), "quiet@example.org", ["industry"])
     assert [r.recipient for r in _welcomes(db)] == ["once@example.org"]
-    assert settings.publication.welcome_mail is False  # feedsvc.toml: [mail] welcome = false
+    assert settings.publication.welcome_mail is True  # feedsvc.toml: [mail] welcome = true
     assert type(settings.publication).__dataclass_fields__["welcome_mail"].default is True  # on unless turned off

@@ -75,6 +75,16 @@ def text_of(message: EmailMessage) -> str:
     return body.get_content()
 
 
+def the_welcome(messages: list[EmailMessage], to: str) -> EmailMessage:
+    """The one message in `messages`, which must be the welcome mail to `to` (on by default in feedsvc.toml):
+    it carries the manage link and the unsubscribe link."""
+    [message] = messages
+    assert "Welcome to" in message["Subject"] and message["To"] == to, (message["Subject"], message["To"])
+    link_in(message, "manage")
+    link_in(message, "unsubscribe")
+    return message
+
+
 def link_in(message: EmailMessage, purpose: str) -> str:
     """The path of the first `purpose` link (confirm, manage, unsubscribe) in the message's text part."""
     for match in LINK.finditer(text_of(message)):

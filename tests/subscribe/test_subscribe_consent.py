@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
-from subscribe_support import Mailbox, csrf, link_in, signup
+from subscribe_support import Mailbox, csrf, link_in, signup, the_welcome
 
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database
@@ -48,6 +48,7 @@ def subscribed(client: FlaskClient, mailbox: Mailbox, email: str, sections: list
     done = confirm_from(client, link_in(mail, "confirm"))
     match = re.search(r'href="(/manage/[^"]+)"', done.get_data(as_text=True))
     assert match
+    the_welcome(mailbox.deliver(), email)  # confirming sends the welcome mail
     return match.group(1)
 
 

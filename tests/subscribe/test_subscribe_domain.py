@@ -140,7 +140,7 @@ def test_active_subscriber_gets_a_manage_link_and_keeps_their_sections(db: Datab
     assert outcome.action == "manage_queued"
     sub = subscriber(db, "reader@example.org")
     assert (sub.status, sub.section_slugs) == (ACTIVE, ["industry"])
-    assert [m.kind for m in outbox(db)] == ["confirm", "manage"]
+    assert [m.kind for m in outbox(db)] == ["confirm", "welcome", "manage"]  # the welcome mail on confirming
 
 
 def test_no_sections_is_refused_and_changes_nothing(db: Database, settings: Settings) -> None:
@@ -181,7 +181,11 @@ def test_unsubscribe_cancels_queued_mail_and_resubscribing_needs_confirmation(db
     for expected in (True, False):
         with db.session() as s:
             assert subscriptions.unsubscribe(s, s.get(Subscriber, sub.id), how="test") is expected
-    assert [(m.kind, m.state) for m in outbox(db)] == [("confirm", CANCELLED), ("issue", CANCELLED)]
+    assert [(m.kind, m.state) for m in outbox(db)] == [
+        ("confirm", CANCELLED),
+        ("welcome", CANCELLED),
+        ("issue", CANCELLED),
+    ]
     assert subscriber(db, sub.email).status == UNSUBSCRIBED
     # An old confirmation link does not bring the subscription back.
     with pytest.raises(TokenError) as error, db.session() as s:
@@ -275,8 +279,13 @@ def test_export_holds_everything_kept(db: Database, settings: Settings) -> None:
     assert data["email"] == "reader@example.org"
     assert data["status"] == ACTIVE
     assert data["sections"] == ["capital", "industry"]
-    assert [e["event"] for e in data["events"]] == ["subscribe_requested", "confirm_mail_queued", "confirmed"]
-    assert [(m["kind"], m["state"]) for m in data["mail"]] == [("confirm", "queued")]
+    assert [e["event"] for e in data["events"]] == [
+        "subscribe_requested",
+        "confirm_mail_queued",
+        "confirmed",
+        "welcome_mail_queued",
+    ]
+    assert [(m["kind"], m["state"]) for m in data["mail"]] == [("confirm", "queued"), ("welcome", "queued")]
     assert data["confirmed_at"] is not None
 
 

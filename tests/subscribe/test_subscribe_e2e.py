@@ -26,7 +26,7 @@ from feedsvc.subscribers import tokens
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-LINK = re.compile(r"https?://\S+/(confirm|manage)/[A-Za-z0-9._-]+")
+LINK = re.compile(r"https?://\S+/(confirm|manage|unsubscribe)/[A-Za-z0-9._-]+")
 
 
 def _mail_link(sink: SmtpSink, index: int, purpose: str) -> str:
@@ -66,6 +66,11 @@ def test_subscribe_confirm_manage_and_one_click_unsubscribe(
         assert page.locator("h1").inner_text() == "确认订阅"
         page.click("button[type=submit]")
         assert page.locator("h1").inner_text() == "订阅成功"
+        # Then the welcome mail (on by default), with the manage and unsubscribe links.
+        welcome = live.sink.wait_for(2, timeout=30)[1].message
+        assert "欢迎订阅" in welcome["Subject"] and welcome["To"] == "reader@example.org"
+        assert _mail_link(live.sink, 1, "manage").startswith(live.url + "/manage/")
+        assert _mail_link(live.sink, 1, "unsubscribe").startswith(live.url + "/unsubscribe/")
 
         # Manage: switch to English, change the sections.
         page.click("a[href^='/manage/']")
@@ -91,7 +96,7 @@ def test_subscribe_confirm_manage_and_one_click_unsubscribe(
         with SmtpTransport(live.sink.url) as transport:
             built = mail_message.build_message(rendered, "reader@example.org", links, live.settings.publication)
             transport.send(*prepare(built))
-        received = live.sink.wait_for(2, timeout=30)[1].message
+        received = live.sink.wait_for(3, timeout=30)[2].message
         assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         target = re.search(r"<(https?://[^>]+)>", received["List-Unsubscribe"])
         assert target

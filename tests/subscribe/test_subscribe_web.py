@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from subscribe_support import CSRF, Mailbox, csrf, link_in, signup, text_of
+from subscribe_support import CSRF, Mailbox, csrf, link_in, signup, text_of, the_welcome
 
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database
@@ -49,6 +49,7 @@ def subscribe_and_confirm(client: FlaskClient, mailbox: Mailbox, email: str, sec
     assert done.status_code == 200
     match = re.search(r'href="(/manage/[^"]+)"', done.get_data(as_text=True))
     assert match
+    the_welcome(mailbox.deliver(), email)  # confirming sends the welcome mail, with the manage link
     return match.group(1)
 
 
@@ -308,8 +309,8 @@ def test_download_my_data(client: FlaskClient, mailbox: Mailbox) -> None:
     assert "attachment" in response.headers["Content-Disposition"]
     data = json.loads(response.get_data(as_text=True))
     assert (data["email"], data["status"], data["sections"]) == ("reader@example.org", ACTIVE, ["industry", "people"])
-    assert [m["kind"] for m in data["mail"]] == ["confirm"]
-    assert data["mail"][0]["state"] == "sent"
+    assert [m["kind"] for m in data["mail"]] == ["confirm", "welcome"]
+    assert [m["state"] for m in data["mail"]] == ["sent", "sent"]
 
 
 def test_erase_me(app: Flask, client: FlaskClient, mailbox: Mailbox) -> None:
