@@ -113,9 +113,8 @@ def test_a_failing_step_leaves_issues_the_site_and_the_database_as_they_were(
         assert sends.counts(s) == []
 
 
-def test_a_publish_parses_each_issue_file_once(
-    db: Database, live_settings: Settings, tmp_path: Path, seed_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How often each issue file is parsed from now on (by file name)."""
     parsed: Counter[str] = Counter()
     real = reader.parse_text
 
@@ -124,6 +123,13 @@ def test_a_publish_parses_each_issue_file_once(
         return real(text, publication, source=source)  # type: ignore[arg-type]
 
     monkeypatch.setattr(reader, "parse_text", counting)
+    return parsed
+
+
+def test_a_publish_parses_each_issue_file_once(
+    db: Database, live_settings: Settings, tmp_path: Path, seed_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed = _count_parses(monkeypatch)
     candidate = _candidate(tmp_path, seed_path)
     with db.session() as s:
         published = publishing.publish_issue(s, live_settings, candidate)
@@ -154,14 +160,7 @@ def test_the_publish_command_parses_each_issue_file_once(
 
     from feedsvc.cli import main
 
-    parsed: Counter[str] = Counter()
-    real = reader.parse_text
-
-    def counting(text: str, publication: object, source: str = "<issue>") -> reader.Issue:
-        parsed[Path(source).name] += 1
-        return real(text, publication, source=source)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(reader, "parse_text", counting)
+    parsed = _count_parses(monkeypatch)
     candidate = _candidate(tmp_path, seed_path)
     env = {
         "FEEDSVC_CONFIG": str(ROOT / "feedsvc.toml"),
