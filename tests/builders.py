@@ -67,3 +67,16 @@ def make_app(settings: Settings, **config: Any) -> Iterator[Flask]:
         yield app
     finally:
         app.extensions["feedsvc.db"].dispose()
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    """The environment under which `feedsvc` commands (CliRunner or a subprocess) see exactly `settings`."""
+    return {
+        "FEEDSVC_CONFIG": str(ROOT / "feedsvc.toml"),
+        "FEEDSVC_VAR_DIR": str(settings.var_dir),
+        "FEEDSVC_ISSUES_DIR": str(settings.issues_dir),
+        "FEEDSVC_SITE_DIR": str(settings.site_dir),
+        "FEEDSVC_SECRET_KEY": settings.secret_key,
+        "FEEDSVC_BASE_URL": settings.base_url,
+        "DATABASE_URL": settings.database_url,
+    }

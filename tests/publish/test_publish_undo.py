@@ -155,22 +155,14 @@ def test_admin_pages_answer_with_a_hostile_file_in_issues(live_settings: Setting
 def test_the_publish_command_parses_each_issue_file_once(
     db: Database, live_settings: Settings, tmp_path: Path, seed_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from builders import cli_env
     from click.testing import CliRunner
-    from support import ROOT
 
     from feedsvc.cli import main
 
     parsed = _count_parses(monkeypatch)
     candidate = _candidate(tmp_path, seed_path)
-    env = {
-        "FEEDSVC_CONFIG": str(ROOT / "feedsvc.toml"),
-        "FEEDSVC_VAR_DIR": str(live_settings.var_dir),
-        "FEEDSVC_ISSUES_DIR": str(live_settings.issues_dir),
-        "FEEDSVC_SITE_DIR": str(live_settings.site_dir),
-        "FEEDSVC_SECRET_KEY": live_settings.secret_key,
-        "FEEDSVC_BASE_URL": live_settings.base_url,
-        "DATABASE_URL": live_settings.database_url,
-    }
+    env = cli_env(live_settings)
     result = CliRunner().invoke(main, ["publish", str(candidate)], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "queued" in result.output

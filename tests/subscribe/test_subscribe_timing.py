@@ -86,20 +86,13 @@ def test_a_request_that_cannot_be_decided_is_dropped_and_does_not_block_the_rest
 
 
 def test_the_worker_decides_requests_a_stopped_web_process_left(deferred: Flask, settings: Settings) -> None:
+    from builders import cli_env
     from click.testing import CliRunner
-    from support import ROOT
 
     from feedsvc.cli import main
 
     _queue_raw(deferred, "left@example.org", "industry")
-    env = {
-        "FEEDSVC_CONFIG": str(ROOT / "feedsvc.toml"),
-        "FEEDSVC_VAR_DIR": str(settings.var_dir),
-        "FEEDSVC_ISSUES_DIR": str(settings.issues_dir),
-        "FEEDSVC_SECRET_KEY": settings.secret_key,
-        "FEEDSVC_BASE_URL": settings.base_url,
-        "DATABASE_URL": settings.database_url,
-    }
+    env = cli_env(settings)
     result = CliRunner().invoke(main, ["worker", "--once"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     with deferred.extensions["feedsvc.db"].session(readonly=True) as s:
