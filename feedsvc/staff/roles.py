@@ -20,3 +20,41 @@ def check_role(role: str) -> str:
 def allows(role: str, needed: str) -> bool:
     """True when someone with `role` may do what needs `needed`."""
     return ROLES.index(check_role(role)) >= ROLES.index(check_role(needed))
+
+
+# What each staff action needs: the one table the admin pages, the API and the CLI's checks all read.
+ACTIONS: dict[str, str] = {
+    "read": VIEWER,  # every admin page and API read: issues, sends, subscribers (counts and lists), stats
+    "preview": EDITOR,
+    "test_send": EDITOR,
+    "publish": EDITOR,
+    "schedule": EDITOR,
+    "pause": EDITOR,
+    "resume": EDITOR,
+    "cancel": EDITOR,
+    "subscribers_add": OWNER,
+    "subscribers_change": OWNER,
+    "subscribers_unsubscribe": OWNER,
+    "subscribers_import": OWNER,
+    "subscribers_export": OWNER,
+    "subscribers_erase": OWNER,
+    "staff_manage": OWNER,
+    "audit_read": OWNER,
+}
+
+
+class UnknownAction(KeyError):
+    """An action name missing from ACTIONS."""
+
+
+def role_needed(action: str) -> str:
+    """The weakest role that may do `action`."""
+    try:
+        return ACTIONS[action]
+    except KeyError:
+        raise UnknownAction(action) from None
+
+
+def may(role: str, action: str) -> bool:
+    """True when someone with `role` may do `action`."""
+    return allows(role, role_needed(action))
