@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from feedsvc.db.engine import utcnow
-from feedsvc.staff import audit
+from feedsvc.staff import audit, sessions
 from feedsvc.staff.models import StaffMember
 from feedsvc.staff.roles import check_role
 from feedsvc.subscribers.addresses import normalise_email
@@ -73,6 +73,7 @@ def members(session: Session) -> list[Member]:
 def remove(session: Session, email: str, actor: str) -> None:
     """Remove a staff member; StaffError if unknown."""
     member = _get(session, email)
+    sessions.end_all(session, member.id)
     session.delete(member)
     audit.record(session, actor, "staff.remove", member.email)
 
@@ -86,9 +87,10 @@ def set_role(session: Session, email: str, role: str, actor: str) -> None:
 
 
 def set_password(session: Session, email: str, password: str, actor: str) -> None:
-    """Set a staff member's password (hashed); StaffError if unknown or too short."""
+    """Set a staff member's password (hashed), ending their sessions; StaffError if unknown or too short."""
     member = _get(session, email)
     member.password_hash, member.updated_at = hash_password(password), utcnow()
+    sessions.end_all(session, member.id)
     audit.record(session, actor, "staff.password", member.email)
 
 

@@ -81,8 +81,8 @@ def can(action: str) -> bool:
 
 
 def template_helpers() -> dict[str, Any]:
-    """`can(action)` and `staff_member` for the admin templates."""
-    return {"can": can, "staff_member": current_staff}
+    """`can(action)` for the admin templates."""
+    return {"can": can}
 
 
 def acting_client() -> str:
