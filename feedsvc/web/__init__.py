@@ -15,6 +15,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
         admin,
         admin_calendar,
         admin_charts,
+        admin_owner,
         auth,
         database,
         language,
@@ -33,7 +34,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     language.init_app(app, settings)
     public.init_app(app, settings)
     subscribe.init_app(app, settings)
-    assert admin_calendar.bp is admin_charts.bp is admin.bp  # their routes and helpers are the admin's
+    assert admin_calendar.bp is admin_charts.bp is admin_owner.bp is admin.bp  # their routes are the admin's
     for blueprint in (public.bp, subscribe.bp, search.bp, auth.bp, admin.bp):
         app.register_blueprint(blueprint)
     return app

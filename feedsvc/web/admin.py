@@ -41,6 +41,7 @@ from feedsvc.outbox import sends
 from feedsvc.publishing import PublishError, publish_issue
 from feedsvc.subscribers import importer, privacy
 from feedsvc.subscribers.addresses import InvalidAddress, normalise_email
+from feedsvc.web import access
 from feedsvc.web.auth import current_staff
 from feedsvc.web.database import get_db, get_settings
 from feedsvc.web.language import page_language, t
@@ -68,6 +69,10 @@ def _require_admin() -> Response | None:
     if request.method in ("GET", "HEAD"):
         return redirect(url_for("auth.login_form", next=request.full_path.rstrip("?")))
     abort(403)
+
+
+bp.before_request(access.enforce_roles)  # after the login check: each endpoint's role (web/access.py)
+bp.app_context_processor(access.template_helpers)
 
 
 @bp.after_request
@@ -209,6 +214,8 @@ def send_test(number: int) -> Response:
         message_id = samples.send_test_message(rendered, address, settings)
     except (TransportFailure, ConfigError) as exc:
         return _back(number, f"✗ {address}: {exc}")
+    with get_db().session() as s:
+        access.audit_action(s, "test_send", f"issue {number} to {address} ({_chosen()})")
     return _back(number, f"✓ {address} {message_id}")
 
 
@@ -222,6 +229,8 @@ def publish(number: int) -> Response:
     try:
         with get_db().session() as s:
             result = publish_issue(s, get_settings(), entry.path).result
+            if not result.already_published:
+                access.audit_action(s, "publish", f"issue {number}: {result.enqueued} queued")
     except PublishError as exc:
         return _back(number, f"✗ {exc}")
     if result.already_published:
@@ -241,6 +250,7 @@ def control(number: int, action: str) -> Response:
             getattr(sends, action)(s, number)
         except sends.SendError as exc:
             return _back(number, f"✗ {exc}")
+        access.audit_action(s, action, f"issue {number}")
     return _back(number, f"✓ {action}")
 
 
@@ -288,8 +298,9 @@ def export_csv() -> Response:
     if status is not None and status not in SUBSCRIBER_STATUSES:
         abort(400, description=f"unknown status {status!r}")
     out = io.StringIO()
-    with get_db().session(readonly=True) as s:
+    with get_db().session() as s:
         privacy.write_export(s, out, status)
+        access.audit_action(s, "subscribers_export", f"status {status or 'all'}")
     return Response(
         out.getvalue(),
         mimetype="text/csv",
@@ -309,6 +320,8 @@ def import_csv() -> str:
     consented = request.form.get("consented") == "yes"
     with get_db().session() as s:
         result = importer.import_rows(s, settings, parsed, consented=consented)
+        detail = f"{upload.filename}: {result.activated} activated, {result.confirmations} confirmations"
+        access.audit_action(s, "subscribers_import", detail + (" (consented)" if consented else ""))
     return render_template(
         "web/admin/import_result.html", name=upload.filename, parsed=parsed, result=result, consented=consented
     )

@@ -41,9 +41,7 @@ def staff_page() -> str:
     with get_db().session(readonly=True) as s:
         members = accounts.members(s)
     labels = {role: t(ROLE_LABELS[role]) for role in ROLES}
-    return render_template(
-        "web/admin/staff.html", members=members, roles=labels, me=_actor(), csrf_token=csrf_token()
-    )
+    return render_template("web/admin/staff.html", members=members, roles=labels, me=_actor(), csrf_token=csrf_token())
 
 
 @bp.post("/staff/add")
