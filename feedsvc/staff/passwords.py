@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from feedsvc.config import Settings
+from feedsvc.i18n import DEFAULT_LANGUAGE
 from feedsvc.mail import notices
 from feedsvc.outbox import rules
 from feedsvc.staff import accounts, audit, sessions
@@ -69,6 +70,15 @@ def queue_link(session: Session, settings: Settings, member: StaffMember, lang: 
     url = f"{settings.base_url}/admin/password/{make_token(settings, member, now)}"
     notice = notices.render(settings, KIND, member.email, lang, {"password_url": url})
     rules.queue_notice(session, KIND, None, member.email, notice, now)
+
+
+def invite(session: Session, settings: Settings, email: str, now: datetime) -> None:
+    """Mail a new member (already added in this transaction) the link to set their first password."""
+    session.flush()
+    member = session.scalar(select(StaffMember).where(StaffMember.email == normalise_email(email)))
+    if member is None:
+        raise accounts.StaffError(f"no staff member {email!r}")
+    queue_link(session, settings, member, DEFAULT_LANGUAGE, now)
 
 
 def request_reset(session: Session, settings: Settings, email: str, lang: str, now: datetime, client: str) -> None:
