@@ -10,7 +10,6 @@ from sqlalchemy import select
 from feedsvc.db.engine import utcnow
 from feedsvc.db.models import Subscriber
 from feedsvc.staff import accounts, audit, passwords
-from feedsvc.staff.models import StaffMember
 from feedsvc.staff.roles import ROLES
 from feedsvc.subscribers import privacy
 from feedsvc.subscribers.addresses import InvalidAddress, normalise_email
@@ -18,7 +17,7 @@ from feedsvc.web.access import ROLE_LABELS, acting_client, audit_action
 from feedsvc.web.admin import _require_csrf, bp
 from feedsvc.web.auth import current_staff
 from feedsvc.web.database import get_db, get_settings
-from feedsvc.web.language import page_language, t
+from feedsvc.web.language import t
 from feedsvc.web.security import csrf_token
 
 AUDIT_PAGE_SIZE = 50
@@ -52,10 +51,7 @@ def staff_add() -> Response:
     try:
         with get_db().session() as s:
             added = accounts.add(s, request.form.get("email", ""), role, _actor(), client=acting_client())
-            s.flush()
-            row = s.scalar(select(StaffMember).where(StaffMember.email == added.email))
-            assert row is not None
-            passwords.queue_link(s, settings, row, page_language(), utcnow())
+            passwords.invite(s, settings, added.email, utcnow())
     except (accounts.StaffError, InvalidAddress, ValueError) as exc:
         return _to_staff("✗ " + t("无法添加：{reason}", reason=exc))
     return _to_staff("✓ " + t("已添加 {email}，设置密码的链接已发到该邮箱。", email=added.email))
