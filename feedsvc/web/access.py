@@ -68,10 +68,15 @@ def enforce_roles() -> Response | None:
     needed = role_needed(action) if action is not None else None
     page = render_template(
         "web/admin/forbidden.html",
-        needed=t(ROLE_LABELS.get(needed, needed)) if needed else "",
-        role=t(ROLE_LABELS.get(member.role, member.role)) if member is not None else "",
+        needed=role_label(needed) if needed else "",
+        role=role_label(member.role) if member is not None else "",
     )
     return Response(page, 403)
+
+
+def role_label(role: str) -> str:
+    """A role as the page's reader names it: 编辑（editor） or Editor."""
+    return t(ROLE_LABELS.get(role, role))
 
 
 def can(action: str) -> bool:

@@ -13,7 +13,7 @@ from feedsvc.staff import accounts, audit, passwords
 from feedsvc.staff.roles import ROLES
 from feedsvc.subscribers import privacy
 from feedsvc.subscribers.addresses import InvalidAddress, normalise_email
-from feedsvc.web.access import ROLE_LABELS, acting_client, audit_action
+from feedsvc.web.access import acting_client, audit_action, role_label
 from feedsvc.web.admin import _require_csrf, bp
 from feedsvc.web.auth import current_staff
 from feedsvc.web.database import get_db, get_settings
@@ -39,7 +39,7 @@ def staff_page() -> str:
     """Every staff member with their role; the forms to add one, change a role, remove one."""
     with get_db().session(readonly=True) as s:
         members = accounts.members(s)
-    labels = {role: t(ROLE_LABELS[role]) for role in ROLES}
+    labels = {role: role_label(role) for role in ROLES}
     return render_template("web/admin/staff.html", members=members, roles=labels, me=_actor(), csrf_token=csrf_token())
 
 
@@ -78,7 +78,7 @@ def staff_role() -> Response:
             accounts.set_role(s, email, role, _actor(), client=acting_client())
     except (accounts.StaffError, ValueError) as exc:
         return _to_staff("✗ " + t("无法修改：{reason}", reason=exc))
-    return _to_staff("✓ " + t("{email} 的角色已改为 {role}。", email=email, role=t(ROLE_LABELS.get(role, role))))
+    return _to_staff("✓ " + t("{email} 的角色已改为 {role}。", email=email, role=role_label(role)))
 
 
 @bp.post("/staff/remove")
