@@ -100,6 +100,7 @@ def _secure_cookie() -> bool:
 def start_session(s: Session, member: StaffMember, target: str | None = None) -> Response:
     """Log `member` in: a new session id (the browser's old one ended), audited, and a redirect to `target`."""
     sessions.end(s, request.cookies.get(COOKIE, ""))
+    sessions.prune(s, now(), lifetime(get_settings()))  # abandoned sessions go here; a login is rare enough
     session_id = sessions.start(s, member.id, now())
     audit.record(s, member.email, "login", "", client())
     session.clear()  # a fresh CSRF token, nothing carried over from before login
