@@ -86,11 +86,12 @@ def _private(response: Response) -> Response:
 
 
 def _safe_next(target: str | None) -> str:
-    """Where to go after login: a path under /admin/ of this site, else the dashboard."""
-    parts = urlsplit(target or "")
-    if parts.scheme or parts.netloc or not parts.path.startswith("/admin") or target.startswith("//"):  # type: ignore[union-attr]
+    """Where to go after login: a path under /admin of this site, else the dashboard."""
+    target = target or ""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/admin") or "\\" in target:
         return url_for("admin.dashboard")
-    return target  # type: ignore[return-value]
+    return target
 
 
 def _secure_cookie() -> bool:
