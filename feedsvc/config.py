@@ -147,6 +147,8 @@ class Settings:
     lease_seconds: int = 300
     send_rate: float = 0.0
     trusted_proxies: int = 0
+    staff_idle_minutes: int = 30
+    staff_session_hours: int = 12
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -288,6 +290,8 @@ def load_settings(config_path: Path | None = None, env: Mapping[str, str] | None
         lease_seconds=_number(env, "FEEDSVC_LEASE_SECONDS", 300, int, minimum=1),
         send_rate=_number(env, "FEEDSVC_SEND_RATE", 0.0, float, minimum=0),
         trusted_proxies=_number(env, "FEEDSVC_TRUSTED_PROXIES", 0, int, minimum=0),
+        staff_idle_minutes=_number(env, "FEEDSVC_STAFF_IDLE_MINUTES", 30, int, minimum=1),
+        staff_session_hours=_number(env, "FEEDSVC_STAFF_SESSION_HOURS", 12, int, minimum=1),
         extra={k: v for k, v in env.items() if k.startswith("FEEDSVC_")},
     )
 
