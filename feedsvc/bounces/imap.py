@@ -239,7 +239,7 @@ def _body(imap: imaplib.IMAP4, uid: int) -> bytes | None:
 
 
 def _ensure_folder(imap: imaplib.IMAP4, folder: str) -> None:
-    typ, data = imap.list("", _quoted(folder))
+    typ, data = imap.list('""', _quoted(folder))
     if typ == "OK" and any(item for item in data if item):
         return
     typ, data = imap.create(_quoted(folder))
