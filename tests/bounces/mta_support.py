@@ -32,11 +32,12 @@ from typing import Any
 from builders import cli_env
 from smtp_support import free_port, self_signed_certificate
 from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 from support import ROOT
 
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
-from feedsvc.db.models import ACTIVE, OutboxMessage, Subscriber
+from feedsvc.db.models import ACTIVE, OutboxMessage, Subscriber, SubscriberSection
 
 BOUNCE_ADDRESS = "bounces@bounces.example.org"
 ISSUE = 398
@@ -416,8 +417,8 @@ class SentRow:
     message_id: str
 
 
-def sent_rows(database: Database, recipients: list[str], *, issue: int = ISSUE) -> dict[str, SentRow]:
-    """Active subscribers, each with one issue mail in the outbox marked sent (as a worker leaves it)."""
+def add_readers(database: Database, recipients: list[str], sections: tuple[str, ...] = ("industry",)) -> dict[str, int]:
+    """Active subscribers of `sections`; address -> id."""
     now = utcnow()
     with database.session() as session:
         session.execute(
@@ -440,6 +441,18 @@ def sent_rows(database: Database, recipients: list[str], *, issue: int = ISSUE) 
         chosen = select(Subscriber.email, Subscriber.id).where(Subscriber.email.in_(recipients))
         ids = {str(email): int(id_) for email, id_ in session.execute(chosen)}
         session.execute(
+            insert(SubscriberSection),
+            [{"subscriber_id": ids[e], "section": slug} for e in recipients for slug in sections],
+        )
+        return ids
+
+
+def sent_rows(database: Database, recipients: list[str], *, issue: int = ISSUE) -> dict[str, SentRow]:
+    """Active subscribers, each with one issue mail in the outbox marked sent (as a worker leaves it)."""
+    ids = add_readers(database, recipients)
+    now = utcnow()
+    with database.session() as session:
+        session.execute(
             insert(OutboxMessage),
             [
                 {
@@ -460,12 +473,51 @@ def sent_rows(database: Database, recipients: list[str], *, issue: int = ISSUE) 
                 for email in recipients
             ],
         )
-        rows = session.execute(
-            select(
-                OutboxMessage.id, OutboxMessage.subscriber_id, OutboxMessage.recipient, OutboxMessage.message_id
-            ).where(OutboxMessage.recipient.in_(recipients), OutboxMessage.issue_number == issue)
+        return rows_of(session, recipients, issue)
+
+
+def rows_of(session: Session, recipients: list[str], issue: int = ISSUE) -> dict[str, SentRow]:
+    """The outbox rows of `issue` for `recipients`."""
+    rows = session.execute(
+        select(OutboxMessage.id, OutboxMessage.subscriber_id, OutboxMessage.recipient, OutboxMessage.message_id).where(
+            OutboxMessage.recipient.in_(recipients), OutboxMessage.issue_number == issue
         )
-        return {r.recipient: SentRow(r.id, r.subscriber_id, r.recipient, r.message_id) for r in rows}
+    )
+    return {r.recipient: SentRow(r.id, r.subscriber_id, r.recipient, r.message_id or "") for r in rows}
+
+
+def lmtp_exchange(port: int, mail_from: str, recipients: list[str], data: bytes, *, lmtp: bool = True) -> list[str]:
+    """One message over LMTP (or SMTP): the replies to each RCPT and then the replies after DATA, as text.
+
+    Written by hand because smtplib.LMTP reads a single reply after DATA, not one per recipient.
+    """
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        reader = connection.makefile("rb")
+
+        def reply() -> str:
+            lines = []
+            while True:
+                line = reader.readline().decode("utf-8", "replace").rstrip("\r\n")
+                lines.append(line)
+                if len(line) < 4 or line[3] != "-":
+                    return "\n".join(lines)
+
+        def command(text: str) -> str:
+            connection.sendall(text.encode() + b"\r\n")
+            return reply()
+
+        reply()  # the greeting
+        command(("LHLO" if lmtp else "EHLO") + " client.feedsvc.test")
+        command(f"MAIL FROM:<{mail_from}>")
+        answers = [command(f"RCPT TO:<{r}>") for r in recipients]
+        if command("DATA").startswith("354"):
+            body = b"\r\n".join(b"." + line if line.startswith(b".") else line for line in data.split(b"\r\n"))
+            connection.sendall(body.rstrip(b"\r\n") + b"\r\n.\r\n")
+            answers += [reply() for _ in (recipients if lmtp else [None])]
+        command("QUIT")
+        return answers
 
 
 def verp_address(settings: Settings, row: SentRow) -> str:
