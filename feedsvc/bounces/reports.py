@@ -131,7 +131,7 @@ def _read(message: Message, parts: list[Message]) -> Report | None:
             recipients = _delivery_status(part)
             if recipients:
                 return Report(DSN, recipients, message_ids, addresses)
-    nonstandard = _nonstandard(message)
+    nonstandard = _nonstandard(message) if _from_mail_system(message) else ()
     if nonstandard:
         return Report(NONSTANDARD, nonstandard, message_ids, addresses)
     if _auto_reply(message):
@@ -286,6 +286,17 @@ def _nonstandard(message: Message) -> tuple[RecipientReport, ...]:
             kind = HARD if is_permanent else SOFT
         found.append(RecipientReport(address, kind, enhanced_status(words), words, "failed"))
     return tuple({r.recipient: r for r in found}.values())
+
+
+def _from_mail_system(message: Message) -> bool:
+    """Sent by a mail system, not a person: the null return path, a daemon's From, or X-Failed-Recipients. Only
+    such messages go to the heuristic detectors, so a letter that talks about bounces is never taken for one."""
+    if message.get("X-Failed-Recipients"):
+        return True
+    if any(_text(v).strip() == "<>" for v in message.get_all("Return-Path") or []):
+        return True
+    local = _address(_text(message.get("From", ""))).partition("@")[0]
+    return local in ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mdaemon", "mailer")
 
 
 def _body_reply(message: Message) -> str:
