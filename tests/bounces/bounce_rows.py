@@ -91,3 +91,22 @@ def events(db: Database, subscriber_id: int) -> list[tuple[str, str]]:
             SubscriberEvent.subscriber_id == subscriber_id
         )
         return [(k, d) for k, d in session.execute(query.order_by(SubscriberEvent.id))]
+
+
+def readers(db: Database, count: int, sections: tuple[str, ...] = ("industry",)) -> dict[str, int]:
+    """`count` active subscribers reader0@example.org … with `sections`; address → id."""
+    from feedsvc.db.models import SubscriberSection
+
+    now = utcnow()
+    with db.session() as session:
+        found = {}
+        for index in range(count):
+            person = Subscriber(
+                email=f"reader{index}@example.org", status=ACTIVE, source="test", lang="zh-CN", token_version=1,
+                bounce_count=0, created_at=now, updated_at=now, confirmed_at=now,
+            )  # fmt: skip
+            session.add(person)
+            session.flush()
+            session.add_all(SubscriberSection(subscriber_id=person.id, section=slug) for slug in sections)
+            found[person.email] = person.id
+        return found
