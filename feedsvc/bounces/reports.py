@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import email
-import email.policy
 import logging
 import quopri
 import re
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from email.header import decode_header
 from email.message import Message
 from email.parser import HeaderParser
+from email.policy import Compat32
 
 from feedsvc.bounces.classify import (
     AUTO_REPLY,
@@ -46,6 +46,16 @@ _DELIVERED_TO = ("To", "Delivered-To", "X-Original-To", "Envelope-To", "X-Envelo
 _HEADER_PARTS = ("text/rfc822-headers", "message/rfc822-headers")
 _MESSAGE_ID = re.compile(r"<[^<>\s]{1,900}>")
 _REPLY_LINE = re.compile(r"(?:^|\s)([45]\d\d[ -].{0,300}|[45]\.\d{1,3}\.\d{1,3}\b.{0,300})", re.MULTILINE)
+
+
+class _RawHeaders(Compat32):
+    """compat32, but header values come back as they were (raw 8-bit bytes kept as surrogates), not replaced."""
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
+RAW_HEADERS = _RawHeaders()
 
 
 class ReportError(ValueError):
@@ -90,7 +100,7 @@ def read_report(raw: bytes, policy: BouncePolicy | None = None) -> Report | None
     if not raw.strip():
         raise ReportError("empty message")
     try:
-        message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        message = email.message_from_bytes(raw, policy=RAW_HEADERS)
         parts = list(_walk(message, policy.max_depth))
         return _read(message, parts)
     except ReportError:
@@ -131,7 +141,7 @@ def _read(message: Message, parts: list[Message]) -> Report | None:
             recipients = _delivery_status(part)
             if recipients:
                 return Report(DSN, recipients, message_ids, addresses)
-    nonstandard = _nonstandard(message)
+    nonstandard = _nonstandard(message) if _from_mail_system(message) else ()
     if nonstandard:
         return Report(NONSTANDARD, nonstandard, message_ids, addresses)
     if _auto_reply(message):
@@ -145,7 +155,7 @@ def _read(message: Message, parts: list[Message]) -> Report | None:
 
 def _text(value: object) -> str:
     """A header value as one line of text: RFC 2047 words decoded, unknown charsets and raw 8-bit read safely."""
-    raw = str(value or "")
+    raw = _undo_surrogates(str(value or ""))
     try:
         chunks = decode_header(raw)
     except Exception:  # a malformed encoded word: keep the value as it came
@@ -204,7 +214,7 @@ def _fields(part: Message) -> list[Message]:
 
 
 def _blocks(text: str) -> list[Message]:
-    parser = HeaderParser(policy=email.policy.compat32)
+    parser = HeaderParser(policy=RAW_HEADERS)
     chunks = re.split(r"\r?\n[ \t]*\r?\n", text.strip())
     return [parser.parsestr(chunk.strip() + "\n") for chunk in chunks if chunk.strip()]
 
@@ -257,7 +267,7 @@ def _original_headers(part: Message) -> Message | None:
     data = part.get_payload(decode=True)
     if not isinstance(data, bytes) or not data.strip():
         return None
-    headers = HeaderParser(policy=email.policy.compat32).parsestr(data.decode("utf-8", "surrogateescape"))
+    headers = HeaderParser(policy=RAW_HEADERS).parsestr(data.decode("utf-8", "surrogateescape"))
     return headers if headers.keys() else None
 
 
@@ -286,6 +296,17 @@ def _nonstandard(message: Message) -> tuple[RecipientReport, ...]:
             kind = HARD if is_permanent else SOFT
         found.append(RecipientReport(address, kind, enhanced_status(words), words, "failed"))
     return tuple({r.recipient: r for r in found}.values())
+
+
+def _from_mail_system(message: Message) -> bool:
+    """Sent by a mail system, not a person: the null return path, a daemon's From, or X-Failed-Recipients. Only
+    such messages go to the heuristic detectors, so a letter that talks about bounces is never taken for one."""
+    if message.get("X-Failed-Recipients"):
+        return True
+    if any(_text(v).strip() == "<>" for v in message.get_all("Return-Path") or []):
+        return True
+    local = _address(_text(message.get("From", ""))).partition("@")[0]
+    return local in ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon", "mdaemon", "mailer")
 
 
 def _body_reply(message: Message) -> str:

@@ -13,6 +13,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     """The web app. `settings` default to feedsvc.toml plus the environment; `config` goes to app.config."""
     from feedsvc.web import (
         admin,
+        admin_bounces,
         admin_calendar,
         admin_charts,
         database,
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     subscribe.init_app(app, settings)
     hooks.init_app(app, settings)
     assert admin_calendar.bp is admin_charts.bp is admin.bp  # their routes and helpers are the admin's
+    assert admin_bounces.bp is admin.bp
     for blueprint in (public.bp, subscribe.bp, search.bp, admin.bp, hooks.bp):
         app.register_blueprint(blueprint)
     return app
