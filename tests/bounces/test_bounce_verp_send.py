@@ -88,7 +88,7 @@ def test_smtp_time_refusals_use_the_same_rule(db: Database, settings: Settings, 
     assert (blocked.bounce_score, blocked.bounce_count, blocked.status) == (0.0, 0, ACTIVE)
     kept = {b.kind: b for b in bounces(db)}
     assert sorted(kept) == ["hard", "policy"]
-    assert kept["policy"].subscriber_id is None and "Spamhaus" in kept["policy"].diagnostic
+    assert not kept["policy"].counted and "Spamhaus" in kept["policy"].diagnostic
     assert kept["hard"].source == "smtp" and kept["hard"].status == "5.1.1"
 
 
