@@ -258,8 +258,7 @@ def _apply(
         effect="",
         at=now,
     )
-    if kind == POLICY:  # the sender's problem: kept against the send, never against the reader
-        bounce.subscriber_id = None
+    if kind == POLICY:  # the sender's problem: kept against the send, never counted against the reader
         bounce.effect = "policy"
         session.add(bounce)
         return _outcome(recipient, True, bounce.effect, row)

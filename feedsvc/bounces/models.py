@@ -30,7 +30,8 @@ class BounceReport(Base):
 
 
 class Bounce(Base):
-    """A matched bounce or complaint: subscriber (none for a policy block), outbox row, kind, status, words."""
+    """A matched bounce or complaint: subscriber, outbox row, kind, status, the server's words, and its effect. A
+    policy block keeps its subscriber (so that erasing them erases it) but never counts against them."""
 
     __tablename__ = "bounces"
     __table_args__ = (

@@ -85,7 +85,7 @@ def record_refusal(
     """A refusal at SMTP time (a 5xx reply `reply`), through the same rule as a report; its effect."""
     kind = kind or classify_status(enhanced_status(reply), reply)
     bounce = Bounce(
-        subscriber_id=None if kind == POLICY else subscriber_id,
+        subscriber_id=subscriber_id,  # a policy block keeps it too, uncounted: erasing the reader erases it
         outbox_id=outbox_id,
         issue_number=issue_number,
         kind=kind,

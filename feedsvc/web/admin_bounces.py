@@ -32,6 +32,7 @@ BOUNCE_LABELS = {
     "soft_today": "当日已计软退信",
     "unsubscribed": "已退订",
     "left": "已不再订阅",
+    "policy_block": "不计入（发件方问题）",
 }
 
 

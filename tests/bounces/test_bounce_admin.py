@@ -59,7 +59,8 @@ def test_admin_shows_bounces_per_issue_and_a_reader_s_history(
         )
         english = client.get("/admin/bounces?lang=en&email=hotmail.reader@hotmail.com", headers=AUTH)
         assert "Policy blocks" in english.get_data(as_text=True)
-        assert "No bounces or complaints." in english.get_data(as_text=True)  # a policy block is not theirs
+        assert "not counted (the sender&#39;s problem)" in english.get_data(as_text=True)
+        assert "Bounce score 0 / 3" in english.get_data(as_text=True)
 
         issue_page = client.get("/admin/issues/398?lang=zh-CN", headers=AUTH).get_data(as_text=True)
         assert "退信与投诉" in issue_page and "10.000%" in issue_page and "0.3%" in issue_page

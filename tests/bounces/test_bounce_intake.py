@@ -60,7 +60,7 @@ def test_each_sample_is_matched_by_its_verp_tag_and_acted_on(db: Database, verp_
     assert kept.diagnostic == result.diagnostic and kept.diagnostic
     reader = subscriber(db, row.subscriber_id)
     if kind == "policy":  # the sender's problem: never against the reader
-        assert kept.subscriber_id is None and not kept.counted
+        assert kept.subscriber_id == row.subscriber_id and not kept.counted
         assert (reader.bounce_score, reader.status) == (0.0, ACTIVE)
     elif kind == "complaint":
         assert reader.status == UNSUBSCRIBED
@@ -180,7 +180,10 @@ def test_policy_blocks_never_count_against_the_reader(db: Database, verp_setting
     assert events(db, row.subscriber_id) == []
     with db.session(readonly=True) as session:
         assert stats.per_issue(session, {398: 10})[398].policy == 1
-        assert stats.history(session, row.subscriber_id) == []
+        assert {(h.kind, h.effect) for h in stats.history(session, row.subscriber_id)} == {("policy", "policy")}
+    with db.session() as session:  # erasing the reader erases their policy blocks too (the words name them)
+        privacy.erase(session, session.get(Subscriber, row.subscriber_id))
+    assert bounces(db) == []
 
 
 def test_a_complaint_unsubscribes_and_a_later_confirmed_sign_up_of_their_own_works(

@@ -88,5 +88,22 @@ def test_smtp_time_refusals_use_the_same_rule(db: Database, settings: Settings, 
     assert (blocked.bounce_score, blocked.bounce_count, blocked.status) == (0.0, 0, ACTIVE)
     kept = {b.kind: b for b in bounces(db)}
     assert sorted(kept) == ["hard", "policy"]
-    assert kept["policy"].subscriber_id is None and "Spamhaus" in kept["policy"].diagnostic
+    assert not kept["policy"].counted and "Spamhaus" in kept["policy"].diagnostic
     assert kept["hard"].source == "smtp" and kept["hard"].status == "5.1.1"
+
+
+def test_feedsvc_dns_proposes_spf_for_the_return_path_domain(settings: Settings, tmp_path: Path) -> None:
+    from builders import cli_env
+    from click.testing import CliRunner
+    from support import ROOT
+
+    from feedsvc.cli import main
+
+    config = tmp_path / "feedsvc.toml"
+    text = (ROOT / "feedsvc.toml").read_text(encoding="utf-8")
+    config.write_text(text + '\n[bounces]\nreturn_path = "bounces@news.example.org"\n', encoding="utf-8")
+    env = {**cli_env(settings), "FEEDSVC_CONFIG": str(config)}
+    result = CliRunner().invoke(main, ["dns"], env=env)  # exits 1 here: no DKIM key is configured
+    assert "no DKIM key configured" in result.output
+    assert 'news.example.org. 3600 IN TXT "v=spf1 mx ~all"' in result.output  # the envelope domain's SPF
+    assert '\nfeedsvc.example.org. 3600 IN TXT "v=spf1' not in result.output
