@@ -90,6 +90,6 @@ def test_postfix_dsns_come_back_over_lmtp_and_are_recorded_per_recipient(
     assert (full.kind, full.status) == ("soft", "4.2.2")
     assert subscriber_state(db, rows["full@example.com"].subscriber_id) == {"status": "active", "score": 0.5}
     # 554 5.7.1: the sender's problem, recorded against the issue's send and not the reader
-    assert (blocked.kind, blocked.status, blocked.subscriber_id, blocked.issue_number) == ("policy", "5.7.1", None, 398)
+    assert (blocked.kind, blocked.status, blocked.counted, blocked.issue_number) == ("policy", "5.7.1", False, 398)
     assert subscriber_state(db, rows["blocked@example.com"].subscriber_id) == {"status": "active", "score": 0.0}
     assert subscriber_state(db, rows["fine@example.com"].subscriber_id) == {"status": "active", "score": 0.0}

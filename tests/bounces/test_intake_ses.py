@@ -251,3 +251,11 @@ def test_the_url_rule() -> None:
     assert not is_sns_url("https://SNS.eu-west-1.amazonaws.com.:443/x.pem")
     assert not is_sns_url("https://amazonaws.com/x.pem")
     assert not is_sns_url("ftp://sns.eu-west-1.amazonaws.com/x.pem")
+
+
+def test_the_hook_is_rate_limited_per_client(database_url: str, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, database_url, base_url=LOCAL_BASE_URL, env={"FEEDSVC_HOOK_RATE_LIMIT": "2/600"})
+    with make_app(settings) as app:
+        client = app.test_client()
+        answers = [client.post("/hooks/ses", data="not json").status_code for _ in range(3)]
+    assert answers == [400, 400, 429]
