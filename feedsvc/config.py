@@ -71,6 +71,7 @@ class Publication:
     dkim_selector: str = ""
     dkim_ed25519_selector: str = ""
     dmarc_reports: str = ""  # the rua address `feedsvc dns` proposes for DMARC aggregate reports
+    return_path: str = ""  # [bounces] return_path: VERP envelope senders <local>+<tag>@<domain> (feedsvc.bounces.verp)
 
     def section_by_name(self, name: str) -> SectionConfig | None:
         """The configured section whose heading is `name`, if any."""
@@ -183,6 +184,9 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
     feeds = data.get("feeds", {})
     mail = data.get("mail", {})
     content = data.get("content", {})
+    return_path = str(data.get("bounces", {}).get("return_path", "")).strip()
+    if return_path and (return_path.count("@") != 1 or "+" in return_path or not return_path.isascii()):
+        raise ConfigError(f"{path}: [bounces] return_path {return_path!r} must be one ASCII address without '+'")
     images = content.get("images", "https")
     if images not in IMAGE_POLICIES:
         raise ConfigError(f'{path}: [content] images = {images!r}: write "https" (https images only) or "none"')
@@ -243,6 +247,7 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
         dkim_selector=str(mail.get("dkim_selector", "")).strip().lower(),
         dkim_ed25519_selector=str(mail.get("dkim_ed25519_selector", "")).strip().lower(),
         dmarc_reports=str(mail.get("dmarc_reports", "")).strip(),
+        return_path=return_path,
     )
 
 

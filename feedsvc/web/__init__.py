@@ -13,11 +13,13 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     """The web app. `settings` default to feedsvc.toml plus the environment; `config` goes to app.config."""
     from feedsvc.web import (
         admin,
+        admin_bounces,
         admin_calendar,
         admin_charts,
         admin_owner,
         auth,
         database,
+        hooks,
         language,
         public,
         search,
@@ -34,7 +36,9 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     language.init_app(app, settings)
     public.init_app(app, settings)
     subscribe.init_app(app, settings)
-    assert admin_calendar.bp is admin_charts.bp is admin_owner.bp is admin.bp  # their routes are the admin's
-    for blueprint in (public.bp, subscribe.bp, search.bp, auth.bp, admin.bp):
+    hooks.init_app(app, settings)
+    # their routes are the admin's
+    assert admin_calendar.bp is admin_charts.bp is admin_owner.bp is admin_bounces.bp is admin.bp
+    for blueprint in (public.bp, subscribe.bp, search.bp, auth.bp, admin.bp, hooks.bp):
         app.register_blueprint(blueprint)
     return app

@@ -41,6 +41,7 @@ ENDPOINTS: dict[str, str] = {
     "admin.staff_role": "staff_manage",
     "admin.staff_remove": "staff_manage",
     "admin.audit_page": "audit_read",
+    "admin.bounces_page": "read",
 }
 
 # The roles as the refusal page names them (English through the catalog).
