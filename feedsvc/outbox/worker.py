@@ -54,7 +54,9 @@ from feedsvc.outbox.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SendWorker", "WorkerStats", "default_owner"]
+SHUTDOWN_RECORD_SECONDS = 10.0  # how long a stopping worker keeps trying to write its last outcomes
+
+__all__ = ["DatabaseOutage", "SendWorker", "WorkerStats", "default_owner"]
 
 
 @dataclass
@@ -123,6 +125,7 @@ class SendWorker:
         self._held: dict[int, Job] = {}
         self._unrecorded: list[Outcome] = []
         self._halted: dict[int, str] = {}
+        self.outage = DatabaseOutage()
 
     # -- the sender threads
 
@@ -138,6 +141,9 @@ class SendWorker:
             return Outcome(job, RELEASED)
         try:
             envelope, data = self.cache.prepare(job)
+        except DBAPIError:  # the issue's text could not be read: nothing was sent, hand the row back uncounted
+            return Outcome(job, RELEASED)
+        try:
             self.pool.send(envelope, data)
         except PermanentFailure as exc:
             return Outcome(job, PERMANENT, error=_describe(exc))
@@ -179,11 +185,11 @@ class SendWorker:
         mono = time.monotonic()
         self._upkeep(timers, mono)
         attempted = self._work.qsize() < max(self.batch_size // 2, self.concurrency)
-        claimed = self._safely("claim", self._claim) if attempted else 0  # None: the claim failed
+        claimed = self.safely("claim", self._claim) if attempted else 0  # None: the claim failed
         # Group commit: the outcomes that arrived are written together, every `record_interval`.
         recorded = 0
         if time.monotonic() - timers.record >= self.record_interval:
-            recorded = self._safely("record outcomes", self._record) or 0
+            recorded = self.safely("record outcomes", self._record) or 0
             timers.record = time.monotonic()
         else:
             time.sleep(0.005)
@@ -201,23 +207,29 @@ class SendWorker:
         """
         lease = self.settings.lease_seconds
         if mono - timers.reap >= min(lease / 2, 30.0):
-            self._safely("re-queue expired leases", self._reap)
+            self.safely("re-queue expired leases", self._reap)
             timers.reap = mono
         if mono - timers.halted >= 1.0:
-            self._safely("read paused sends", self._read_halted)
+            self.safely("read paused sends", self._read_halted)
             timers.halted = mono
         if self._held and mono - timers.renew >= lease / 3:
-            self._safely("renew leases", lambda: self.queue.renew(list(self._held)))
+            self.safely("renew leases", lambda: self.queue.renew(list(self._held)))
             timers.renew = mono
 
-    def _safely(self, what: str, step: Callable[[], object]) -> object:
-        """Run a database step; on a database error log it, pause briefly and return None."""
+    def safely(self, what: str, step: Callable[[], object]) -> object:
+        """Run a database step; on a database error note the outage, back off and return None."""
         try:
-            return step()
+            result = step()
         except DBAPIError as exc:
-            log.warning("%s failed, will try again: %s", what, str(exc).splitlines()[0])
-            time.sleep(0.5)
+            time.sleep(self.outage.failed(what, exc, len(self._held)))
             return None
+        self.outage.succeeded()
+        return result
+
+    @property
+    def held(self) -> list[int]:
+        """Ids of the rows this worker holds (claimed, not yet recorded)."""
+        return list(self._held)
 
     def _read_halted(self) -> None:
         self._halted = self.queue.halted()
@@ -270,12 +282,56 @@ class SendWorker:
             self._outcomes.put(outcome)
         for thread in threads:
             thread.join()
-        for _ in range(20):  # a database that is down for longer leaves the rows to lease expiry
-            if not self._held:
-                break
-            self._safely("record outcomes", self._record)
+        deadline = time.monotonic() + SHUTDOWN_RECORD_SECONDS
+        while self._held and time.monotonic() < deadline:  # a database down for longer leaves them to lease expiry
+            self.safely("record outcomes", self._record)
             time.sleep(0.02)
+        if self._held:
+            log.warning("stopping with %d outcome(s) unrecorded: their rows go again after the lease", len(self._held))
         self.pool.close()
+
+
+class DatabaseOutage:
+    """Whether the database is out of reach, said once when it goes and once when it comes back, with a backoff
+    between tries (0.5 s doubling to 5 s), so a restart of PostgreSQL is two clear log lines and no busy loop."""
+
+    FIRST_WAIT, LONGEST_WAIT = 0.5, 5.0
+
+    def __init__(self) -> None:
+        self.since: float | None = None  # time.monotonic() of the first failure of the outage under way
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    def failed(self, what: str, exc: BaseException, held: int) -> float:
+        """Note a failed database step; the seconds to wait before the next try."""
+        with self._lock:
+            self.failures += 1
+            if self.since is None:
+                self.since = time.monotonic()
+                log.error(
+                    "database unreachable (%s failed: %s); holding %d row(s), outcomes are kept and written "
+                    "when it is back; retrying with backoff",
+                    what,
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    held,
+                )
+            else:
+                log.debug("%s failed again: %s", what, exc)
+            return min(self.FIRST_WAIT * 2 ** (self.failures - 1), self.LONGEST_WAIT)
+
+    def succeeded(self) -> None:
+        """Note a database step that worked: ends the outage under way, if any."""
+        if self.since is None:
+            return
+        with self._lock:
+            if self.since is None:
+                return
+            log.warning(
+                "database is back after %.1f s (%d failed tries); sending resumes",
+                time.monotonic() - self.since,
+                self.failures,
+            )
+            self.since, self.failures = None, 0
 
 
 def _describe(exc: BaseException) -> str:
