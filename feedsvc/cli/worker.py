@@ -23,8 +23,9 @@ from feedsvc.cli.dkim import check_at_start
 from feedsvc.cli.progress import Counts, ProgressBar
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
+from feedsvc.db.outage import DatabaseOutage
 from feedsvc.outbox import housekeeping, sends
-from feedsvc.outbox.worker import DatabaseOutage, SendWorker, WorkerStats
+from feedsvc.outbox.worker import SendWorker, WorkerStats
 from feedsvc.subscribers import requests
 
 HOUSEKEEPING_EVERY = 60.0
@@ -137,7 +138,7 @@ def _wait_for_database(database: Database) -> None:
         try:
             problem = database.schema_problem()
         except DBAPIError as exc:
-            time.sleep(outage.failed("start-up", exc, 0))
+            time.sleep(outage.failed("start-up", exc, "waiting for it"))
             continue
         outage.succeeded()
         if problem:

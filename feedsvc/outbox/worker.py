@@ -45,6 +45,7 @@ from sqlalchemy.exc import DBAPIError
 
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
+from feedsvc.db.outage import DatabaseOutage
 from feedsvc.mail.pool import TransportPool
 from feedsvc.mail.transport import PermanentFailure, TemporaryFailure, Transport, open_transport
 from feedsvc.outbox.queue import PERMANENT, RELEASED, SENT_OK, TEMPORARY, Job, OutboxQueue, Outcome, Recorded
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_RECORD_SECONDS = 10.0  # how long a stopping worker keeps trying to write its last outcomes
 
-__all__ = ["DatabaseOutage", "SendWorker", "WorkerStats", "default_owner"]
+__all__ = ["SendWorker", "WorkerStats", "default_owner"]
 
 
 @dataclass
@@ -221,7 +222,8 @@ class SendWorker:
         try:
             result = step()
         except DBAPIError as exc:
-            time.sleep(self.outage.failed(what, exc, len(self._held)))
+            held = f"holding {len(self._held)} row(s), whose outcomes are kept and written when it is back"
+            time.sleep(self.outage.failed(what, exc, held))
             return None
         self.outage.succeeded()
         return result
@@ -289,49 +291,6 @@ class SendWorker:
         if self._held:
             log.warning("stopping with %d outcome(s) unrecorded: their rows go again after the lease", len(self._held))
         self.pool.close()
-
-
-class DatabaseOutage:
-    """Whether the database is out of reach, said once when it goes and once when it comes back, with a backoff
-    between tries (0.5 s doubling to 5 s), so a restart of PostgreSQL is two clear log lines and no busy loop."""
-
-    FIRST_WAIT, LONGEST_WAIT = 0.5, 5.0
-
-    def __init__(self) -> None:
-        self.since: float | None = None  # time.monotonic() of the first failure of the outage under way
-        self.failures = 0
-        self._lock = threading.Lock()
-
-    def failed(self, what: str, exc: BaseException, held: int) -> float:
-        """Note a failed database step; the seconds to wait before the next try."""
-        with self._lock:
-            self.failures += 1
-            if self.since is None:
-                self.since = time.monotonic()
-                log.error(
-                    "database unreachable (%s failed: %s); holding %d row(s), outcomes are kept and written "
-                    "when it is back; retrying with backoff",
-                    what,
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                    held,
-                )
-            else:
-                log.debug("%s failed again: %s", what, exc)
-            return min(self.FIRST_WAIT * 2 ** (self.failures - 1), self.LONGEST_WAIT)
-
-    def succeeded(self) -> None:
-        """Note a database step that worked: ends the outage under way, if any."""
-        if self.since is None:
-            return
-        with self._lock:
-            if self.since is None:
-                return
-            log.warning(
-                "database is back after %.1f s (%d failed tries); sending resumes",
-                time.monotonic() - self.since,
-                self.failures,
-            )
-            self.since, self.failures = None, 0
 
 
 def _describe(exc: BaseException) -> str:
