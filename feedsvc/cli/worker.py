@@ -1,7 +1,8 @@
 """`feedsvc worker`: send the outbox (issue mail and transactional mail) through the configured transport.
 
-A thin shell over `feedsvc.outbox.worker.SendWorker`: options, signals, housekeeping every minute, and a progress
-bar of the sends under way (on a terminal; a log line every 30 s otherwise).
+A thin shell over `feedsvc.outbox.worker.SendWorker`: options, signals (drain on the first, stop at once on the
+second), waiting for the database at start-up, housekeeping every minute, and a progress bar of the sends under
+way (on a terminal; a log line every 30 s otherwise).
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def worker(
     """Send queued mail: SMTP when FEEDSVC_SMTP_URL is set, else .eml files in the mail folder.
 
     Several workers (processes or machines on one PostgreSQL) share the queue without sending anything
-    twice. Stops cleanly on SIGTERM or Ctrl-C: rows not started are handed back, messages in hand finish.
+    twice. Stops cleanly on SIGTERM or Ctrl-C: rows not started are handed back, messages in hand finish,
+    exit 0. A second SIGTERM or Ctrl-C stops at once (exit 128 + the signal number: 143, 130); the rows it
+    held go again after their lease. A database that is away (a PostgreSQL restart) is waited for.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines say nothing to an operator
