@@ -69,19 +69,19 @@ def test_a_second_signal_during_the_drain_stops_at_once_and_the_lease_gives_its_
     # A slow relay (2 s a message): the drain waits on the messages in hand, and the second signal lands in it.
     with MisbehavingSmtp(reply_delay=2.0) as slow:
         worker = start_worker(settings, slow.url, log, "--concurrency", "4", env={"FEEDSVC_LEASE_SECONDS": str(lease)})
-        wait_until(lambda: by_state(db).get("sending", 0) > 0, 30, "rows in hand")
+        wait_until(lambda: by_state(db).get("sending", 0) > 0, 120, "rows in hand")
         time.sleep(0.5)  # the threads are in DATA, waiting on the relay
         worker.send_signal(signal.SIGTERM)
-        wait_until(lambda: "finishing the messages in hand" in log.read_text(encoding="utf-8"), 10, "the drain")
+        wait_until(lambda: "finishing the messages in hand" in log.read_text(encoding="utf-8"), 30, "the drain")
         worker.send_signal(again)
-        exit_code = worker.wait(5)
+        exit_code = worker.wait(15)
         left = by_state(db)
     assert exit_code == 128 + again  # at once, and not 0: the drain did not finish
     assert left.get("sending", 0) > 0  # its rows are still leased to it
     assert f"{signal.Signals(again).name} again: stopping at once" in log.read_text(encoding="utf-8")
     with MisbehavingSmtp() as server:
         taker = start_worker(settings, server.url, log, "--concurrency", "4", env={"FEEDSVC_LEASE_SECONDS": "3"})
-        wait_until(lambda: by_state(db) == {"sent": total}, 60, "another worker taking the rows after the lease")
+        wait_until(lambda: by_state(db) == {"sent": total}, 180, "another worker taking the rows after the lease")
         taker.send_signal(signal.SIGTERM)
         assert taker.wait(30) == 0
     assert set(slow.accepted) | set(server.accepted) == addresses  # everyone got it, after the lease at the latest

@@ -35,7 +35,7 @@ def test_a_postgres_restart_mid_send_loses_nothing_and_the_log_says_what_happene
     with MisbehavingSmtp() as server:
         worker = start_worker(settings, server.url, log, "--concurrency", "4", env=env)
         try:
-            wait_until(lambda: server.total_accepted >= 200 or worker.poll() is not None, 60, "200 messages sent")
+            wait_until(lambda: server.total_accepted >= 200 or worker.poll() is not None, 180, "200 messages sent")
             held = by_state(private_db).get("sending", 0)
             pg_cluster.stop()  # fast shutdown: the worker's connections are cut
             at_stop = server.total_accepted
@@ -43,7 +43,7 @@ def test_a_postgres_restart_mid_send_loses_nothing_and_the_log_says_what_happene
             sent_while_away = server.total_accepted - at_stop
             assert worker.poll() is None, "the worker exited while the database was away"
             pg_cluster.start()
-            wait_until(lambda: by_state(private_db) == {"sent": TOTAL}, 90, "every row sent")
+            wait_until(lambda: by_state(private_db) == {"sent": TOTAL}, 240, "every row sent")
             assert worker.poll() is None
         finally:
             worker.send_signal(signal.SIGTERM)

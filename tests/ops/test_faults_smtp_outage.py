@@ -46,13 +46,13 @@ def test_a_relay_outage_mid_send_is_retried_and_delivered_when_it_returns(
     worker = start_worker(settings, first.url, log, "--concurrency", "4", env=env)
     second: MisbehavingSmtp | None = None
     try:
-        wait_until(lambda: first.total_accepted >= 75 or worker.poll() is not None, 60, "75 messages sent")
+        wait_until(lambda: first.total_accepted >= 75 or worker.poll() is not None, 180, "75 messages sent")
         first.stop()  # the relay is gone: connections refused
         time.sleep(OUTAGE_SECONDS)
         during = by_state(private_db)
         assert worker.poll() is None
         second = MisbehavingSmtp(port=first.port).start()  # back, where it was
-        wait_until(lambda: by_state(private_db) == {"sent": TOTAL}, 90, "every row sent")
+        wait_until(lambda: by_state(private_db) == {"sent": TOTAL}, 240, "every row sent")
     finally:
         worker.send_signal(signal.SIGTERM)
         exit_code = worker.wait(30)

@@ -31,7 +31,7 @@ def _get(url: str, **headers: str) -> requests.Response:
 def _up(url: str) -> bool:
     try:
         return _get(url + "/healthz").status_code == 200
-    except requests.ConnectionError:
+    except requests.RequestException:  # not listening yet, or still loading the app
         return False
 
 
@@ -57,7 +57,7 @@ def test_while_postgres_is_down_pages_still_serve_forms_answer_503_and_all_recov
     log = tmp_path / "web.log"
     web = start_web(settings, port, log)
     try:
-        wait_until(lambda: _up(url) or web.poll() is not None, 60, "gunicorn up")
+        wait_until(lambda: _up(url) or web.poll() is not None, 120, "gunicorn up")
         client = requests.Session()
         ready = _get(url + "/readyz")
         assert ready.status_code == 200, ready.text
@@ -88,7 +88,7 @@ def test_while_postgres_is_down_pages_still_serve_forms_answer_503_and_all_recov
         assert "Temporarily unavailable" in english.text and "Temporarily unavailable" in switched.text
 
         pg_cluster.start()  # and the same process answers again, by itself
-        wait_until(lambda: _get(url + "/readyz").status_code == 200, 30, "ready again")
+        wait_until(lambda: _get(url + "/readyz").status_code == 200, 60, "ready again")
         back = _subscribe(client, url, "reader@example.org")
         assert back.status_code == 200 and "暂时无法处理" not in back.text
     finally:
