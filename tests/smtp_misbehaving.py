@@ -2,7 +2,8 @@
 
 `MisbehavingSmtp` answers 550 at RCPT for chosen addresses, and, at random (seeded, so a failing run
 can be replayed), greylists at RCPT (451), refuses at DATA (451, or 421 and hangs up), or drops the
-connection without a reply. `drop_after_accept` makes it drop the connection *after* it has stored a
+connection without a reply; `reply_delay` makes it a slow relay, and `port` brings a server back on the
+port of one that was stopped. `drop_after_accept` makes it drop the connection *after* it has stored a
 message, before answering: the case where a sender cannot know the message arrived, which is where an
 at-least-once sender makes its (counted) duplicates. With every rate at 0 it is a plain sink.
 
@@ -58,6 +59,8 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         owner = self.owner
+        if owner.reply_delay:
+            await asyncio.sleep(owner.reply_delay)
         with owner.lock:
             roll = owner.rng.random()
             # Half of the temporary failures come at RCPT; the rest here, so that overall a transaction
@@ -110,6 +113,8 @@ class MisbehavingSmtp:
         drop_rate: float = 0.0,
         drop_after_accept: float = 0.0,
         seed: int = 0,
+        port: int = 0,
+        reply_delay: float = 0.0,
     ) -> None:
         self.reject = {a.lower() for a in reject}
         self.temp_fail_rate, self.drop_rate, self.drop_after_accept = temp_fail_rate, drop_rate, drop_after_accept
@@ -123,7 +128,8 @@ class MisbehavingSmtp:
         self.received: list[Received] = []  # every accepted transaction, in the order they arrived
         self.dropped = 0
         self.dropped_after_accept = 0
-        self.port = free_port()
+        self.port = port or free_port()  # a given port: a server "coming back" where an earlier one was
+        self.reply_delay = reply_delay  # seconds before answering DATA: a slow relay, messages long in flight
         self._controller = Controller(
             _Handler(self), hostname="127.0.0.1", port=self.port, data_size_limit=0, enable_SMTPUTF8=True
         )

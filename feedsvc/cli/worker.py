@@ -1,12 +1,14 @@
 """`feedsvc worker`: send the outbox (issue mail and transactional mail) through the configured transport.
 
-A thin shell over `feedsvc.outbox.worker.SendWorker`: options, signals, housekeeping every minute, and a progress
-bar of the sends under way (on a terminal; a log line every 30 s otherwise).
+A thin shell over `feedsvc.outbox.worker.SendWorker`: options, signals (drain on the first, stop at once on the
+second), waiting for the database at start-up, housekeeping every minute, and a progress bar of the sends under
+way (on a terminal; a log line every 30 s otherwise).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -14,6 +16,7 @@ import time
 from types import FrameType
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from feedsvc import schedule
 from feedsvc.cli.context import get_settings, open_database
@@ -21,6 +24,7 @@ from feedsvc.cli.dkim import check_at_start
 from feedsvc.cli.progress import Counts, ProgressBar
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
+from feedsvc.db.outage import DatabaseOutage
 from feedsvc.outbox import housekeeping, sends
 from feedsvc.outbox.worker import SendWorker, WorkerStats
 from feedsvc.subscribers import requests
@@ -28,6 +32,8 @@ from feedsvc.subscribers import requests
 HOUSEKEEPING_EVERY = 60.0
 SCHEDULE_EVERY = 5.0
 PROGRESS_EVERY = 2.0
+
+log = logging.getLogger("feedsvc.worker")
 
 
 @click.command()
@@ -50,13 +56,16 @@ def worker(
     """Send queued mail: SMTP when FEEDSVC_SMTP_URL is set, else .eml files in the mail folder.
 
     Several workers (processes or machines on one PostgreSQL) share the queue without sending anything
-    twice. Stops cleanly on SIGTERM or Ctrl-C: rows not started are handed back, messages in hand finish.
+    twice. Stops cleanly on SIGTERM or Ctrl-C: rows not started are handed back, messages in hand finish,
+    exit 0. A second SIGTERM or Ctrl-C stops at once (exit 128 + the signal number: 143, 130); the rows it
+    held go again after their lease. A database that is away (a PostgreSQL restart) is waited for.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines say nothing to an operator
     settings = get_settings()
     check_at_start(settings)
-    with open_database(settings) as database:
+    with open_database(settings, migrated=False) as database:
+        _wait_for_database(database)
         show = sys.stderr.isatty() if progress is None else progress
         bar = ProgressBar(sys.stderr, label="sending", log_interval=30.0)
         runner = SendWorker(
@@ -68,32 +77,27 @@ def worker(
             poll_interval=poll_interval,
         )
         last = {"housekeeping": float("-inf"), "progress": float("-inf"), "schedule": time.monotonic()}
-        _fire_schedules(database, runner.owner)
+        runner.safely("scheduled publishing", lambda: _fire_schedules(database, runner.owner))
         watched: set[int] = set()
 
         def tick(_stats: WorkerStats) -> None:
             now = time.monotonic()
             if now - last["housekeeping"] >= HOUSEKEEPING_EVERY:
                 last["housekeeping"] = now
-                _housekeeping(database, settings)
+                runner.safely("housekeeping", lambda: _housekeeping(database, settings))
             if now - last["schedule"] >= SCHEDULE_EVERY:
                 last["schedule"] = now
-                _fire_schedules(database, runner.owner)
+                runner.safely("scheduled publishing", lambda: _fire_schedules(database, runner.owner))
             if show and now - last["progress"] >= PROGRESS_EVERY:
                 last["progress"] = now
-                counts = _sends_under_way(database, watched)
-                if counts.total:
+                counts = runner.safely("progress", lambda: _sends_under_way(database, watched))
+                if isinstance(counts, Counts) and counts.total:
                     bar.update(counts)
 
         runner.on_tick = tick
         stop = threading.Event()
         if not once:
-
-            def _stop(_signum: int, _frame: FrameType | None) -> None:
-                stop.set()
-
-            signal.signal(signal.SIGTERM, _stop)
-            signal.signal(signal.SIGINT, _stop)
+            _on_stop_signals(stop, runner)
             where = settings.smtp_url.rpartition("@")[2] or settings.mail_dir
             click.echo(f"worker {runner.owner}: {concurrency} connection(s) to {where}", err=True)
         stats = runner.run(stop, until_idle=once)
@@ -105,6 +109,44 @@ def worker(
         f"worker {runner.owner}: sent {stats.sent}, retried {stats.retried}, failed {stats.failed}, "
         f"skipped {stats.skipped}"
     )
+
+
+def _on_stop_signals(stop: threading.Event, runner: SendWorker) -> None:
+    """SIGTERM or SIGINT: drain (hand back what is not started, finish what is in hand, record, exit 0).
+    A second one during the drain stops at once with exit status 128 + the signal number; the rows then
+    in hand stay leased and another worker takes them when the lease expires."""
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.warning(
+                "%s again: stopping at once; %d row(s) in hand go back to the queue when their lease expires",
+                name,
+                len(runner.held),
+            )
+            logging.shutdown()
+            os._exit(128 + signum)
+        log.info("%s: finishing the messages in hand, then exiting (%s again stops at once)", name, name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+
+def _wait_for_database(database: Database) -> None:
+    """Refuse an unmigrated database (with the fix); wait, with backoff, for one that cannot be reached yet,
+    so that a worker started before PostgreSQL (or during its restart) does not exit and crash-loop."""
+    outage = DatabaseOutage()
+    while True:
+        try:
+            problem = database.schema_problem()
+        except DBAPIError as exc:
+            time.sleep(outage.failed("start-up", exc, "waiting for it"))
+            continue
+        outage.succeeded()
+        if problem:
+            raise click.ClickException(problem)
+        return
 
 
 def _fire_schedules(database: Database, owner: str) -> None:

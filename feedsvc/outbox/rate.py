@@ -77,6 +77,7 @@ class FleetBucket(Pacer):
         self._slots: list[float] = []  # reserved slots still to use, on the local monotonic clock
         self.reservations = 0
         self._last = float("-inf")  # the latest slot handed out, on the local clock
+        self._alone = False  # the database was out of reach at the last reservation
 
     def _reserve_batch(self) -> list[float]:
         """The next batch of slots, last first. With the database out of reach, the slots are this process's
@@ -86,8 +87,13 @@ class FleetBucket(Pacer):
             first, db_now = reserve_slots(self.db, self.rate, self.batch)
             first += self.clock() - db_now
             self.reservations += 1
+            if self._alone:
+                log.info("fleet send rate: database reachable again; pacing with the fleet")
+                self._alone = False
         except SQLAlchemyError as exc:
-            log.warning("fleet send rate: database out of reach (%s); pacing this worker alone", type(exc).__name__)
+            if not self._alone:  # said once per outage, not once per batch
+                log.warning("fleet send rate: database out of reach (%s); pacing this worker alone", type(exc).__name__)
+                self._alone = True
             first = max(self._last + interval, self.clock())
         self._last = first + (self.batch - 1) * interval
         return [first + i * interval for i in reversed(range(self.batch))]

@@ -45,6 +45,7 @@ from sqlalchemy.exc import DBAPIError
 
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
+from feedsvc.db.outage import DatabaseOutage
 from feedsvc.mail.pool import TransportPool
 from feedsvc.mail.transport import PermanentFailure, TemporaryFailure, Transport, open_transport
 from feedsvc.outbox.queue import PERMANENT, RELEASED, SENT_OK, TEMPORARY, Job, OutboxQueue, Outcome, Recorded
@@ -53,6 +54,8 @@ from feedsvc.outbox.renders import VariantCache
 from feedsvc.outbox.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_RECORD_SECONDS = 10.0  # how long a stopping worker keeps trying to write its last outcomes
 
 __all__ = ["SendWorker", "WorkerStats", "default_owner"]
 
@@ -123,6 +126,7 @@ class SendWorker:
         self._held: dict[int, Job] = {}
         self._unrecorded: list[Outcome] = []
         self._halted: dict[int, str] = {}
+        self.outage = DatabaseOutage()
 
     # -- the sender threads
 
@@ -138,6 +142,9 @@ class SendWorker:
             return Outcome(job, RELEASED)
         try:
             envelope, data = self.cache.prepare(job)
+        except DBAPIError:  # the issue's text could not be read: nothing was sent, hand the row back uncounted
+            return Outcome(job, RELEASED)
+        try:
             self.pool.send(envelope, data)
         except PermanentFailure as exc:
             return Outcome(job, PERMANENT, error=_describe(exc))
@@ -179,11 +186,11 @@ class SendWorker:
         mono = time.monotonic()
         self._upkeep(timers, mono)
         attempted = self._work.qsize() < max(self.batch_size // 2, self.concurrency)
-        claimed = self._safely("claim", self._claim) if attempted else 0  # None: the claim failed
+        claimed = self.safely("claim", self._claim) if attempted else 0  # None: the claim failed
         # Group commit: the outcomes that arrived are written together, every `record_interval`.
         recorded = 0
         if time.monotonic() - timers.record >= self.record_interval:
-            recorded = self._safely("record outcomes", self._record) or 0
+            recorded = self.safely("record outcomes", self._record) or 0
             timers.record = time.monotonic()
         else:
             time.sleep(0.005)
@@ -201,23 +208,30 @@ class SendWorker:
         """
         lease = self.settings.lease_seconds
         if mono - timers.reap >= min(lease / 2, 30.0):
-            self._safely("re-queue expired leases", self._reap)
+            self.safely("re-queue expired leases", self._reap)
             timers.reap = mono
         if mono - timers.halted >= 1.0:
-            self._safely("read paused sends", self._read_halted)
+            self.safely("read paused sends", self._read_halted)
             timers.halted = mono
         if self._held and mono - timers.renew >= lease / 3:
-            self._safely("renew leases", lambda: self.queue.renew(list(self._held)))
+            self.safely("renew leases", lambda: self.queue.renew(list(self._held)))
             timers.renew = mono
 
-    def _safely(self, what: str, step: Callable[[], object]) -> object:
-        """Run a database step; on a database error log it, pause briefly and return None."""
+    def safely(self, what: str, step: Callable[[], object]) -> object:
+        """Run a database step; on a database error note the outage, back off and return None."""
         try:
-            return step()
+            result = step()
         except DBAPIError as exc:
-            log.warning("%s failed, will try again: %s", what, str(exc).splitlines()[0])
-            time.sleep(0.5)
+            held = f"holding {len(self._held)} row(s), whose outcomes are kept and written when it is back"
+            time.sleep(self.outage.failed(what, exc, held))
             return None
+        self.outage.succeeded()
+        return result
+
+    @property
+    def held(self) -> list[int]:
+        """Ids of the rows this worker holds (claimed, not yet recorded)."""
+        return list(self._held)
 
     def _read_halted(self) -> None:
         self._halted = self.queue.halted()
@@ -270,11 +284,12 @@ class SendWorker:
             self._outcomes.put(outcome)
         for thread in threads:
             thread.join()
-        for _ in range(20):  # a database that is down for longer leaves the rows to lease expiry
-            if not self._held:
-                break
-            self._safely("record outcomes", self._record)
+        deadline = time.monotonic() + SHUTDOWN_RECORD_SECONDS
+        while self._held and time.monotonic() < deadline:  # a database down for longer leaves them to lease expiry
+            self.safely("record outcomes", self._record)
             time.sleep(0.02)
+        if self._held:
+            log.warning("stopping with %d outcome(s) unrecorded: their rows go again after the lease", len(self._held))
         self.pool.close()
 
 

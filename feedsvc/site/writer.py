@@ -18,6 +18,7 @@ kept (requests in flight may read it), which is also what `SiteWriter.restore` p
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -64,8 +65,13 @@ class SiteWriter:
         final = self.store / generation_name(files)
         if current == final:
             return BuildResult(self.out_dir, final, len(files), (), 0)
-        changed = _write_generation(files, self.store, final, current)
-        _point(self.out_dir, final)
+        try:
+            changed = _write_generation(files, self.store, final, current)
+            _point(self.out_dir, final)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise SiteError(_no_space(self.out_dir, self.store, files)) from exc
         self._before = (current, final)
         _collect(self.store, keep={final, current})
         return BuildResult(self.out_dir, final, len(files), changed, 0)
@@ -113,6 +119,17 @@ def write_site(files: Mapping[str, bytes], out_dir: Path) -> BuildResult:
     """Write `files` as a new generation of `out_dir` and swap it in (taking the build lock)."""
     with open_site(out_dir) as site:
         return site.write(files)
+
+
+def _no_space(out_dir: Path, store: Path, files: Mapping[str, bytes]) -> str:
+    """What a build that ran out of disk says: what could not be written, where, and that nothing changed."""
+    free = shutil.disk_usage(store).free
+    size = sum(len(data) for data in files.values())
+    return (
+        f"no space left on the device of {store}: the new site ({len(files)} files, {size:,} bytes) could not be "
+        f"written ({free:,} bytes free there); {out_dir} is unchanged. "
+        "Free some space and build again"
+    )
 
 
 def _adopt_existing(out_dir: Path, store: Path) -> None:

@@ -21,12 +21,13 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.db.models import SubscriptionRequest
+from feedsvc.db.outage import DatabaseOutage
 from feedsvc.subscribers import subscriptions
 from feedsvc.subscribers.addresses import normalise_email
 
@@ -108,6 +109,7 @@ class Processor:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
+        self._outage = DatabaseOutage()
 
     def wake(self) -> None:
         """A request was queued: decide it soon (now, when inline)."""
@@ -134,5 +136,10 @@ class Processor:
             time.sleep(SETTLE_SECONDS)
             try:
                 process(self.database, self.settings)
-            except Exception:  # a busy or lost database: the requests stay queued for the next turn
+            except OperationalError as exc:  # the database is away: the requests stay queued, said once
+                self._outage.failed("deciding sign-up requests", exc, "they stay queued")
+                continue
+            except Exception:  # anything else: the requests stay queued for the next turn
                 log.exception("deciding queued subscription requests failed; will try again")
+                continue
+            self._outage.succeeded()

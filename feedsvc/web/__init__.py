@@ -19,6 +19,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
         admin_owner,
         auth,
         database,
+        health,
         hooks,
         language,
         public,
@@ -37,8 +38,9 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     public.init_app(app, settings)
     subscribe.init_app(app, settings)
     hooks.init_app(app, settings)
+    health.init_app(app)
     # their routes are the admin's
     assert admin_calendar.bp is admin_charts.bp is admin_owner.bp is admin_bounces.bp is admin.bp
-    for blueprint in (public.bp, subscribe.bp, search.bp, auth.bp, admin.bp, hooks.bp):
+    for blueprint in (public.bp, health.bp, subscribe.bp, search.bp, auth.bp, admin.bp, hooks.bp):
         app.register_blueprint(blueprint)
     return app

@@ -38,6 +38,7 @@ EXPECTED = {
     ("POST", "/admin/staff/role"): OWNER,
     ("POST", "/admin/staff/remove"): OWNER,
     ("GET", "/admin/audit"): OWNER,
+    ("GET", "/admin/bounces"): VIEWER,
 }
 # Values for the URL variables of admin routes; a route with a variable not named here fails the test.
 SAMPLE_ARGS = {"number": 398}
