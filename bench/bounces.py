@@ -6,7 +6,8 @@ take in a day's bounces of a million-recipient send (3%: 30,000 reports).
     .venv/bin/python bench/bounces.py --reports 30000 --outbox 1000000   # the whole day, measured (slow)
 
 Every figure is also given as a ratio to a baseline measured in the same run: reading the same reports without the
-database (`read_report`, the parser alone), so a slower machine changes the figures but hardly the ratios. The
+database (`read_report`, the parser alone), so a slower machine changes the figures but hardly the ratios. A second
+line shows the database's own floor: one short write transaction per report and nothing else. The
 day's time is extrapolated linearly from the measured rate unless --reports is 30000, and the output says which.
 Reports are 60% hard (5.1.1), 30% soft (4.2.2), 10% policy (5.7.1); half are matched by their VERP tag, half by the
 Message-ID of the returned headers (a relay that rewrote the return path).
@@ -38,6 +39,7 @@ from mta_support import (  # noqa: E402
     with_return_path,
 )
 
+from feedsvc import ratelimit  # noqa: E402
 from feedsvc.bounces.classify import BouncePolicy  # noqa: E402
 from feedsvc.bounces.intake import take_in  # noqa: E402
 from feedsvc.bounces.reports import read_report  # noqa: E402
@@ -79,6 +81,15 @@ def parse_rate(reports: list[bytes]) -> float:
     for raw in reports:
         assert read_report(raw, policy) is not None
     return len(reports) / (time.perf_counter() - started)
+
+
+def transaction_rate(database: Database, count: int) -> float:
+    """The database's own cost: one short write transaction (a rate-limit counter bumped) per report."""
+    started = time.perf_counter()
+    for i in range(count):
+        with database.session() as session:
+            ratelimit.hit(session, f"bench:{i}", ratelimit.Limit(10, 60), time.time())
+    return count / (time.perf_counter() - started)
 
 
 def in_process_rate(database: Database, settings, reports: list[bytes]) -> float:
@@ -129,11 +140,13 @@ def main() -> None:
         settings, database, reports = build(args, folder)
         try:
             baseline = parse_rate(reports)
+            transactions = transaction_rate(database, args.reports)
             inline = in_process_rate(database, settings, reports[: args.reports])
             wire = lmtp_rate(settings, reports[args.reports :], folder, args.connections)
         finally:
             database.dispose()
     print(f"baseline: read_report alone                 {baseline:8.0f} reports/s  1.00")
+    print(f"one empty write transaction per report      {transactions:8.0f} reports/s  {transactions / baseline:.3f}")
     print(f"take_in in process (read, match, record)    {inline:8.0f} reports/s  {inline / baseline:.3f}")
     print(
         f"LMTP end to end, {args.connections} connection(s)             {wire:8.0f} reports/s  {wire / baseline:.3f}"
