@@ -5,6 +5,7 @@ Every change is written to the audit log in the same transaction, so no change g
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -20,8 +21,15 @@ from feedsvc.subscribers.addresses import normalise_email
 
 MIN_PASSWORD_LENGTH = 12
 _HASHER = PasswordHasher()
-# Checked against when the address is unknown, so a wrong address costs as long as a wrong password.
-_DUMMY_HASH = _HASHER.hash("feedsvc: no such staff member")
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """The hash checked when the address is unknown, so a wrong address costs as long as a wrong password.
+
+    Made on first use, not at import: a web process (and `feedsvc worker`) should not start with an argon2 hash.
+    """
+    return _HASHER.hash("feedsvc: no such staff member")
 
 
 class StaffError(ValueError):
@@ -102,8 +110,9 @@ def authenticate(session: Session, email: str, password: str) -> Member | None:
         address = normalise_email(email)
     except ValueError:
         address = ""
+    dummy = dummy_hash()  # made before anything is looked up: the first attempt costs the same for every address
     member = session.scalar(select(StaffMember).where(StaffMember.email == address)) if address else None
-    stored = member.password_hash if member is not None and member.password_hash else _DUMMY_HASH
+    stored = member.password_hash if member is not None and member.password_hash else dummy
     try:
         _HASHER.verify(stored, password)
     except (VerificationError, InvalidHashError):
