@@ -27,8 +27,8 @@ from feedsvc.db.engine import Database  # noqa: E402
 from feedsvc.staff import accounts, login  # noqa: E402
 
 ROUNDS = 30
-PASSWORD = "correct horse battery staple"  # noqa: S105 (a benchmark account in a temporary database)
-SECRET = "bench-secret"  # noqa: S105 (keys the rate-limit counters of the temporary database)
+PASSWORD = "correct horse battery staple"
+SECRET = "bench-secret"
 
 
 def main() -> None:
