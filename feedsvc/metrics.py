@@ -137,16 +137,15 @@ class QueueDepth(Collector):
 
         try:
             with self.db.session(readonly=True) as session:
-                found = dict(
-                    session.execute(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)).tuples()
-                )
+                rows = session.execute(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state))
+                found = {str(state): int(count) for state, count in rows}
         except SQLAlchemyError:
             return
         family = GaugeMetricFamily(
             "feedsvc_queue_depth", "Outbox rows by state, counted at scrape time.", labels=["state"]
         )
         for state in OUTBOX_STATES:
-            family.add_metric([state], int(found.get(state, 0)))
+            family.add_metric([state], found.get(state, 0))
         yield family
 
     def describe(self) -> Iterable[Metric]:
