@@ -71,6 +71,7 @@ class Publication:
     dkim_selector: str = ""
     dkim_ed25519_selector: str = ""
     dmarc_reports: str = ""  # the rua address `feedsvc dns` proposes for DMARC aggregate reports
+    return_path: str = ""  # [bounces] return_path: VERP envelope senders <local>+<tag>@<domain> (feedsvc.bounces.verp)
 
     def section_by_name(self, name: str) -> SectionConfig | None:
         """The configured section whose heading is `name`, if any."""
@@ -147,6 +148,8 @@ class Settings:
     lease_seconds: int = 300
     send_rate: float = 0.0
     trusted_proxies: int = 0
+    staff_idle_minutes: int = 30
+    staff_session_hours: int = 12
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -181,6 +184,9 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
     feeds = data.get("feeds", {})
     mail = data.get("mail", {})
     content = data.get("content", {})
+    return_path = str(data.get("bounces", {}).get("return_path", "")).strip()
+    if return_path and (return_path.count("@") != 1 or "+" in return_path or not return_path.isascii()):
+        raise ConfigError(f"{path}: [bounces] return_path {return_path!r} must be one ASCII address without '+'")
     images = content.get("images", "https")
     if images not in IMAGE_POLICIES:
         raise ConfigError(f'{path}: [content] images = {images!r}: write "https" (https images only) or "none"')
@@ -241,6 +247,7 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
         dkim_selector=str(mail.get("dkim_selector", "")).strip().lower(),
         dkim_ed25519_selector=str(mail.get("dkim_ed25519_selector", "")).strip().lower(),
         dmarc_reports=str(mail.get("dmarc_reports", "")).strip(),
+        return_path=return_path,
     )
 
 
@@ -288,6 +295,8 @@ def load_settings(config_path: Path | None = None, env: Mapping[str, str] | None
         lease_seconds=_number(env, "FEEDSVC_LEASE_SECONDS", 300, int, minimum=1),
         send_rate=_number(env, "FEEDSVC_SEND_RATE", 0.0, float, minimum=0),
         trusted_proxies=_number(env, "FEEDSVC_TRUSTED_PROXIES", 0, int, minimum=0),
+        staff_idle_minutes=_number(env, "FEEDSVC_STAFF_IDLE_MINUTES", 30, int, minimum=1),
+        staff_session_hours=_number(env, "FEEDSVC_STAFF_SESSION_HOURS", 12, int, minimum=1),
         extra={k: v for k, v in env.items() if k.startswith("FEEDSVC_")},
     )
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from feedsvc.cli import check, db, dkim, dns, mail, publish, site, staff, subscribers, worker
+from feedsvc.cli import bounces, check, db, dkim, dns, mail, publish, site, staff, subscribers, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,5 +42,6 @@ for command in (
     dns.dns_command,
     staff.staff_group,
     staff.audit_command,
+    bounces.bounces_group,
 ):
     main.add_command(command)

@@ -28,7 +28,8 @@ def dns_command(do_check: bool, nameserver: str | None, port: int, timeout: floa
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     keys = signer.keys if signer else ()
-    envelope = publication.mail_domain  # the envelope sender is the From address until bounces have their own
+    # The envelope (Return-Path) domain: the [bounces] return_path's when VERP is on, else the From address's.
+    envelope = publication.return_path.rpartition("@")[2].lower() or publication.mail_domain
     problems = dkim.alignment_problems(publication, envelope)
     if not keys:
         problems.append("no DKIM key configured: feedsvc dkim keygen --selector NAME, then [mail] dkim_selector")

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from feedsvc import publishing, schedule
+from feedsvc.bounces import stats as bounce_stats
 from feedsvc.cli.context import get_settings, open_database
 from feedsvc.cli.progress import Counts, ProgressBar
 from feedsvc.config import Settings
@@ -141,15 +142,22 @@ def _counts(found: sends.IssueCounts) -> Counts:
 
 @click.command()
 @click.argument("numbers", nargs=-1, type=int)
-@click.option("--json", "as_json", is_flag=True, help="A JSON list: number, queued, sending, sent, failed, skipped.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="A JSON list: number, queued, sending, sent, failed, skipped, bounced_hard, bounced_soft, policy, "
+    "complaints, complaint_rate.",
+)
 def status(numbers: tuple[int, ...], as_json: bool) -> None:
     """Mail of each published issue (or of issue NUMBERS) by state."""
     settings = get_settings()
     with open_database(settings) as database, database.session(readonly=True) as session:
         found = sends.counts(session, list(numbers) or None)
+        came_back = bounce_stats.per_issue(session, bounce_stats.sent_per_issue(found))
         waiting = [s for s in schedule.pending(session) if not numbers or s.issue_number in numbers]
     if as_json:
-        click.echo(json.dumps([c.to_json() for c in found], indent=2))
+        click.echo(json.dumps([c.to_json() | came_back[c.number].to_json() for c in found], indent=2))
         return
     for s in waiting:
         click.echo(f"issue {s.issue_number}: scheduled for {s.local(settings.publication)} ({s.source_name})")

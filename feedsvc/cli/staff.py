@@ -7,9 +7,11 @@ import sys
 from collections.abc import Callable
 
 import click
+from sqlalchemy.orm import Session
 
 from feedsvc.cli.context import get_settings, open_database
-from feedsvc.staff import accounts, audit
+from feedsvc.db.engine import utcnow
+from feedsvc.staff import accounts, audit, passwords
 from feedsvc.staff.roles import ROLES
 from feedsvc.subscribers.addresses import InvalidAddress
 
@@ -39,10 +41,17 @@ def staff_group() -> None:
 @click.option("--role", type=click.Choice(ROLES), required=True, help="What the member may do.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
 def add_command(email: str, role: str, password_stdin: bool) -> None:
-    """Add a staff member."""
+    """Add a staff member; without --password-stdin, mail them a link to set their password (through the outbox)."""
     password = _read_password() if password_stdin else None
-    _change(lambda s: accounts.add(s, email, role, CLI_ACTOR, password))
-    click.echo(f"added {email} as {role}")
+    settings = get_settings()
+
+    def add(session: Session) -> None:
+        member = accounts.add(session, email, role, CLI_ACTOR, password)
+        if password is None:
+            passwords.invite(session, settings, member.email, utcnow())
+
+    _change(add)
+    click.echo(f"added {email} as {role}" + ("" if password_stdin else "; a link to set the password is queued"))
 
 
 @staff_group.command("list")

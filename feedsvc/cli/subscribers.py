@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from feedsvc.bounces.classify import BouncePolicy
 from feedsvc.cli.context import get_settings, open_database
 from feedsvc.db.models import SUBSCRIBER_STATUSES
 from feedsvc.subscribers import importer, privacy
@@ -20,9 +21,10 @@ def subscribers_group() -> None:
 @subscribers_group.command("export")
 @click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), help="Only subscribers with this status.")
 def export_command(status: str | None) -> None:
-    """Print every subscriber as CSV: email, status, sections (slugs separated by ';')."""
-    with open_database(get_settings()) as database, database.session(readonly=True) as session:
-        privacy.write_export(session, sys.stdout, status)
+    """Print every subscriber as CSV: email, status, sections (slugs separated by ';'), bounce_score."""
+    settings = get_settings()
+    with open_database(settings) as database, database.session(readonly=True) as session:
+        privacy.write_export(session, sys.stdout, status, policy=BouncePolicy.from_env(settings.extra))
 
 
 @subscribers_group.command("import")

@@ -113,6 +113,9 @@ class Subscriber(Base):
     lang: Mapped[str] = mapped_column(String(8), default="zh-CN")
     token_version: Mapped[int] = mapped_column(Integer, default=1)
     bounce_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Hard +1, soft +0.5 (feedsvc.bounces.intake); stale once `bounce_scored_at` is FEEDSVC_BOUNCE_STALE_DAYS old.
+    bounce_score: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    bounce_scored_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     confirmed_at: Mapped[datetime | None]
@@ -199,6 +202,7 @@ class OutboxMessage(Base):
         ),
         Index(None, "subscriber_id", "state"),
         Index(None, "issue_number", "state"),
+        Index(None, "message_id"),  # a report whose relay rewrote the return path is matched by it (0011)
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -68,6 +68,7 @@ _SLOTS = {
     "unsubscribe_url": "FeedsvcSlotUnsubscribe9q",
     "sections_zh": "FeedsvcSlotSectionsZh9q",
     "sections_en": "FeedsvcSlotSectionsEn9q",
+    "password_url": "FeedsvcSlotPassword9q",
 }
 _DRAFTS: dict[tuple[object, ...], tuple[str, str, str]] = {}
 

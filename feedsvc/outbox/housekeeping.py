@@ -1,4 +1,5 @@
-"""What the worker forgets every minute: old rate-limit counters, unconfirmed sign-ups, old transactional rows.
+"""What the worker forgets every minute: old rate-limit counters, unconfirmed sign-ups, old transactional rows,
+the raw bytes of bounce reports older than 30 days (the bounces themselves are kept).
 
 No Flask. Issue rows are kept: they are the record of who got which issue.
 """
@@ -7,17 +8,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from feedsvc import ratelimit
+from feedsvc.bounces.models import BounceReport
 from feedsvc.db.models import CANCELLED, FAILED, PRIORITY_TRANSACTIONAL, SENT, SKIPPED, OutboxMessage
 from feedsvc.subscribers import subscriptions
 
-__all__ = ["FINAL_STATES", "TRANSACTIONAL_KEEP", "housekeeping", "prune"]
+__all__ = ["FINAL_STATES", "RAW_REPORTS_KEPT", "TRANSACTIONAL_KEEP", "forget_raw_reports", "housekeeping", "prune"]
 
 FINAL_STATES = (SENT, FAILED, CANCELLED, SKIPPED)
 TRANSACTIONAL_KEEP = timedelta(days=90)
+RAW_REPORTS_KEPT = timedelta(days=30)
 
 
 def prune(session: Session, now: datetime, keep: timedelta = TRANSACTIONAL_KEEP) -> int:
@@ -32,8 +35,21 @@ def prune(session: Session, now: datetime, keep: timedelta = TRANSACTIONAL_KEEP)
     return result.rowcount or 0
 
 
+def forget_raw_reports(session: Session, now: datetime, keep: timedelta = RAW_REPORTS_KEPT) -> int:
+    """Empty the raw bytes of bounce reports taken in more than `keep` ago (what they did stays); how many."""
+    result = session.execute(
+        update(BounceReport)
+        .where(BounceReport.received_at < now - keep, BounceReport.raw.is_not(None))
+        .values(raw=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
 def housekeeping(session: Session, now: datetime) -> None:
-    """Forget what is no longer needed: old rate-limit counters, unconfirmed sign-ups, old transactional rows."""
+    """Forget what is no longer needed: old rate-limit counters, unconfirmed sign-ups, old transactional rows,
+    old raw bounce reports."""
     ratelimit.prune(session, now.timestamp())
     subscriptions.purge_unconfirmed(session, now=now)
     prune(session, now)
+    forget_raw_reports(session, now)

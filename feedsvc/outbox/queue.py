@@ -21,6 +21,8 @@ from sqlalchemy import Row, and_, bindparam, func, literal, literal_column, or_,
 from sqlalchemy.orm import Session
 
 from feedsvc import metrics
+from feedsvc.bounces import scoring
+from feedsvc.bounces.classify import BouncePolicy
 from feedsvc.db.engine import Database
 from feedsvc.db.models import (
     FAILED,
@@ -37,7 +39,6 @@ from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from feedsvc.outbox import sends
 from feedsvc.outbox.retry import RetryPolicy
 from feedsvc.outbox.rules import SEND_TO
-from feedsvc.subscribers import subscriptions
 
 __all__ = ["Job", "OutboxQueue", "Outcome", "Recorded", "SendKey", "claim", "reap", "record", "renew"]
 
@@ -268,10 +269,15 @@ def record(
             continue
         done.failed += 1
         done.tally[FAILED, (outcome.job.kind, outcome.job.issue_number)] += 1
-        if outcome.job.subscriber_id is not None:
-            subscriptions.record_bounce(
-                session, outcome.job.subscriber_id, policy.bounce_limit, outcome.error[:500], now=now
-            )
+        scoring.record_refusal(  # the one bounce rule: policy refusals never count against the reader
+            session,
+            subscriber_id=outcome.job.subscriber_id,
+            outbox_id=outcome.job.id,
+            issue_number=outcome.job.issue_number,
+            reply=outcome.error,
+            policy=BouncePolicy(limit=policy.bounce_limit, stale_days=policy.bounce_stale_days),
+            now=now,
+        )
     done.released = write({"state": QUEUED, "attempts": OUTBOX.c.attempts - 1, "next_attempt_at": now}, released)
     done.lost = len(outcomes) - done.sent - done.retried - done.failed - done.released
     if released:

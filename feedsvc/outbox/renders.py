@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from feedsvc.bounces import verp
 from feedsvc.config import Settings
 from feedsvc.content.model import Issue
 from feedsvc.content.reader import parse_bytes
@@ -91,7 +92,8 @@ class VariantCache:
     def prepare(self, job: Job) -> tuple[Envelope, bytes]:
         """The envelope and bytes of `job`'s message, personalised and final."""
         if job.kind != KIND_ISSUE:
-            return prepare(stored_message(job.id, job.kind, job.message))
+            envelope, data = prepare(stored_message(job.id, job.kind, job.message))
+            return verp.with_return_path(self.settings, job.id, envelope), data
         if job.issue_number is None or job.subscriber_id is None:
             raise ValueError(f"outbox row {job.id}: issue mail without issue or subscriber")
         rendered = self.rendered(job.issue_number, job.sections or "", job.lang)
@@ -104,4 +106,4 @@ class VariantCache:
         built = mail_message.build_message(rendered, job.recipient, links, publication, message_id=message_id)
         # The values the worker itself put in the message, checked by build_message: no parsing back.
         envelope = Envelope(publication.from_address, (job.recipient,), message_id)
-        return envelope, mail_message.serialise(built)
+        return verp.with_return_path(settings, job.id, envelope), mail_message.serialise(built)

@@ -32,6 +32,7 @@ class RetryPolicy:
     deadline_seconds: float = 2 * 86400.0
     jitter: float = 0.1
     bounce_limit: int = 3
+    bounce_stale_days: int = 30  # days without a bounce until a bounce score starts again (FEEDSVC_BOUNCE_STALE_DAYS)
 
     def __post_init__(self) -> None:
         if self.base_seconds < 0 or self.max_seconds < 0 or self.deadline_seconds < 0:
@@ -42,6 +43,8 @@ class RetryPolicy:
             raise ConfigError("retry jitter must be in [0, 1)")
         if self.bounce_limit < 1:
             raise ConfigError("FEEDSVC_BOUNCE_LIMIT must be at least 1")
+        if self.bounce_stale_days < 1:
+            raise ConfigError("FEEDSVC_BOUNCE_STALE_DAYS must be at least 1")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RetryPolicy:
@@ -59,6 +62,8 @@ class RetryPolicy:
                     values[attr] = float(env[var])
             if env.get("FEEDSVC_BOUNCE_LIMIT"):
                 values["bounce_limit"] = int(env["FEEDSVC_BOUNCE_LIMIT"])
+            if env.get("FEEDSVC_BOUNCE_STALE_DAYS"):
+                values["bounce_stale_days"] = int(env["FEEDSVC_BOUNCE_STALE_DAYS"])
         except ValueError as exc:
             raise ConfigError(f"retry settings: {exc}") from exc
         return cls(**values)  # type: ignore[arg-type]

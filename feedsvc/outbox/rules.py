@@ -47,9 +47,10 @@ SEND_TO: Mapping[str, tuple[str, ...]] = {
 
 
 def queue_notice(
-    session: Session, kind: str, subscriber_id: int, recipient: str, notice: notices.Notice, now: datetime
+    session: Session, kind: str, subscriber_id: int | None, recipient: str, notice: notices.Notice, now: datetime
 ) -> OutboxMessage:
-    """Queue a rendered notice (confirm, manage) to go first, in the caller's transaction; the new row."""
+    """Queue a rendered notice (confirm, manage; a staff link has no subscriber) to go first, in the caller's
+    transaction; the new row."""
     row = OutboxMessage(
         kind=kind,
         priority=PRIORITY_TRANSACTIONAL,

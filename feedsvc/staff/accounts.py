@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from feedsvc.db.engine import utcnow
-from feedsvc.staff import audit
+from feedsvc.staff import audit, sessions
 from feedsvc.staff.models import StaffMember
 from feedsvc.staff.roles import check_role
 from feedsvc.subscribers.addresses import normalise_email
@@ -51,8 +51,9 @@ def hash_password(password: str) -> str:
     return _HASHER.hash(password)
 
 
-def add(session: Session, email: str, role: str, actor: str, password: str | None = None) -> Member:
-    """Add a staff member with `role` (and a password, if given); StaffError if the address is staff already."""
+def add(session: Session, email: str, role: str, actor: str, password: str | None = None, client: str = "") -> Member:
+    """Add a staff member with `role` (and a password, if given), done by `actor` from `client` (an address, or ""
+    for the CLI); StaffError if the address is staff already."""
     address = normalise_email(email)
     check_role(role)
     if session.scalar(select(StaffMember.id).where(StaffMember.email == address)) is not None:
@@ -60,7 +61,7 @@ def add(session: Session, email: str, role: str, actor: str, password: str | Non
     hashed = hash_password(password) if password is not None else None
     now = utcnow()
     session.add(StaffMember(email=address, role=role, password_hash=hashed, created_at=now, updated_at=now))
-    audit.record(session, actor, "staff.add", f"{address} {role}")
+    audit.record(session, actor, "staff.add", f"{address} {role}", client)
     return Member(address, role, hashed is not None)
 
 
@@ -70,25 +71,27 @@ def members(session: Session) -> list[Member]:
     return [Member(r.email, r.role, r.password_hash is not None) for r in rows]
 
 
-def remove(session: Session, email: str, actor: str) -> None:
+def remove(session: Session, email: str, actor: str, client: str = "") -> None:
     """Remove a staff member; StaffError if unknown."""
     member = _get(session, email)
+    sessions.end_all(session, member.id)
     session.delete(member)
-    audit.record(session, actor, "staff.remove", member.email)
+    audit.record(session, actor, "staff.remove", member.email, client)
 
 
-def set_role(session: Session, email: str, role: str, actor: str) -> None:
+def set_role(session: Session, email: str, role: str, actor: str, client: str = "") -> None:
     """Give a staff member another role; StaffError if unknown."""
     member = _get(session, email)
     old = member.role
     member.role, member.updated_at = check_role(role), utcnow()
-    audit.record(session, actor, "staff.role", f"{member.email} {old} -> {role}")
+    audit.record(session, actor, "staff.role", f"{member.email} {old} -> {role}", client)
 
 
 def set_password(session: Session, email: str, password: str, actor: str) -> None:
-    """Set a staff member's password (hashed); StaffError if unknown or too short."""
+    """Set a staff member's password (hashed), ending their sessions; StaffError if unknown or too short."""
     member = _get(session, email)
     member.password_hash, member.updated_at = hash_password(password), utcnow()
+    sessions.end_all(session, member.id)
     audit.record(session, actor, "staff.password", member.email)
 
 

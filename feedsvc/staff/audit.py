@@ -38,7 +38,7 @@ def record(session: Session, actor: str, action: str, detail: str = "", client: 
     session.add(AuditEntry(at=utcnow(), actor=actor, action=action, detail=detail, client=client))
 
 
-def entries(session: Session, limit: int = 200) -> list[Entry]:
-    """The newest `limit` entries, newest first."""
-    rows = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
+def entries(session: Session, limit: int = 200, offset: int = 0) -> list[Entry]:
+    """The newest `limit` entries after skipping the `offset` newest, newest first."""
+    rows = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).offset(offset).limit(limit))
     return [Entry(r.at, r.actor, r.action, r.detail, r.client) for r in rows]

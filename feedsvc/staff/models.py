@@ -1,10 +1,11 @@
-"""The staff tables (migration 0006): `StaffMember`, one per person on the team, and `AuditEntry`, what they did."""
+"""The staff tables: `StaffMember`, one per person on the team, `AuditEntry`, what they did, and `StaffSession`,
+who is logged in (migration 0009)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Integer, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from feedsvc.db.models import Base
@@ -23,6 +24,10 @@ class StaffMember(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)  # base32; None: no second factor
+    totp_last_step: Mapped[int] = mapped_column(
+        BigInteger, default=0, server_default="0"
+    )  # the newest time step used (no replays)
 
 
 class AuditEntry(Base):
@@ -36,3 +41,14 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="")
     client: Mapped[str] = mapped_column(String(64), default="")
+
+
+class StaffSession(Base):
+    """A logged-in browser: the SHA-256 of its random cookie value (never the value), whose it is, and when."""
+
+    __tablename__ = "staff_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    seen_at: Mapped[datetime]

@@ -15,13 +15,15 @@ from typing import Any, TextIO
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
+from feedsvc.bounces.classify import BouncePolicy
+from feedsvc.bounces.scoring import current_score
 from feedsvc.db.engine import insert_for, utcnow
 from feedsvc.db.models import OutboxMessage, Subscriber, SubscriberEvent, Suppression
 from feedsvc.subscribers.addresses import normalise_email, unicode_form
 from feedsvc.subscribers.csvfile import csv_writer
 
 SUPPRESSION_PREFIX = b"feedsvc-suppression:"
-EXPORT_COLUMNS = ("email", "status", "sections")
+EXPORT_COLUMNS = ("email", "status", "sections", "bounce_score")
 
 
 def email_hash(email: str) -> str:
@@ -110,19 +112,28 @@ def lift_suppression(session: Session, email: str) -> None:
     session.execute(delete(Suppression).where(Suppression.email_hash == email_hash(email)))
 
 
-def write_export(session: Session, out: TextIO, status: str | None = None) -> None:
-    """The subscriber list as CSV (header row; email, status, section slugs joined by ';'), what
-    `feedsvc subscribers export` prints and the admin page downloads; `subscribers import` reads it back."""
+def write_export(
+    session: Session, out: TextIO, status: str | None = None, *, policy: BouncePolicy | None = None
+) -> None:
+    """The subscriber list as CSV (header row; email, status, section slugs joined by ';', the bounce score as it
+    counts now), what `feedsvc subscribers export` prints and the admin page downloads; `subscribers import`
+    reads it back."""
+    policy, now = policy or BouncePolicy(), utcnow()
     writer = csv_writer(out)
     writer.writerow(EXPORT_COLUMNS)
-    for email, state, sections in subscriber_rows(session, status):
-        writer.writerow((email, state, ";".join(sections)))
+    for subscriber in _subscribers(session, status):
+        score = current_score(subscriber, policy, now)
+        writer.writerow((subscriber.email, subscriber.status, ";".join(subscriber.section_slugs), f"{score:g}"))
+
+
+def _subscribers(session: Session, status: str | None) -> Iterator[Subscriber]:
+    query = select(Subscriber).options(selectinload(Subscriber.sections)).order_by(Subscriber.email)
+    if status:
+        query = query.where(Subscriber.status == status)
+    yield from session.scalars(query.execution_options(yield_per=1000))
 
 
 def subscriber_rows(session: Session, status: str | None = None) -> Iterator[tuple[str, str, list[str]]]:
     """(email, status, section slugs) for every subscriber (or those with `status`), by address."""
-    query = select(Subscriber).options(selectinload(Subscriber.sections)).order_by(Subscriber.email)
-    if status:
-        query = query.where(Subscriber.status == status)
-    for subscriber in session.scalars(query.execution_options(yield_per=1000)):
+    for subscriber in _subscribers(session, status):
         yield subscriber.email, subscriber.status, subscriber.section_slugs

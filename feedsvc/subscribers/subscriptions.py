@@ -249,6 +249,7 @@ def confirm(session: Session, settings: Settings, token: str, *, now: datetime |
         subscriber.confirmed_at = now
         subscriber.updated_at = now
         subscriber.bounce_count = 0
+        subscriber.bounce_score = 0.0
         _log(session, subscriber.id, "confirmed", now, "" if was == PENDING else f"was={was}")
         metrics.count_on_commit(session, metrics.CONFIRMATIONS)
         # Double opt-in is consent: an address erased earlier is no longer suppressed.
@@ -336,20 +337,11 @@ def reset_links(session: Session, subscriber: Subscriber, *, now: datetime | Non
 def record_bounce(
     session: Session, subscriber_id: int, limit: int, reason: str, *, now: datetime | None = None
 ) -> bool:
-    """Count a hard bounce; at `limit` bounces an active or pending subscriber becomes bounced. True if it did."""
-    now = now or utcnow()
-    subscriber = session.get(Subscriber, subscriber_id, with_for_update=True)
-    if subscriber is None:
-        return False
-    subscriber.bounce_count += 1
-    subscriber.updated_at = now
-    _log(session, subscriber.id, "bounce", now, reason[:500])
-    if subscriber.bounce_count >= limit and subscriber.status in (ACTIVE, PENDING):
-        subscriber.status = BOUNCED
-        subscriber.bounced_at = now
-        _log(session, subscriber.id, "bounced", now)
-        return True
-    return False
+    """Count a hard bounce with the one bounce rule (feedsvc.bounces.scoring); True if the subscriber became bounced."""
+    from feedsvc.bounces.classify import BouncePolicy
+    from feedsvc.bounces.scoring import hard_bounce
+
+    return hard_bounce(session, subscriber_id, reason, BouncePolicy(limit=limit), now or utcnow())
 
 
 def purge_unconfirmed(session: Session, *, now: datetime | None = None) -> int:

@@ -11,7 +11,21 @@ from feedsvc.config import Settings, load_settings
 
 def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     """The web app. `settings` default to feedsvc.toml plus the environment; `config` goes to app.config."""
-    from feedsvc.web import admin, admin_calendar, admin_charts, database, language, public, search, security, subscribe
+    from feedsvc.web import (
+        admin,
+        admin_bounces,
+        admin_calendar,
+        admin_charts,
+        admin_owner,
+        auth,
+        database,
+        hooks,
+        language,
+        public,
+        search,
+        security,
+        subscribe,
+    )
     from feedsvc.web import metrics as metrics_page
 
     settings = settings or load_settings()
@@ -23,8 +37,10 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     language.init_app(app, settings)
     public.init_app(app, settings)
     subscribe.init_app(app, settings)
+    hooks.init_app(app, settings)
     metrics_page.init_app(app, settings)
-    assert admin_calendar.bp is admin_charts.bp is admin.bp  # their routes and helpers are the admin's
-    for blueprint in (public.bp, subscribe.bp, search.bp, admin.bp, metrics_page.bp):
+    # their routes are the admin's
+    assert admin_calendar.bp is admin_charts.bp is admin_owner.bp is admin_bounces.bp is admin.bp
+    for blueprint in (public.bp, subscribe.bp, search.bp, auth.bp, admin.bp, hooks.bp, metrics_page.bp):
         app.register_blueprint(blueprint)
     return app

@@ -4,16 +4,13 @@ Check an issue dropped into issues/, preview its email per section choice, send 
 send (the page refreshes itself while mail is going out; no JavaScript), pause, resume or cancel it; see
 subscribers per status and section, export and import them.
 
-Protected by HTTP Basic auth against FEEDSVC_ADMIN_PASSWORD (compared in constant time; failed attempts
-are rate limited per client). With no password set the pages do not exist (404). Every POST carries the
-session's CSRF token, since a browser sends Basic credentials along with a forged cross-site form too.
+Staff only (web/auth.py: a login session; a GET without one goes to the login page). Every POST carries
+the session's CSRF token, since a browser sends the session cookie along with a forged cross-site form too.
 """
 
 from __future__ import annotations
 
-import hmac
 import io
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +29,6 @@ from flask import (
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from feedsvc import ratelimit
 from feedsvc.config import ConfigError, Settings
 from feedsvc.content.model import Issue, ParseError
 from feedsvc.content.reader import issue_files, parse
@@ -45,13 +41,14 @@ from feedsvc.outbox import sends
 from feedsvc.publishing import PublishError, publish_issue
 from feedsvc.subscribers import importer, privacy
 from feedsvc.subscribers.addresses import InvalidAddress, normalise_email
+from feedsvc.web import access
+from feedsvc.web.auth import current_staff
 from feedsvc.web.database import get_db, get_settings
 from feedsvc.web.language import page_language, t
-from feedsvc.web.security import client_address, csrf_ok, csrf_token
+from feedsvc.web.security import csrf_ok, csrf_token
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-AUTH_LIMIT = ratelimit.Limit(count=20, window=600)  # failed logins per client per 10 minutes
 REFRESH_SECONDS = 5
 
 
@@ -66,27 +63,16 @@ class IssueFile:
 
 @bp.before_request
 def _require_admin() -> Response | None:
-    """Basic auth against FEEDSVC_ADMIN_PASSWORD; a client over its failed-login limit is refused first,
-    right password or not, so the limit cannot be used as an oracle."""
-    settings = get_settings()
-    password = settings.admin_password
-    if not password:
-        abort(404)
-    key = ratelimit.client_key("admin-auth", client_address(settings.trusted_proxies), settings.secret_key)
-    now = time.time()
-    with get_db().session() as s:
-        if ratelimit.exceeded(s, key, AUTH_LIMIT, now):
-            return Response("Too many failed logins; try again later.\n", 429, {"Retry-After": str(AUTH_LIMIT.window)})
-    auth = request.authorization
-    given = (auth.password or "") if auth is not None and auth.type == "basic" else ""
-    if given and hmac.compare_digest(given.encode(), password.encode()):
+    """Staff only: a GET without a login goes to the login page, anything else is refused (403)."""
+    if current_staff() is not None:
         return None
-    if given:
-        with get_db().session() as s:
-            ratelimit.hit(s, key, AUTH_LIMIT, now)
-    return Response(
-        "Authentication required.\n", 401, {"WWW-Authenticate": 'Basic realm="feedsvc admin", charset="UTF-8"'}
-    )
+    if request.method in ("GET", "HEAD"):
+        return redirect(url_for("auth.login_form", next=request.full_path.rstrip("?")))
+    abort(403)
+
+
+bp.before_request(access.enforce_roles)  # after the login check: each endpoint's role (web/access.py)
+bp.app_context_processor(access.template_helpers)
 
 
 @bp.after_request
@@ -228,6 +214,8 @@ def send_test(number: int) -> Response:
         message_id = samples.send_test_message(rendered, address, settings)
     except (TransportFailure, ConfigError) as exc:
         return _back(number, f"✗ {address}: {exc}")
+    with get_db().session() as s:
+        access.audit_action(s, "test_send", f"issue {number} to {address} ({_chosen()})")
     return _back(number, f"✓ {address} {message_id}")
 
 
@@ -241,6 +229,8 @@ def publish(number: int) -> Response:
     try:
         with get_db().session() as s:
             result = publish_issue(s, get_settings(), entry.path).result
+            if not result.already_published:
+                access.audit_action(s, "publish", f"issue {number}: {result.enqueued} queued")
     except PublishError as exc:
         return _back(number, f"✗ {exc}")
     if result.already_published:
@@ -260,6 +250,7 @@ def control(number: int, action: str) -> Response:
             getattr(sends, action)(s, number)
         except sends.SendError as exc:
             return _back(number, f"✗ {exc}")
+        access.audit_action(s, action, f"issue {number}")
     return _back(number, f"✓ {action}")
 
 
@@ -307,8 +298,9 @@ def export_csv() -> Response:
     if status is not None and status not in SUBSCRIBER_STATUSES:
         abort(400, description=f"unknown status {status!r}")
     out = io.StringIO()
-    with get_db().session(readonly=True) as s:
+    with get_db().session() as s:
         privacy.write_export(s, out, status)
+        access.audit_action(s, "subscribers_export", f"status {status or 'all'}")
     return Response(
         out.getvalue(),
         mimetype="text/csv",
@@ -328,6 +320,8 @@ def import_csv() -> str:
     consented = request.form.get("consented") == "yes"
     with get_db().session() as s:
         result = importer.import_rows(s, settings, parsed, consented=consented)
+        detail = f"{upload.filename}: {result.activated} activated, {result.confirmations} confirmations"
+        access.audit_action(s, "subscribers_import", detail + (" (consented)" if consented else ""))
     return render_template(
         "web/admin/import_result.html", name=upload.filename, parsed=parsed, result=result, consented=consented
     )

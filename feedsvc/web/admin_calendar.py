@@ -10,6 +10,7 @@ from flask import Response, request
 from feedsvc import publishing, schedule
 from feedsvc.mail import newsletter, samples
 from feedsvc.mail.message import RenderedEmail
+from feedsvc.web.access import audit_action
 from feedsvc.web.admin import _back, _find_issue, _require_csrf, bp
 from feedsvc.web.database import get_db, get_settings
 from feedsvc.web.language import t
@@ -43,6 +44,7 @@ def schedule_issue(number: int) -> Response:
                 made = schedule.move(s, settings, number, due_at)
             else:
                 made = schedule.schedule(s, settings, entry.path, due_at)
+            audit_action(s, "schedule", f"issue {number} at {made.local(settings.publication)}")
     except (schedule.ScheduleError, publishing.PublishError) as exc:
         return _back(number, f"✗ {exc}")
     return _back(number, "✓ " + t("定时发布：{when}", when=made.local(settings.publication)))
@@ -55,6 +57,7 @@ def cancel_schedule(number: int) -> Response:
     try:
         with get_db().session() as s:
             schedule.cancel(s, number)
+            audit_action(s, "schedule", f"issue {number}: schedule cancelled")
     except schedule.ScheduleError as exc:
         return _back(number, f"✗ {exc}")
     return _back(number, "✓ " + t("已取消定时发布。"))
@@ -75,6 +78,10 @@ def send_tests(number: int) -> Response:
         return newsletter.render(issue, choice, settings.publication, templates=settings.templates_dir)
 
     outcomes = samples.send_test_messages(render_for, recipients, settings)
+    with get_db().session() as s:
+        for o in outcomes:
+            if not o.error:
+                audit_action(s, "test_send", f"issue {number} to {o.recipient.address} ({o.recipient.sections})")
     lines = [
         f"✗ {o.recipient.address}: {o.error}" if o.error else f"✓ {o.recipient.address} ({o.recipient.sections})"
         for o in outcomes

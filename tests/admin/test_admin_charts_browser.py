@@ -1,10 +1,9 @@
 """The admin dashboard's charts in a real browser (Debian's chromium through Playwright), JavaScript off:
-logged in with HTTP Basic, some subscribers and a sent issue in the database, screenshots at 1280 px and
+logged in through the login form, some subscribers and a sent issue in the database, screenshots at 1280 px and
 375 px in light and dark mode (into test-artifacts/), every chart visible and no sideways scroll on a phone."""
 
 from __future__ import annotations
 
-import base64
 import io
 import re
 import shutil
@@ -13,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from auth_support import PASSWORD, add_staff, log_in
 from browser_support import launch
 from builders import make_app
 from flask import Flask
@@ -23,7 +23,7 @@ from feedsvc.outbox.worker import SendWorker
 
 pytestmark = pytest.mark.browser
 
-PASSWORD = "correct horse battery staple"
+OWNER = "owner@example.org"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # What sticks out past the window's right edge (for the failure message): innermost such elements.
@@ -35,17 +35,14 @@ WIDER_THAN_THE_WINDOW = """() => [...document.querySelectorAll("body *")]
 WIDTHS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 375, "height": 812}}
 
 
-def _auth() -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}
-
-
 @pytest.fixture
 def dashboard(settings: Settings, tmp_path: Path, seed_path: Path) -> Iterator[str]:
     """A live admin on a free port, with three subscribers and issue 398 published and sent; its URL."""
     issues = tmp_path / "issues"
     issues.mkdir()
     shutil.copyfile(seed_path, issues / seed_path.name)
-    admin_settings = settings.with_overrides(admin_password=PASSWORD, issues_dir=issues)
+    admin_settings = settings.with_overrides(issues_dir=issues)
+    add_staff(admin_settings.database_url, OWNER, "owner")
     with make_app(admin_settings) as app:
         _populate(app, admin_settings)
         server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -60,8 +57,9 @@ def dashboard(settings: Settings, tmp_path: Path, seed_path: Path) -> Iterator[s
 
 def _populate(app: Flask, settings: Settings) -> None:
     client = app.test_client()
+    log_in(client, OWNER)
     rows = "email,sections\nx@example.org,technology;capital\ny@example.org,\nw@example.org,industry\n"
-    page = client.get("/admin/subscribers", headers=_auth()).get_data(as_text=True)
+    page = client.get("/admin/subscribers").get_data(as_text=True)
     match = CSRF.search(page)
     assert match, "no import form"
     data = {
@@ -69,11 +67,11 @@ def _populate(app: Flask, settings: Settings) -> None:
         "consented": "yes",
         "file": (io.BytesIO(rows.encode()), "subscribers.csv"),
     }
-    imported = client.post("/admin/subscribers/import", data=data, headers=_auth(), content_type="multipart/form-data")
+    imported = client.post("/admin/subscribers/import", data=data, content_type="multipart/form-data")
     assert imported.status_code in (200, 302, 303), imported.status_code
-    match = CSRF.search(client.get("/admin/issues/398", headers=_auth()).get_data(as_text=True))
+    match = CSRF.search(client.get("/admin/issues/398").get_data(as_text=True))
     assert match, "no publish form"
-    client.post("/admin/issues/398/publish", data={"csrf_token": match.group(1), "confirm": "yes"}, headers=_auth())
+    client.post("/admin/issues/398/publish", data={"csrf_token": match.group(1), "confirm": "yes"})
     SendWorker(app.extensions["feedsvc.db"], settings, concurrency=1, poll_interval=0).run(until_idle=True)
     assert len(list(settings.mail_dir.glob("*.eml"))) == 3  # the issue went to all three
 
@@ -97,10 +95,13 @@ def test_dashboard_charts_are_visible_at_desktop_and_phone_widths(browser, dashb
             viewport=viewport,
             color_scheme=scheme,
             java_script_enabled=False,
-            http_credentials={"username": "admin", "password": PASSWORD},
         )
         try:
             page = context.new_page()
+            page.goto(dashboard + "/admin/login")
+            page.fill("#login-email", OWNER)
+            page.fill("#login-password", PASSWORD)
+            page.click("form button[type=submit]")
             response = page.goto(dashboard + "/admin/")
             assert response is not None and response.status == 200
             page.screenshot(path=str(ARTIFACTS / f"admin-dashboard-{name}-{scheme}.png"), full_page=True)

@@ -1,15 +1,15 @@
 """The admin issue page: schedule with a date-time field (publication time zone), move, cancel; test sends
-to several addresses. Sign-in as tests/admin does it (HTTP Basic today)."""
+to several addresses. Signed in through the login form (tests/auth_support.py)."""
 
 from __future__ import annotations
 
-import base64
 import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from auth_support import add_staff, log_in
 from builders import make_app
 from flask.testing import FlaskClient
 
@@ -17,9 +17,8 @@ from feedsvc import schedule
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database
 
-PASSWORD = "correct horse battery staple"
+OWNER = "owner@example.org"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}
 
 
 @pytest.fixture
@@ -30,20 +29,23 @@ def client(settings: Settings, tmp_path: Path, seed_path: Path) -> Iterator[Flas
     (issues / "2024-01-29-399.md").write_text(
         seed_path.read_text(encoding="utf-8").replace("第 398 期", "第 399 期"), encoding="utf-8"
     )
-    with make_app(settings.with_overrides(admin_password=PASSWORD, issues_dir=issues)) as app:
-        yield app.test_client()
+    add_staff(settings.database_url, OWNER, "owner")
+    with make_app(settings.with_overrides(issues_dir=issues)) as app:
+        client = app.test_client()
+        log_in(client, OWNER)
+        yield client
 
 
 def _post(client: FlaskClient, path: str, **form: str) -> str:
-    page = client.get("/admin/issues/399", headers=AUTH).get_data(as_text=True)
+    page = client.get("/admin/issues/399").get_data(as_text=True)
     match = CSRF.search(page)
     assert match
-    response = client.post(path, data={"csrf_token": match.group(1), **form}, headers=AUTH, follow_redirects=True)
+    response = client.post(path, data={"csrf_token": match.group(1), **form}, follow_redirects=True)
     return response.get_data(as_text=True)
 
 
 def test_schedule_move_and_cancel_from_the_issue_page(client: FlaskClient, db: Database) -> None:
-    page = client.get("/admin/issues/399", headers=AUTH).get_data(as_text=True)
+    page = client.get("/admin/issues/399").get_data(as_text=True)
     assert 'type="datetime-local" name="at"' in page and "Asia/Shanghai" in page
     page = _post(client, "/admin/issues/399/schedule", at="2999-01-22T08:00")
     assert "2999-01-22 08:00 (Asia/Shanghai)" in page
@@ -59,9 +61,10 @@ def test_schedule_move_and_cancel_from_the_issue_page(client: FlaskClient, db: D
 
 
 def test_schedule_needs_the_csrf_token(client: FlaskClient, db: Database) -> None:
-    response = client.post("/admin/issues/399/schedule", data={"at": "2999-01-22T08:00"}, headers=AUTH)
+    response = client.post("/admin/issues/399/schedule", data={"at": "2999-01-22T08:00"})
     assert response.status_code == 400
-    assert client.post("/admin/issues/399/schedule", data={"at": "2999-01-22T08:00"}).status_code in (401, 403)
+    anonymous = client.application.test_client()
+    assert anonymous.post("/admin/issues/399/schedule", data={"at": "2999-01-22T08:00"}).status_code in (401, 403)
 
 
 def test_test_sends_to_several_addresses(client: FlaskClient, settings: Settings) -> None:

@@ -55,7 +55,9 @@ def test_publish_builds_records_and_queues_once(
     assert (code, "nothing new queued" in out) == (0, True)
 
     code, out, _ = run(["status", "--json"], settings, tmp_path)
-    assert json.loads(out) == [{"number": 398, "queued": 10, "sending": 0, "sent": 0, "failed": 0, "skipped": 0}]
+    came_back = {"bounced_hard": 0, "bounced_soft": 0, "policy": 0, "complaints": 0, "complaint_rate": 0}
+    counts = {"number": 398, "queued": 10, "sending": 0, "sent": 0, "failed": 0, "skipped": 0}
+    assert json.loads(out) == [counts | came_back]
     code, out, _ = run(["status"], settings, tmp_path)
     assert "398 running" in " ".join(out.split())  # the send runs; its rows are queued
 

@@ -3,7 +3,6 @@ parsed once; hostile issue files in issues/ do not break the admin pages."""
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 from collections import Counter
@@ -141,13 +140,16 @@ def test_a_publish_parses_each_issue_file_once(
 def test_admin_pages_answer_with_a_hostile_file_in_issues(live_settings: Settings, front: str) -> None:
     text = "# 行业动态周报\n\n## 资本\n\n### 新闻\n\n正文。\n"
     (live_settings.issues_dir / "2024-01-29-399.md").write_text(f"---\n{front}\n---\n{text}", encoding="utf-8")
-    app = create_app(live_settings.with_overrides(admin_password="pw"), TESTING=True)
-    headers = {"Authorization": "Basic " + base64.b64encode(b"admin:pw").decode()}
+    from auth_support import add_staff, log_in
+
+    app = create_app(live_settings, TESTING=True)
     try:
+        add_staff(app.extensions["feedsvc.db"], "owner@example.org", "owner")
         client = app.test_client()
+        log_in(client, "owner@example.org")
         for path in ("/admin/", "/admin/issues/398", f"/admin/issues/{HUGE}", "/admin/issues/399"):
-            assert client.get(path, headers=headers).status_code < 500, path
-        assert "2024-01-29-399.md" in client.get("/admin/", headers=headers).get_data(as_text=True)
+            assert client.get(path).status_code < 500, path
+        assert "2024-01-29-399.md" in client.get("/admin/").get_data(as_text=True)
     finally:
         app.extensions["feedsvc.db"].dispose()
 

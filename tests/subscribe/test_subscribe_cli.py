@@ -85,16 +85,16 @@ def test_subscribers_export_csv(db: Database, settings: Settings, database_url: 
     code, out = run(["subscribers", "export"], settings, database_url)
     assert code == 0
     assert list(csv.reader(io.StringIO(out))) == [
-        ["email", "status", "sections"],
-        ["a.reader@xn--fsqu00a.xn--4rr70v", "pending", "people"],
-        ["b@example.org", "active", "industry;research"],
+        ["email", "status", "sections", "bounce_score"],
+        ["a.reader@xn--fsqu00a.xn--4rr70v", "pending", "people", "0"],
+        ["b@example.org", "active", "industry;research", "0"],
     ]
     code, out = run(["subscribers", "export", "--status", "active"], settings, database_url)
-    assert out.splitlines() == ["email,status,sections", "b@example.org,active,industry;research"]
+    assert out.splitlines() == ["email,status,sections,bounce_score", "b@example.org,active,industry;research,0"]
 
 
 def test_subscribers_export_of_an_empty_list_is_the_header(settings: Settings, database_url: str) -> None:
-    assert run(["subscribers", "export"], settings, database_url) == (0, "email,status,sections\n")
+    assert run(["subscribers", "export"], settings, database_url) == (0, "email,status,sections,bounce_score\n")
 
 
 def test_worker_once_sends_to_the_mail_folder(db: Database, settings: Settings, database_url: str) -> None:

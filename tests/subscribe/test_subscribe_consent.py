@@ -162,14 +162,18 @@ def test_export_writes_formula_cells_as_text_and_import_reads_them_back(app: Fla
 
 
 def test_admin_download_is_formula_safe(settings: Settings) -> None:
+    from auth_support import add_staff, log_in
+
     from feedsvc.web import create_app
 
-    app = create_app(settings.with_overrides(admin_password="pw"), TESTING=True)
+    app = create_app(settings, TESTING=True)
     try:
         with db_of(app).session() as s:
             subscriptions.subscribe(s, settings, FORMULA, ["industry"])
+        add_staff(db_of(app), "owner@example.org", "owner")
         client = app.test_client()
-        response = client.get("/admin/subscribers.csv", headers={"Authorization": "Basic OnB3"})  # ":pw"
+        log_in(client, "owner@example.org")
+        response = client.get("/admin/subscribers.csv")
         assert response.status_code == 200
         rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
         assert rows[1][0] == "'" + FORMULA

@@ -119,7 +119,10 @@ def test_subscribe_confirm_manage_and_one_click_unsubscribe(
     exported = subprocess.run(
         [BIN / "feedsvc", "subscribers", "export"], env=live.env, capture_output=True, text=True, check=True
     ).stdout
-    assert exported.splitlines() == ["email,status,sections", "reader@example.org,unsubscribed,people;research"]
+    assert exported.splitlines() == [
+        "email,status,sections,bounce_score",
+        "reader@example.org,unsubscribed,people;research,0",
+    ]
 
 
 def _subscriber(live: Live) -> tuple[int, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from auth_support import add_staff, log_in
 from flask import Flask
 
 from feedsvc.config import Settings
@@ -14,15 +15,15 @@ from feedsvc.web import create_app
 
 @pytest.fixture
 def site_app(settings: Settings) -> Iterator[Flask]:
-    """The app (admin on) over a built site of issues/ (the seed issue)."""
-    settings = settings.with_overrides(admin_password="pw")
+    """The app over a built site of issues/ (the seed issue), with one staff owner."""
+    add_staff(settings.database_url, OWNER, "owner")
     build(settings.issues_dir, settings.site_dir, settings.publication, settings.templates_dir)
     app = create_app(settings, TESTING=True)
     yield app
     app.extensions["feedsvc.db"].dispose()
 
 
-ADMIN = {"Authorization": "Basic OnB3"}  # ":pw"
+OWNER = "owner@example.org"
 PATHS = [
     ("/", 200),
     ("/issues/", 200),
@@ -32,6 +33,7 @@ PATHS = [
     ("/nowhere", 404),
     ("/subscribe", 200),
     ("/healthz", 200),
+    ("/admin/login", 200),
     ("/admin/", 200),
     ("/admin/subscribers.csv", 200),
 ]
@@ -39,7 +41,9 @@ PATHS = [
 
 @pytest.mark.parametrize(("path", "status"), PATHS)
 def test_every_response_carries_the_policy(site_app: Flask, path: str, status: int) -> None:
-    response = site_app.test_client().get(path, headers=ADMIN)
+    client = site_app.test_client()
+    log_in(client, OWNER)
+    response = client.get(path)
     assert response.status_code == status
     headers = response.headers
     csp = headers["Content-Security-Policy"]
