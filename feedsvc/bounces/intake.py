@@ -25,6 +25,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from feedsvc import metrics
 from feedsvc.bounces import verp
 from feedsvc.bounces.classify import (
     COMPLAINT,
@@ -258,6 +259,7 @@ def _apply(
         effect="",
         at=now,
     )
+    metrics.count_on_commit(session, metrics.COMPLAINTS if kind == COMPLAINT else metrics.BOUNCES.labels(kind))
     if kind == POLICY:  # the sender's problem: kept against the send, never counted against the reader
         bounce.effect = "policy"
         session.add(bounce)

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import click
 
+from feedsvc import logs
 from feedsvc.config import ConfigError, Settings, load_settings
 from feedsvc.db.engine import Database
 
@@ -36,3 +37,11 @@ def open_database(settings: Settings, *, migrated: bool = True) -> Iterator[Data
         yield database
     finally:
         database.dispose()
+
+
+def setup_logs() -> None:
+    """Logging for a long-running command (worker, serve) as FEEDSVC_LOG_FORMAT says; a bad value is a CLI error."""
+    try:
+        logs.setup()
+    except logs.LogConfigError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -6,6 +6,7 @@ does not align with From is said then, never halfway through a send.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from feedsvc.cli.context import get_settings
 from feedsvc.config import ConfigError, Settings
 from feedsvc.mail import dkim
 from feedsvc.mail.dns_records import Record, zone_line
+
+log = logging.getLogger("feedsvc.worker")
 
 
 @click.group("dkim")
@@ -75,10 +78,10 @@ def check_at_start(settings: Settings) -> dkim.Signer | None:
     except ConfigError as exc:
         raise click.ClickException(f"{exc} (nothing was sent)") from exc
     for problem in dkim.alignment_problems(settings.publication, settings.publication.mail_domain):
-        click.echo(f"warning: {problem}", err=True)
+        log.warning("%s", problem)
     if signer is None:
-        click.echo("DKIM: not configured, mail goes out unsigned ([mail] dkim_selector, dkim_domain)", err=True)
+        log.info("DKIM: not configured, mail goes out unsigned ([mail] dkim_selector, dkim_domain)")
     else:
         keys = ", ".join(f"{k.algorithm} s={k.selector}" for k in signer.keys)
-        click.echo(f"DKIM: signing as d={signer.domain} ({keys})", err=True)
+        log.info("DKIM: signing as d=%s (%s)", signer.domain, keys)
     return signer

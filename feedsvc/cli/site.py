@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from feedsvc.cli.context import get_settings
+from feedsvc.cli.context import get_settings, setup_logs
 from feedsvc.content.model import ParseError
 from feedsvc.db.engine import Database
 from feedsvc.search.index import reindex_folder
@@ -64,6 +64,7 @@ def serve(host: str, port: int, debug: bool) -> None:
     from feedsvc.web import create_app
     from feedsvc.web.security import QuietRequestHandler
 
+    setup_logs()
     settings = get_settings()
     if not (settings.site_dir / "site.json").exists():
         click.echo(f"note: no site built in {settings.site_dir} yet; run `feedsvc build`", err=True)

@@ -18,8 +18,8 @@ from types import FrameType
 import click
 from sqlalchemy.exc import DBAPIError
 
-from feedsvc import schedule
-from feedsvc.cli.context import get_settings, open_database
+from feedsvc import metrics, schedule
+from feedsvc.cli.context import get_settings, open_database, setup_logs
 from feedsvc.cli.dkim import check_at_start
 from feedsvc.cli.progress import Counts, ProgressBar
 from feedsvc.config import Settings
@@ -29,6 +29,7 @@ from feedsvc.outbox import housekeeping, sends
 from feedsvc.outbox.worker import SendWorker, WorkerStats
 from feedsvc.subscribers import requests
 
+log = logging.getLogger("feedsvc.worker")
 HOUSEKEEPING_EVERY = 60.0
 SCHEDULE_EVERY = 5.0
 PROGRESS_EVERY = 2.0
@@ -50,8 +51,19 @@ log = logging.getLogger("feedsvc.worker")
 @click.option("--batch", "batch_size", default=0, show_default=True, help="Rows claimed at a time (0: automatic).")
 @click.option("--poll", "poll_interval", default=1.0, show_default=True, help="Seconds to wait when nothing is due.")
 @click.option("--progress/--no-progress", default=None, help="Show a progress bar (default: when on a terminal).")
+@click.option(
+    "--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics on this port (0: any free port)."
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics are served on.")
 def worker(
-    once: bool, concurrency: int, rate: float | None, batch_size: int, poll_interval: float, progress: bool | None
+    once: bool,
+    concurrency: int,
+    rate: float | None,
+    batch_size: int,
+    poll_interval: float,
+    progress: bool | None,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Send queued mail: SMTP when FEEDSVC_SMTP_URL is set, else .eml files in the mail folder.
 
@@ -60,12 +72,13 @@ def worker(
     exit 0. A second SIGTERM or Ctrl-C stops at once (exit 128 + the signal number: 143, 130); the rows it
     held go again after their lease. A database that is away (a PostgreSQL restart) is waited for.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines say nothing to an operator
+    setup_logs()
     settings = get_settings()
     check_at_start(settings)
     with open_database(settings, migrated=False) as database:
         _wait_for_database(database)
+        if metrics_port is not None:
+            _serve_metrics(database, metrics_host, metrics_port)
         show = sys.stderr.isatty() if progress is None else progress
         bar = ProgressBar(sys.stderr, label="sending", log_interval=30.0)
         runner = SendWorker(
@@ -99,7 +112,13 @@ def worker(
         if not once:
             _on_stop_signals(stop, runner)
             where = settings.smtp_url.rpartition("@")[2] or settings.mail_dir
-            click.echo(f"worker {runner.owner}: {concurrency} connection(s) to {where}", err=True)
+            log.info(
+                "worker %s: %d connection(s) to %s",
+                runner.owner,
+                concurrency,
+                where,
+                extra={"owner": runner.owner, "concurrency": concurrency, "transport": str(where)},
+            )
         stats = runner.run(stop, until_idle=once)
         if show:
             counts = _sends_under_way(database, watched)
@@ -152,7 +171,19 @@ def _wait_for_database(database: Database) -> None:
 def _fire_schedules(database: Database, owner: str) -> None:
     """Publish the scheduled issues that are due (each once, whichever worker gets there first)."""
     for number in schedule.fire_due(database, get_settings(), owner):
-        click.echo(f"worker {owner}: published scheduled issue {number}", err=True)
+        log.info("worker %s: published scheduled issue %d", owner, number, extra={"issue": number})
+
+
+def _serve_metrics(database: Database, host: str, port: int) -> None:
+    """Serve /metrics (this process's counters and the outbox's depth) from a background thread."""
+    from prometheus_client import start_http_server
+
+    try:
+        server, _thread = start_http_server(port, host, registry=metrics.collector(database, own_process=True))
+    except OSError as exc:
+        raise click.ClickException(f"--metrics-port: cannot listen on {host}:{port}: {exc}") from exc
+    bound = server.server_port
+    log.info("metrics on http://%s:%d/metrics", host, bound, extra={"metrics_host": host, "metrics_port": bound})
 
 
 def _housekeeping(database: Database, settings: Settings) -> None:

@@ -42,6 +42,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from feedsvc.config import ConfigError, Settings
 from feedsvc.mail.message import serialise
 from feedsvc.mail.signing import signed
+from feedsvc.metrics import observe_smtp
 
 __all__ = [
     "Envelope",
@@ -235,6 +236,16 @@ class SmtpTransport:
     def send(self, envelope: Envelope, data: bytes) -> None:
         """Send `data` from the envelope's sender to its recipients (accepted by at least one, or it raises)."""
         smtp = self._connection()
+        started = time.perf_counter()
+        try:
+            self._transaction(smtp, envelope, data)
+        except TransportFailure as exc:
+            observe_smtp(started, "no_reply" if exc.code == 0 else "temporary" if exc.temporary else "permanent")
+            raise
+        observe_smtp(started, "accepted")
+
+    def _transaction(self, smtp: smtplib.SMTP, envelope: Envelope, data: bytes) -> None:
+        """MAIL, RCPT, DATA on `smtp`; raises a TransportFailure with the server's reply."""
         stage = "MAIL"
         try:
             code, reply = smtp.mail(envelope.sender, self._mail_options(smtp, envelope, data))

@@ -11,14 +11,16 @@ transaction. Every outcome is written only if its worker still holds the row's l
 from __future__ import annotations
 
 import random
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, func, literal, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
+from feedsvc import metrics
 from feedsvc.bounces import scoring
 from feedsvc.bounces.classify import BouncePolicy
 from feedsvc.db.engine import Database
@@ -38,7 +40,7 @@ from feedsvc.outbox import sends
 from feedsvc.outbox.retry import RetryPolicy
 from feedsvc.outbox.rules import SEND_TO
 
-__all__ = ["Job", "OutboxQueue", "Outcome", "Recorded", "claim", "reap", "record", "renew"]
+__all__ = ["Job", "OutboxQueue", "Outcome", "Recorded", "SendKey", "claim", "reap", "record", "renew"]
 
 OUTBOX = OutboxMessage.__table__
 # The state tests that pick the partial indexes ix_outbox_claim and ix_outbox_lease: written as SQL
@@ -49,6 +51,8 @@ IS_SENDING = OUTBOX.c.state == literal_column(f"'{SENDING}'")
 
 # Outcome results.
 SENT_OK, TEMPORARY, PERMANENT, RELEASED = "sent", "temporary", "permanent", "released"
+# What a recorded outcome did to its row, as `Recorded.tally` counts it.
+RETRIED = "retried"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,10 @@ class Outcome:
     maybe_delivered: bool = False
 
 
+# A send, as tallies name it: (outbox kind, issue number or None for transactional mail).
+SendKey = tuple[str, int | None]
+
+
 @dataclass
 class Recorded:
     """What one `record` wrote: rows sent, queued again, failed, handed back, and outcomes lost."""
@@ -89,6 +97,7 @@ class Recorded:
     failed: int = 0
     released: int = 0
     lost: int = 0  # not written because the lease had been taken over
+    tally: Counter[tuple[str, SendKey]] = field(default_factory=Counter)  # (sent|retried|failed, send) → rows
 
 
 # ------------------------------------------------------------------------------------------- claim
@@ -231,17 +240,35 @@ def record(
         result = session.execute(update(OUTBOX).where(guard).values(**values, **free), params)
         return max(result.rowcount, 0)
 
+    jobs = {outcome.job.id: outcome.job for outcome in outcomes}
     done = Recorded()
-    done.sent = write({"state": SENT, "message_id": bindparam("b_mid"), "sent_at": now, "message": None}, sent)
-    done.retried = write(
-        {"state": QUEUED, "last_error": bindparam("b_error"), "next_attempt_at": bindparam("b_next")}, retry
+
+    def write_by_send(what: str, values: dict[str, object], params: list[dict[str, object]]) -> int:
+        """`write` once per send (kind, issue): a group commit holds one or two, and each count is exact."""
+        groups: dict[SendKey, list[dict[str, object]]] = defaultdict(list)
+        for param in params:
+            job = jobs[int(param["b_id"])]  # type: ignore[call-overload]
+            groups[job.kind, job.issue_number].append(param)
+        total = 0
+        for key, group in groups.items():
+            count = write(values, group)
+            done.tally[what, key] += count
+            total += count
+        return total
+
+    done.sent = write_by_send(
+        SENT, {"state": SENT, "message_id": bindparam("b_mid"), "sent_at": now, "message": None}, sent
+    )
+    done.retried = write_by_send(
+        RETRIED, {"state": QUEUED, "last_error": bindparam("b_error"), "next_attempt_at": bindparam("b_next")}, retry
     )
     failed_values = {"state": FAILED, "last_error": bindparam("b_error"), "message": None}
-    done.failed = write(failed_values, failed)
+    done.failed = write_by_send(FAILED, failed_values, failed)
     for outcome in bounces:  # one by one (they are rare): a bounce counts only if this worker still held the row
         if not write(failed_values, [{"b_id": outcome.job.id, "b_error": outcome.error}]):
             continue
         done.failed += 1
+        done.tally[FAILED, (outcome.job.kind, outcome.job.issue_number)] += 1
         scoring.record_refusal(  # the one bounce rule: policy refusals never count against the reader
             session,
             subscriber_id=outcome.job.subscriber_id,
@@ -332,12 +359,20 @@ class OutboxQueue:
     def claim(self, limit: int) -> tuple[list[Job], int]:
         """Lease up to `limit` due rows: the jobs to send, and how many rows were skipped instead."""
         with self.db.session() as session:
-            return claim(session, self.owner, limit=limit, lease_seconds=self.lease_seconds, now=self.clock())
+            jobs, skipped = claim(session, self.owner, limit=limit, lease_seconds=self.lease_seconds, now=self.clock())
+        metrics.CLAIMS.inc(len(jobs) + skipped)
+        return jobs, skipped
 
     def record(self, outcomes: Sequence[Outcome]) -> Recorded:
-        """Write `outcomes` in one transaction (a group commit)."""
+        """Write `outcomes` in one transaction (a group commit); failed and retried rows are counted once it commits."""
         with self.db.session() as session:
-            return record(session, self.owner, outcomes, self.policy, self.clock(), self.rng)
+            done = record(session, self.owner, outcomes, self.policy, self.clock(), self.rng)
+        for (what, (kind, _issue)), count in done.tally.items():
+            if what == FAILED:
+                metrics.MESSAGES_FAILED.labels(kind).inc(count)
+            elif what == RETRIED:
+                metrics.MESSAGES_RETRIED.labels(kind).inc(count)
+        return done
 
     def renew(self, ids: Sequence[int]) -> int:
         """Extend the leases of the rows `ids` this worker still holds; how many."""
@@ -352,7 +387,9 @@ class OutboxQueue:
     def reap(self) -> int:
         """Re-queue rows whose lease expired, whoever held them; how many."""
         with self.db.session() as session:
-            return reap(session, self.clock())
+            count = reap(session, self.clock())
+        metrics.LEASE_EXPIRIES.inc(count)
+        return count
 
     def halted(self) -> dict[int, str]:
         """Issues whose send is paused or stopped: number → state."""

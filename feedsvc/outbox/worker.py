@@ -36,19 +36,33 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from queue import Empty, Queue
 
 from sqlalchemy.exc import DBAPIError
 
+from feedsvc import metrics
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
+from feedsvc.db.models import FAILED, SENT
 from feedsvc.db.outage import DatabaseOutage
 from feedsvc.mail.pool import TransportPool
 from feedsvc.mail.transport import PermanentFailure, TemporaryFailure, Transport, open_transport
-from feedsvc.outbox.queue import PERMANENT, RELEASED, SENT_OK, TEMPORARY, Job, OutboxQueue, Outcome, Recorded
+from feedsvc.outbox.queue import (
+    PERMANENT,
+    RELEASED,
+    RETRIED,
+    SENT_OK,
+    TEMPORARY,
+    Job,
+    OutboxQueue,
+    Outcome,
+    Recorded,
+    SendKey,
+)
 from feedsvc.outbox.rate import FleetBucket
 from feedsvc.outbox.renders import VariantCache
 from feedsvc.outbox.retry import RetryPolicy
@@ -58,6 +72,9 @@ log = logging.getLogger(__name__)
 SHUTDOWN_RECORD_SECONDS = 10.0  # how long a stopping worker keeps trying to write its last outcomes
 
 __all__ = ["SendWorker", "WorkerStats", "default_owner"]
+
+REPORT_EVERY = 30.0  # seconds between the log lines that sum up what was sent
+REPLIES_SHOWN = 3  # distinct server replies logged per send and report period
 
 
 @dataclass
@@ -72,6 +89,72 @@ class WorkerStats(Recorded):
 def default_owner() -> str:
     """A worker name unique across machines and processes: host:pid:random."""
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+@dataclass
+class Activity:
+    """What the worker recorded since its last report, per send, for the log an operator reads.
+
+    A server reply not yet seen in the period is logged at once (with its row, kind and issue); the rest
+    is summed up in one line per send every REPORT_EVERY seconds, so a relay refusing everything gives a
+    few lines a minute, not one per message.
+    """
+
+    tally: Counter[tuple[str, SendKey]] = field(default_factory=Counter)
+    replies: dict[SendKey, list[str]] = field(default_factory=dict)
+    since: float = field(default_factory=time.monotonic)
+
+    def add(self, done: Recorded, outcomes: Sequence[Outcome]) -> None:
+        """Count what one group commit wrote; log each server reply new in this period."""
+        self.tally.update(done.tally)
+        for outcome in outcomes:
+            if outcome.result not in (TEMPORARY, PERMANENT):
+                continue
+            job = outcome.job
+            seen = self.replies.setdefault((job.kind, job.issue_number), [])
+            if outcome.error in seen or len(seen) >= REPLIES_SHOWN:
+                continue
+            seen.append(outcome.error)
+            log.warning(
+                "%s: row %d not sent (%s): %s",
+                _send_name(job.kind, job.issue_number),
+                job.id,
+                "will retry" if outcome.result == TEMPORARY else "permanent",
+                outcome.error,
+                extra={"row": job.id, "kind": job.kind, "issue": job.issue_number, "smtp_reply": outcome.error},
+            )
+
+    def report(self) -> None:
+        """Log one line per send with what happened since the last report, and start a new period."""
+        seconds = round(time.monotonic() - self.since)
+        for key in sorted({key for _, key in self.tally}, key=lambda k: (k[1] is None, k[1] or 0, k[0])):
+            kind, issue = key
+            sent, retried, failed = (self.tally[what, key] for what in (SENT, RETRIED, FAILED))
+            log.log(
+                logging.WARNING if failed else logging.INFO,
+                "%s: sent %d, retried %d, failed %d in the last %d s",
+                _send_name(kind, issue),
+                sent,
+                retried,
+                failed,
+                seconds,
+                extra={
+                    "kind": kind,
+                    "issue": issue,
+                    "sent": sent,
+                    "retried": retried,
+                    "failed": failed,
+                    "seconds": seconds,
+                    "smtp_replies": self.replies.get(key, []),
+                },
+            )
+        self.tally.clear()
+        self.replies.clear()
+        self.since = time.monotonic()
+
+
+def _send_name(kind: str, issue: int | None) -> str:
+    return f"issue {issue}" if issue is not None else f"{kind} mail"
 
 
 @dataclass
@@ -103,6 +186,7 @@ class SendWorker:
     on_tick: Callable[[WorkerStats], None] | None = None
     clock: Callable[[], datetime] = utcnow
     stats: WorkerStats = field(default_factory=WorkerStats)
+    activity: Activity = field(default_factory=Activity)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -153,6 +237,7 @@ class SendWorker:
         except Exception as exc:  # a bug or an unexpected error: keep the row, retry later
             log.exception("outbox row %s: unexpected error", job.id)
             return Outcome(job, TEMPORARY, error=_describe(exc))
+        metrics.MESSAGES_SENT.labels(job.kind).inc()
         return Outcome(job, SENT_OK, message_id=envelope.message_id)
 
     # -- the claimer/recorder
@@ -216,6 +301,8 @@ class SendWorker:
         if self._held and mono - timers.renew >= lease / 3:
             self.safely("renew leases", lambda: self.queue.renew(list(self._held)))
             timers.renew = mono
+        if mono - self.activity.since >= REPORT_EVERY:
+            self.activity.report()
 
     def safely(self, what: str, step: Callable[[], object]) -> object:
         """Run a database step; on a database error note the outage, back off and return None."""
@@ -260,6 +347,7 @@ class SendWorker:
             return 0
         done = self.queue.record(outcomes)
         self._unrecorded = []
+        self.activity.add(done, outcomes)
         for outcome in outcomes:
             self._held.pop(outcome.job.id, None)
         for name in (f.name for f in fields(Recorded)):
@@ -291,6 +379,7 @@ class SendWorker:
         if self._held:
             log.warning("stopping with %d outcome(s) unrecorded: their rows go again after the lease", len(self._held))
         self.pool.close()
+        self.activity.report()
 
 
 def _describe(exc: BaseException) -> str:

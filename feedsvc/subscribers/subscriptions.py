@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from feedsvc import metrics
 from feedsvc.config import Publication, Settings
 from feedsvc.db.engine import insert_for, utcnow
 from feedsvc.db.models import (
@@ -171,6 +172,7 @@ def subscribe(
     if created is not None:
         _set_sections(session, created, chosen)
         _log(session, created, "subscribe_requested", now, f"source={source}")
+        metrics.count_on_commit(session, metrics.SIGNUPS)
     claim = _claim_notice(session, email, now)
     if claim is None:
         return Outcome("throttled")
@@ -249,6 +251,7 @@ def confirm(session: Session, settings: Settings, token: str, *, now: datetime |
         subscriber.bounce_count = 0
         subscriber.bounce_score = 0.0
         _log(session, subscriber.id, "confirmed", now, "" if was == PENDING else f"was={was}")
+        metrics.count_on_commit(session, metrics.CONFIRMATIONS)
         # Double opt-in is consent: an address erased earlier is no longer suppressed.
         lift_suppression(session, subscriber.email)
         if settings.publication.welcome_mail:
@@ -292,6 +295,7 @@ def unsubscribe(session: Session, subscriber: Subscriber, *, how: str = "page", 
         .execution_options(synchronize_session=False)
     )
     _log(session, subscriber.id, "unsubscribed", now, how)
+    metrics.count_on_commit(session, metrics.UNSUBSCRIBES.labels(how))
     return True
 
 

@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
         security,
         subscribe,
     )
+    from feedsvc.web import metrics as metrics_page
 
     settings = settings or load_settings()
     app = Flask(__name__, template_folder=str(settings.templates_dir), static_folder=None)
@@ -39,8 +40,9 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     subscribe.init_app(app, settings)
     hooks.init_app(app, settings)
     health.init_app(app)
+    metrics_page.init_app(app, settings)
     # their routes are the admin's
     assert admin_calendar.bp is admin_charts.bp is admin_owner.bp is admin_bounces.bp is admin.bp
-    for blueprint in (public.bp, health.bp, subscribe.bp, search.bp, auth.bp, admin.bp, hooks.bp):
+    for blueprint in (public.bp, health.bp, subscribe.bp, search.bp, auth.bp, admin.bp, hooks.bp, metrics_page.bp):
         app.register_blueprint(blueprint)
     return app

@@ -3,11 +3,11 @@ words (escaped). On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import base64
 import html
 import shutil
 from pathlib import Path
 
+from auth_support import add_staff, log_in
 from bounce_rows import sample, sent_row, with_return_path
 from builders import make_app
 
@@ -17,9 +17,6 @@ from feedsvc.content.model import Issue
 from feedsvc.db.engine import Database
 from feedsvc.outbox import sends
 
-PASSWORD = "correct horse battery staple"
-AUTH = {"Authorization": "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()}
-
 
 def test_admin_shows_bounces_per_issue_and_a_reader_s_history(
     db: Database, settings: Settings, seed_issue: Issue, seed_path: Path, tmp_path: Path
@@ -27,7 +24,8 @@ def test_admin_shows_bounces_per_issue_and_a_reader_s_history(
     issues = tmp_path / "admin-issues"
     issues.mkdir()
     shutil.copyfile(seed_path, issues / seed_path.name)
-    admin = with_return_path(settings.with_overrides(admin_password=PASSWORD, issues_dir=issues))
+    admin = with_return_path(settings.with_overrides(issues_dir=issues))
+    add_staff(db, "viewer@example.org", "viewer")
     with db.session() as session:
         sends.publish(session, seed_issue, seed_path.read_text(encoding="utf-8"))
     gone = sent_row(db, "reader.gone@example.com")
@@ -39,8 +37,10 @@ def test_admin_shows_bounces_per_issue_and_a_reader_s_history(
     take_in(db, admin, sample("relay_rewrote_headers_only.eml", admin, None), source="t")  # unmatched
 
     with make_app(admin) as app:
+        assert app.test_client().get("/admin/bounces").status_code == 302  # to the login page
         client = app.test_client()
-        page = client.get("/admin/bounces", headers=AUTH)
+        log_in(client, "viewer@example.org")  # a viewer reads the bounces
+        page = client.get("/admin/bounces")
         assert page.status_code == 200
         text = page.get_data(as_text=True)
         row = text[text.index('data-issue="398"') :].split("</tr>")[0]
@@ -49,19 +49,18 @@ def test_admin_shows_bounces_per_issue_and_a_reader_s_history(
         assert "10.000%" in row and "over-line" in row
         assert "报告：1" in text  # one unmatched report
 
-        history = client.get("/admin/bounces?email=Reader.Gone@example.com", headers=AUTH).get_data(as_text=True)
+        history = client.get("/admin/bounces?email=Reader.Gone@example.com").get_data(as_text=True)
         assert "退信分 1 / 3" in history
         assert html.escape("<reader.gone@example.com>: Recipient address rejected", quote=False) in history
         assert "<reader.gone@example.com>" not in history  # the server's words, escaped
         assert "计入退信分" in history and "硬退信" in history
-        assert "没有这个订阅者" in client.get("/admin/bounces?email=nobody@example.org", headers=AUTH).get_data(
+        assert "没有这个订阅者" in client.get("/admin/bounces?email=nobody@example.org").get_data(
             as_text=True
         )
-        english = client.get("/admin/bounces?lang=en&email=hotmail.reader@hotmail.com", headers=AUTH)
+        english = client.get("/admin/bounces?lang=en&email=hotmail.reader@hotmail.com")
         assert "Policy blocks" in english.get_data(as_text=True)
         assert "not counted (the sender&#39;s problem)" in english.get_data(as_text=True)
         assert "Bounce score 0 / 3" in english.get_data(as_text=True)
 
-        issue_page = client.get("/admin/issues/398?lang=zh-CN", headers=AUTH).get_data(as_text=True)
+        issue_page = client.get("/admin/issues/398?lang=zh-CN").get_data(as_text=True)
         assert "退信与投诉" in issue_page and "10.000%" in issue_page and "0.3%" in issue_page
-        assert client.get("/admin/bounces").status_code == 401

@@ -305,3 +305,30 @@ def test_status_json_and_export_show_what_came_back(
     assert "full.inbox@gmail.com,active,,0.5" in exported
     assert "reader.gone@example.com,active,,1" in exported
     assert "strict.reader@gmail.com,active,,0" in exported
+
+
+def _bounce_counts() -> tuple[float, float, float]:
+    from prometheus_client import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    return (
+        value("feedsvc_bounces_total", kind="hard"),
+        value("feedsvc_bounces_total", kind="policy"),
+        value("feedsvc_complaints_total"),
+    )
+
+
+def test_bounces_and_complaints_are_counted_once_each_in_the_metrics(db: Database, verp_settings: Settings) -> None:
+    before = _bounce_counts()
+    for name, email in [
+        ("postfix_user_unknown.eml", "reader.gone@example.com"),
+        ("gmail_dmarc_policy.eml", "strict.reader@gmail.com"),
+        ("arf_yahoo_abuse.eml", "yahoo.reader@yahoo.com"),
+    ]:
+        data = sample(name, verp_settings, sent_row(db, email))
+        take_in(db, verp_settings, data, source="test")
+        take_in(db, verp_settings, data, source="test")  # a replay counts nothing
+    after = _bounce_counts()
+    assert tuple(b - a for a, b in zip(before, after, strict=True)) == (1.0, 1.0, 1.0)

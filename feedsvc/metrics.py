@@ -1,0 +1,195 @@
+"""feedsvc's Prometheus metrics, all named ``feedsvc_*``, through prometheus_client. No Flask.
+
+The metric objects live here and the code that changes a state counts it where it changes it: the worker
+(sent, failed, retried), the outbox queue (claims, lease expiries), the SMTP transport (reply latency), the
+subscription workflow (sign-ups, confirmations, unsubscribes, counted when their transaction commits), the
+web shell (requests). `QueueDepth` counts outbox rows per state from the database at scrape time.
+`exposition` writes the text format for the web app's ``/metrics`` and the worker's ``--metrics-port``.
+
+Several processes (gunicorn's workers) share their counters through prometheus_client's multiprocess mode
+when ``PROMETHEUS_MULTIPROC_DIR`` is set before this module is first imported: every process writes its
+values to files there, and a scrape of any one of them sums all (deploy/gunicorn.conf.py empties the folder
+when gunicorn starts and marks exited workers). Importing this module opens no database; the database
+modules are imported only by a scrape or a count on commit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from feedsvc.db.engine import Database
+
+__all__ = ["CONTENT_TYPE", "QueueDepth", "count_on_commit", "exposition", "multiprocess_dir", "observe_smtp"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# -- sending (feedsvc.outbox.worker, feedsvc.outbox.queue, feedsvc.mail.transport)
+
+MESSAGES_SENT = Counter(
+    "feedsvc_messages_sent", "Messages the mail server accepted (or the mail folder stored), by outbox kind.", ["kind"]
+)
+MESSAGES_FAILED = Counter("feedsvc_messages_failed", "Outbox rows recorded as failed (not retried), by kind.", ["kind"])
+MESSAGES_RETRIED = Counter(
+    "feedsvc_messages_retried", "Outbox rows put back in the queue after a temporary failure, by kind.", ["kind"]
+)
+SMTP_REPLY_SECONDS = Histogram(
+    "feedsvc_smtp_reply_seconds",
+    "Seconds from a message's MAIL FROM to the server's final reply, by outcome "
+    "(accepted, temporary, permanent, no_reply: the connection broke).",
+    ["outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+CLAIMS = Counter("feedsvc_claims", "Outbox rows claimed (leased) by workers.")
+LEASE_EXPIRIES = Counter(
+    "feedsvc_lease_expiries", "Outbox rows re-queued because their worker's lease expired (the worker died)."
+)
+
+# -- readers (feedsvc.subscribers, feedsvc.bounces)
+
+SIGNUPS = Counter("feedsvc_signups", "New addresses signed up (pending until they confirm).")
+CONFIRMATIONS = Counter("feedsvc_confirmations", "Subscriptions confirmed: a pending or ended one became active.")
+UNSUBSCRIBES = Counter(
+    "feedsvc_unsubscribes", "Subscriptions ended by the reader, by how (one-click, unsubscribe page …).", ["how"]
+)
+BOUNCES = Counter("feedsvc_bounces", "Bounces received, by kind (hard, soft, policy).", ["kind"])
+COMPLAINTS = Counter("feedsvc_complaints", "Spam complaints (ARF reports, provider feedback) received.")
+
+# -- the web app (feedsvc.web.metrics)
+
+HTTP_REQUESTS = Counter(
+    "feedsvc_http_requests",
+    "HTTP requests answered, by Flask endpoint (none: no route matched) and status.",
+    ["endpoint", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "feedsvc_http_request_duration_seconds",
+    "Seconds from a request's start to its response, by Flask endpoint.",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+def observe_smtp(started: float, outcome: str) -> None:
+    """Record one SMTP transaction begun at `started` (time.perf_counter) and ended with `outcome`."""
+    SMTP_REPLY_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+
+
+# -- counting what a transaction changed, once it commits
+
+_PENDING = "feedsvc.metrics.pending"
+_listening = False
+
+
+def count_on_commit(session: Session, counter: Any, amount: float = 1.0) -> None:
+    """Increment `counter` (a metric or a labelled child) when `session`'s transaction commits; never on rollback."""
+    _listen()
+    session.info.setdefault(_PENDING, []).append((counter, amount))
+
+
+def _listen() -> None:
+    global _listening
+    if _listening:
+        return
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    def committed(session: Session) -> None:
+        for counter, amount in session.info.pop(_PENDING, ()):
+            counter.inc(amount)
+
+    def rolled_back(session: Session) -> None:
+        session.info.pop(_PENDING, None)
+
+    event.listen(Session, "after_commit", committed)
+    event.listen(Session, "after_rollback", rolled_back)
+    _listening = True
+
+
+# -- the queue, counted at scrape time
+
+
+class QueueDepth(Collector):
+    """``feedsvc_queue_depth{state}``: outbox rows queued and sending, counted in the database at every scrape.
+
+    Only the two live states: each count reads its partial index (ix_outbox_claim, ix_outbox_lease), so a
+    scrape stays cheap however many rows were sent; what left the queue is in the ``feedsvc_messages_*``
+    counters. A scrape while the database is down leaves the metric out (alert on its absence).
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[Metric]:
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from feedsvc.db.models import QUEUED, SENDING
+
+        family = GaugeMetricFamily(
+            "feedsvc_queue_depth", "Outbox rows queued or sending, counted at scrape time.", labels=["state"]
+        )
+        try:
+            with self.db.session(readonly=True) as session:
+                sqlite = session.get_bind().dialect.name == "sqlite"
+                for state, index in ((QUEUED, "ix_outbox_claim"), (SENDING, "ix_outbox_lease")):
+                    # SQLite's planner would scan a covering index of every row; the partial one holds only these.
+                    hint = f" INDEXED BY {index}" if sqlite else ""
+                    counted = f"SELECT count(*) FROM outbox{hint} WHERE state = '{state}'"  # noqa: S608 - constants
+                    family.add_metric([state], int(session.scalar(text(counted)) or 0))
+        except SQLAlchemyError:
+            return
+        yield family
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # collected live only: registering it must not query the database
+
+
+# -- exposition
+
+
+def multiprocess_dir() -> str:
+    """The folder of prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR), or '' when off."""
+    return os.environ.get(MULTIPROC_ENV, "")
+
+
+class _Joined(Collector):
+    """Several collectors scraped as one."""
+
+    def __init__(self, parts: Iterable[Any]) -> None:
+        self.parts = list(parts)
+
+    def collect(self) -> Iterator[Metric]:
+        for part in self.parts:
+            yield from part.collect()
+
+
+def collector(db: Database | None, *, own_process: bool = False) -> Collector:
+    """What a scrape reads: this process's metrics (or, in multiprocess mode, every process's), plus the
+    queue depth of `db`. `own_process` reads this process only even in multiprocess mode (the worker)."""
+    parts: list[Any] = [REGISTRY]
+    if multiprocess_dir() and not own_process:
+        from prometheus_client import CollectorRegistry, multiprocess
+
+        summed = CollectorRegistry()
+        multiprocess.MultiProcessCollector(summed)
+        parts = [summed]
+    if db is not None:
+        parts.append(QueueDepth(db))
+    return _Joined(parts)
+
+
+def exposition(db: Database | None) -> bytes:
+    """The text exposition of `collector(db)`, for a /metrics answer (content type CONTENT_TYPE)."""
+    return generate_latest(collector(db))  # type: ignore[arg-type]
