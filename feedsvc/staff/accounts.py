@@ -37,7 +37,8 @@ class Member:
     has_password: bool
 
 
-def _get(session: Session, email: str) -> StaffMember:
+def get_member(session: Session, email: str) -> StaffMember:
+    """The staff row of `email`; StaffError if there is none."""
     member = session.scalar(select(StaffMember).where(StaffMember.email == normalise_email(email)))
     if member is None:
         raise StaffError(f"no staff member {email!r}")
@@ -72,14 +73,14 @@ def members(session: Session) -> list[Member]:
 
 def remove(session: Session, email: str, actor: str) -> None:
     """Remove a staff member; StaffError if unknown."""
-    member = _get(session, email)
+    member = get_member(session, email)
     session.delete(member)
     audit.record(session, actor, "staff.remove", member.email)
 
 
 def set_role(session: Session, email: str, role: str, actor: str) -> None:
     """Give a staff member another role; StaffError if unknown."""
-    member = _get(session, email)
+    member = get_member(session, email)
     old = member.role
     member.role, member.updated_at = check_role(role), utcnow()
     audit.record(session, actor, "staff.role", f"{member.email} {old} -> {role}")
@@ -87,7 +88,7 @@ def set_role(session: Session, email: str, role: str, actor: str) -> None:
 
 def set_password(session: Session, email: str, password: str, actor: str) -> None:
     """Set a staff member's password (hashed); StaffError if unknown or too short."""
-    member = _get(session, email)
+    member = get_member(session, email)
     member.password_hash, member.updated_at = hash_password(password), utcnow()
     audit.record(session, actor, "staff.password", member.email)
 

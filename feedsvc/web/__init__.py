@@ -11,7 +11,18 @@ from feedsvc.config import Settings, load_settings
 
 def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     """The web app. `settings` default to feedsvc.toml plus the environment; `config` goes to app.config."""
-    from feedsvc.web import admin, admin_calendar, admin_charts, database, language, public, search, security, subscribe
+    from feedsvc.web import (
+        admin,
+        admin_calendar,
+        admin_charts,
+        api,
+        database,
+        language,
+        public,
+        search,
+        security,
+        subscribe,
+    )
 
     settings = settings or load_settings()
     app = Flask(__name__, template_folder=str(settings.templates_dir), static_folder=None)
@@ -22,7 +33,8 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     language.init_app(app, settings)
     public.init_app(app, settings)
     subscribe.init_app(app, settings)
+    api.init_app(app, settings)
     assert admin_calendar.bp is admin_charts.bp is admin.bp  # their routes and helpers are the admin's
-    for blueprint in (public.bp, subscribe.bp, search.bp, admin.bp):
+    for blueprint in (public.bp, subscribe.bp, search.bp, admin.bp, api.bp):
         app.register_blueprint(blueprint)
     return app
