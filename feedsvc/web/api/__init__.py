@@ -35,7 +35,7 @@ problems.install(bp)
 LIMITS = "feedsvc.api_limits"
 DEFAULT_RATE_LIMIT = "600/60"  # requests per token per minute
 DEFAULT_AUTH_LIMIT = "20/600"  # failed authentications per client per 10 minutes
-MAX_BODY = 1_048_576
+MAX_BODY = 2 * 1_048_576  # bytes: the longest body any schema allows fits, even with every character escaped
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
 REALM = 'Bearer realm="feedsvc api"'
 
@@ -105,7 +105,7 @@ def _query(route: Route) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for param in route.query:
         raw = request.args.get(param.name)
-        if raw is None or raw == "":
+        if raw is None:
             continue
         value: Any = raw
         if param.schema.get("type") == "integer":
@@ -172,9 +172,11 @@ def _register() -> None:
 _register()
 
 
-@bp.get("/openapi.json")
+@bp.route("/openapi.json", methods=METHODS, provide_automatic_options=False)
 def openapi_document() -> Response:
     """The OpenAPI 3.1 document (needs no token)."""
+    if request.method not in ("GET", "HEAD"):
+        raise MethodNotAllowed(valid_methods=["GET"])
     return jsonify(openapi.document())
 
 

@@ -7,7 +7,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Blueprint, Response, json, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, default_exceptions
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -43,10 +43,15 @@ def install(bp: Blueprint) -> None:
     def _raised(error: ApiProblem) -> Response:
         return problem(error.status, error.detail, error.headers, **error.extra)
 
-    @bp.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
         headers = {k: v for k, v in error.get_headers() if k.lower() in ("allow", "retry-after")}
         return problem(error.code or 500, error.description or HTTPStatus(error.code or 500).phrase, headers)
+
+    # By code, not only by class: Flask prefers an app's handler for a code (the public 404 page) over a
+    # blueprint's handler for a class.
+    bp.register_error_handler(HTTPException, _http)
+    for code in default_exceptions:
+        bp.register_error_handler(code, _http)
 
     @bp.errorhandler(Exception)
     def _crash(error: Exception) -> Response:

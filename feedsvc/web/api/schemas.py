@@ -66,7 +66,7 @@ ISSUE = obj(
 )
 CHECK_BODY = obj(
     {
-        "markdown": {"type": "string", "maxLength": 1_000_000},
+        "markdown": {"type": "string", "maxLength": 100_000},
         "filename": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[^/\\\x00]+\.md$"},
     },
     required=("markdown",),
