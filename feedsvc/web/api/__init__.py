@@ -180,7 +180,7 @@ def openapi_document() -> Response:
     return jsonify(openapi.document())
 
 
-@bp.route("", defaults={"rest": ""}, methods=METHODS, provide_automatic_options=False)
+@bp.route("/", defaults={"rest": ""}, methods=METHODS, provide_automatic_options=False, strict_slashes=False)
 @bp.route("/<path:rest>", methods=METHODS, provide_automatic_options=False)
 def not_found(rest: str) -> Any:
     """Anything else under /api/v1 is a problem+json 404."""
