@@ -102,6 +102,9 @@ def flask_path(path: str) -> str:
 
 
 def _query(route: Route) -> dict[str, Any]:
+    unknown = sorted(set(request.args) - {p.name for p in route.query})
+    if unknown:
+        raise ApiProblem(400, f"unknown query parameter(s): {', '.join(unknown)}")
     found: dict[str, Any] = {}
     for param in route.query:
         raw = request.args.get(param.name)
