@@ -82,7 +82,7 @@ def test_a_cookie_session_cannot_call_the_api(client: FlaskClient, secrets: dict
     # A browser session as the staff login keeps it, with its CSRF token: the API does not read it at all.
     with client.session_transaction() as session:
         session.update({"staff": "owner@example.org", "staff_email": "owner@example.org", "csrf": "t" * 40})
-    client.set_cookie("staff_session", "whatever")
+    client.set_cookie("feedsvc_staff", "s" * 43)  # the login helper's session cookie name
     for response in (
         client.get("/api/v1/stats"),
         client.post("/api/v1/sends/398/pause", data={"csrf_token": "t" * 40}),
