@@ -47,6 +47,31 @@ class Published:
     copied: bool
 
 
+@dataclass(frozen=True)
+class IssueFile:
+    """An issue file in issues/ as the publisher sees it: parsed, or the error that stops it."""
+
+    path: Path
+    issue: Issue | None
+    error: str | None
+
+
+def issue_folder(settings: Settings) -> list[IssueFile]:
+    """Every issue file in issues/, newest name first, parsed (or with the error that stops it)."""
+    found = []
+    for path in reversed(issue_files(settings.issues_dir)):
+        try:
+            found.append(IssueFile(path, parse(path, settings.publication), None))
+        except ParseError as exc:
+            found.append(IssueFile(path, None, str(exc)))
+    return found
+
+
+def find_issue(settings: Settings, number: int) -> IssueFile | None:
+    """The parsed issue file in issues/ with `number`, or None."""
+    return next((f for f in issue_folder(settings) if f.issue is not None and f.issue.number == number), None)
+
+
 def check(path: Path, settings: Settings) -> Issue:
     """The parsed issue at `path`, or PublishError with the parser's message (file and line)."""
     try:

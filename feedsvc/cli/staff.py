@@ -1,4 +1,5 @@
-"""`feedsvc staff add|list|remove|role|password` and `feedsvc audit [--json]`: the team and what it did."""
+"""`feedsvc staff add|list|remove|role|password`, `feedsvc staff token create|list|revoke` and
+`feedsvc audit [--json]`: the team, their API tokens, and what they did."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from feedsvc.cli.context import get_settings, open_database
 from feedsvc.db.engine import utcnow
-from feedsvc.staff import accounts, audit, passwords
+from feedsvc.staff import accounts, audit, passwords, tokens
 from feedsvc.staff.roles import ROLES
 from feedsvc.subscribers.addresses import InvalidAddress
 
@@ -85,6 +86,47 @@ def password_command(email: str) -> None:
     """Set a staff member's password from the first line of standard input."""
     _change(accounts.set_password, email, _read_password(), CLI_ACTOR)
     click.echo(f"password set for {email}")
+
+
+@staff_group.group("token")
+def token_group() -> None:
+    """API tokens: each acts for its staff member, with the member's current role."""
+
+
+@token_group.command("create")
+@click.argument("email")
+@click.option("--name", default="", help="What the token is for (shown in lists and the audit log).")
+def token_create(email: str, name: str) -> None:
+    """Make an API token for EMAIL and print it, once: only its hash is kept."""
+    made: list[tuple[str, tokens.Token]] = []
+    _change(lambda s: made.append(tokens.create(s, email, CLI_ACTOR, name)))
+    secret, token = made[0]
+    click.echo(secret)
+    click.echo(f"{token.label} for {token.email}: keep it now, it is not shown again", err=True)
+
+
+@token_group.command("list")
+@click.argument("email", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of tokens.")
+def token_list(email: str | None, as_json: bool) -> None:
+    """Print every API token (or EMAIL's): id, member, name, created, last used, revoked."""
+    with open_database(get_settings()) as database, database.session(readonly=True) as session:
+        found = tokens.tokens(session, email)
+    if as_json:
+        click.echo(json.dumps([t.as_json() for t in found], ensure_ascii=False, indent=2))
+        return
+    for t in found:
+        row = t.as_json()
+        times = [str(row[k] or "-") for k in ("created_at", "last_used_at", "revoked_at")]
+        click.echo("\t".join([str(t.id), t.email, t.name or "-", *times]))
+
+
+@token_group.command("revoke")
+@click.argument("token_id", metavar="ID", type=int)
+def token_revoke(token_id: int) -> None:
+    """Revoke API token ID: it is refused from now on."""
+    _change(tokens.revoke, token_id, CLI_ACTOR)
+    click.echo(f"revoked token {token_id}")
 
 
 @click.command("audit")

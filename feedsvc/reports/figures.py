@@ -5,16 +5,31 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from feedsvc.config import Publication
-from feedsvc.db.models import Subscriber, SubscriberSection
+from feedsvc.db.models import ACTIVE, SUBSCRIBER_STATUSES, Subscriber, SubscriberSection
 from feedsvc.i18n import translate
 from feedsvc.outbox import sends
 from feedsvc.reports.charts import Chart
 
 WEEKS = 12
+
+
+def subscriber_counts(session: Session) -> tuple[dict[str, int], dict[str, int]]:
+    """Subscribers per status (every status listed), and active subscribers per section slug."""
+    by_status = dict.fromkeys(SUBSCRIBER_STATUSES, 0)
+    by_status.update(session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all())
+    per_section = dict(
+        session.execute(
+            select(SubscriberSection.section, func.count())
+            .join(Subscriber)
+            .where(Subscriber.status == ACTIVE)
+            .group_by(SubscriberSection.section)
+        ).all()
+    )
+    return by_status, per_section
 
 
 def _week(when: dt.datetime | None, publication: Publication) -> dt.date | None:

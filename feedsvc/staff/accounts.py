@@ -45,7 +45,8 @@ class Member:
     has_password: bool
 
 
-def _get(session: Session, email: str) -> StaffMember:
+def get_member(session: Session, email: str) -> StaffMember:
+    """The staff row of `email`; StaffError if there is none."""
     member = session.scalar(select(StaffMember).where(StaffMember.email == normalise_email(email)))
     if member is None:
         raise StaffError(f"no staff member {email!r}")
@@ -81,7 +82,7 @@ def members(session: Session) -> list[Member]:
 
 def remove(session: Session, email: str, actor: str, client: str = "") -> None:
     """Remove a staff member; StaffError if unknown."""
-    member = _get(session, email)
+    member = get_member(session, email)
     sessions.end_all(session, member.id)
     session.delete(member)
     audit.record(session, actor, "staff.remove", member.email, client)
@@ -89,7 +90,7 @@ def remove(session: Session, email: str, actor: str, client: str = "") -> None:
 
 def set_role(session: Session, email: str, role: str, actor: str, client: str = "") -> None:
     """Give a staff member another role; StaffError if unknown."""
-    member = _get(session, email)
+    member = get_member(session, email)
     old = member.role
     member.role, member.updated_at = check_role(role), utcnow()
     audit.record(session, actor, "staff.role", f"{member.email} {old} -> {role}", client)
@@ -97,7 +98,7 @@ def set_role(session: Session, email: str, role: str, actor: str, client: str = 
 
 def set_password(session: Session, email: str, password: str, actor: str) -> None:
     """Set a staff member's password (hashed), ending their sessions; StaffError if unknown or too short."""
-    member = _get(session, email)
+    member = get_member(session, email)
     member.password_hash, member.updated_at = hash_password(password), utcnow()
     sessions.end_all(session, member.id)
     audit.record(session, actor, "staff.password", member.email)

@@ -1,5 +1,5 @@
-"""The staff tables: `StaffMember`, one per person on the team, `AuditEntry`, what they did, and `StaffSession`,
-who is logged in (migration 0009)."""
+"""The staff tables: `StaffMember`, one per person on the team, `AuditEntry`, what they did, `StaffSession`,
+who is logged in (migration 0009), and `ApiToken` (migration 0010)."""
 
 from __future__ import annotations
 
@@ -52,3 +52,17 @@ class StaffSession(Base):
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime]
     seen_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A staff member's API token (migration 0010): only its SHA-256 is kept; it goes when the member goes."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

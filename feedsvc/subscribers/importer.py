@@ -52,9 +52,16 @@ def read(data: bytes, settings: Settings) -> ParsedCsv:
 
 
 def import_rows(
-    session: Session, settings: Settings, parsed: ParsedCsv, *, consented: bool, now: datetime | None = None
+    session: Session,
+    settings: Settings,
+    parsed: ParsedCsv,
+    *,
+    consented: bool,
+    source: str = "import",
+    now: datetime | None = None,
 ) -> ImportResult:
-    """Apply the module's rules to every good row of `parsed`, in the caller's transaction."""
+    """Apply the module's rules to every good row of `parsed`, in the caller's transaction (`source` names
+    where the rows came from: an import, the API)."""
     now = now or utcnow()
     result = ImportResult(errors=list(parsed.errors), skipped=list(parsed.skipped))
     everything = list(settings.publication.slugs)
@@ -90,12 +97,12 @@ def import_rows(
                 else:
                     result.left += 1
             elif consented:
-                if _add_active(session, row.email, sections, now):
+                if _add_active(session, row.email, sections, now, source):
                     result.activated += 1
                 else:  # signed up through the web form since the import looked
                     result.unchanged += 1
             else:
-                outcome = subscriptions.subscribe(session, settings, row.email, sections, source="import", now=now)
+                outcome = subscriptions.subscribe(session, settings, row.email, sections, source=source, now=now)
                 if outcome.action == "confirm_queued":
                     result.confirmations += 1
                 else:
@@ -104,14 +111,14 @@ def import_rows(
     return result
 
 
-def _add_active(session: Session, email: str, sections: list[str], now: datetime) -> bool:
+def _add_active(session: Session, email: str, sections: list[str], now: datetime, source: str) -> bool:
     """Add `email` as active with `sections`; False if the address appeared meanwhile (left as it is)."""
     sid = session.execute(
         insert_for(session, Subscriber)
         .values(
             email=email,
             status=ACTIVE,
-            source="import",
+            source=source,
             lang="zh-CN",
             token_version=1,
             bounce_count=0,

@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
         admin_calendar,
         admin_charts,
         admin_owner,
+        api,
         auth,
         database,
         health,
@@ -41,8 +42,10 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
     hooks.init_app(app, settings)
     health.init_app(app)
     metrics_page.init_app(app, settings)
+    api.init_app(app, settings)
     # their routes are the admin's
     assert admin_calendar.bp is admin_charts.bp is admin_owner.bp is admin_bounces.bp is admin.bp
-    for blueprint in (public.bp, health.bp, subscribe.bp, search.bp, auth.bp, admin.bp, hooks.bp, metrics_page.bp):
+    blueprints = (public.bp, health.bp, subscribe.bp, search.bp, auth.bp, admin.bp, hooks.bp, metrics_page.bp, api.bp)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     return app

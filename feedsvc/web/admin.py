@@ -11,8 +11,6 @@ the session's CSRF token, since a browser sends the session cookie along with a 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from flask import (
@@ -26,19 +24,18 @@ from flask import (
     request,
     url_for,
 )
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from feedsvc.config import ConfigError, Settings
-from feedsvc.content.model import Issue, ParseError
-from feedsvc.content.reader import issue_files, parse
-from feedsvc.db.models import ACTIVE, SUBSCRIBER_STATUSES, Subscriber, SubscriberSection
+from feedsvc.config import ConfigError
+from feedsvc.content.model import Issue
+from feedsvc.db.models import SUBSCRIBER_STATUSES
 from feedsvc.i18n import translate
 from feedsvc.mail import message as mail_message
 from feedsvc.mail import newsletter, samples
 from feedsvc.mail.transport import TransportFailure
 from feedsvc.outbox import sends
-from feedsvc.publishing import PublishError, publish_issue
+from feedsvc.publishing import IssueFile, PublishError, find_issue, issue_folder, publish_issue
+from feedsvc.reports.figures import subscriber_counts
 from feedsvc.subscribers import importer, privacy
 from feedsvc.subscribers.addresses import InvalidAddress, normalise_email
 from feedsvc.web import access
@@ -50,15 +47,6 @@ from feedsvc.web.security import csrf_ok, csrf_token
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 REFRESH_SECONDS = 5
-
-
-@dataclass(frozen=True)
-class IssueFile:
-    """An issue file in issues/ as the publisher sees it: parsed, or the error that stops it."""
-
-    path: Path
-    issue: Issue | None
-    error: str | None
 
 
 @bp.before_request
@@ -92,22 +80,11 @@ def _require_csrf() -> None:
 # ---------------------------------------------------------------------------------------------- issues
 
 
-def issue_folder(settings: Settings) -> list[IssueFile]:
-    """Every issue file in issues/, newest name first, parsed (or with the error that stops it)."""
-    found = []
-    for path in reversed(issue_files(settings.issues_dir)):
-        try:
-            found.append(IssueFile(path, parse(path, settings.publication), None))
-        except ParseError as exc:
-            found.append(IssueFile(path, None, str(exc)))
-    return found
-
-
 def _find_issue(number: int) -> IssueFile:
-    for entry in issue_folder(get_settings()):
-        if entry.issue is not None and entry.issue.number == number:
-            return entry
-    abort(404)
+    found = find_issue(get_settings(), number)
+    if found is None:
+        abort(404)
+    return found
 
 
 def _send_counts(s: Session, numbers: list[int] | None = None) -> dict[int, sends.IssueCounts]:
@@ -120,7 +97,7 @@ def dashboard() -> str:
     settings = get_settings()
     with get_db().session(readonly=True) as s:
         sends = _send_counts(s)
-        statuses, per_section = _subscriber_counts(s)
+        statuses, per_section = subscriber_counts(s)
     return render_template(
         "web/admin/dashboard.html",
         files=issue_folder(settings),
@@ -263,25 +240,11 @@ def _back(number: int, message: str) -> Response:
 # ----------------------------------------------------------------------------------------- subscribers
 
 
-def _subscriber_counts(s: Session) -> tuple[dict[str, int], dict[str, int]]:
-    by_status = dict.fromkeys(SUBSCRIBER_STATUSES, 0)
-    by_status.update(s.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status)).all())
-    per_section = dict(
-        s.execute(
-            select(SubscriberSection.section, func.count())
-            .join(Subscriber)
-            .where(Subscriber.status == ACTIVE)
-            .group_by(SubscriberSection.section)
-        ).all()
-    )
-    return by_status, per_section
-
-
 @bp.get("/subscribers")
 def subscribers_page() -> str:
     """Counts per status and section, the export link and the import form."""
     with get_db().session(readonly=True) as s:
-        statuses, per_section = _subscriber_counts(s)
+        statuses, per_section = subscriber_counts(s)
     return render_template(
         "web/admin/subscribers.html",
         statuses=statuses,

@@ -54,9 +54,7 @@ def test_admin_shows_bounces_per_issue_and_a_reader_s_history(
         assert html.escape("<reader.gone@example.com>: Recipient address rejected", quote=False) in history
         assert "<reader.gone@example.com>" not in history  # the server's words, escaped
         assert "计入退信分" in history and "硬退信" in history
-        assert "没有这个订阅者" in client.get("/admin/bounces?email=nobody@example.org").get_data(
-            as_text=True
-        )
+        assert "没有这个订阅者" in client.get("/admin/bounces?email=nobody@example.org").get_data(as_text=True)
         english = client.get("/admin/bounces?lang=en&email=hotmail.reader@hotmail.com")
         assert "Policy blocks" in english.get_data(as_text=True)
         assert "not counted (the sender&#39;s problem)" in english.get_data(as_text=True)
