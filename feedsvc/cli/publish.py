@@ -10,13 +10,13 @@ from pathlib import Path
 import click
 
 from feedsvc import publishing, schedule
-from feedsvc.bounces import stats as bounce_stats
 from feedsvc.cli.context import get_settings, open_database
 from feedsvc.cli.progress import Counts, ProgressBar
 from feedsvc.config import Settings
 from feedsvc.content.model import Issue
 from feedsvc.db.engine import Database
 from feedsvc.outbox import sends
+from feedsvc.reports import figures
 
 
 @click.command()
@@ -154,10 +154,10 @@ def status(numbers: tuple[int, ...], as_json: bool) -> None:
     settings = get_settings()
     with open_database(settings) as database, database.session(readonly=True) as session:
         found = sends.counts(session, list(numbers) or None)
-        came_back = bounce_stats.per_issue(session, bounce_stats.sent_per_issue(found))
+        status_list = figures.send_status(session, list(numbers) or None) if as_json else []
         waiting = [s for s in schedule.pending(session) if not numbers or s.issue_number in numbers]
     if as_json:
-        click.echo(json.dumps([c.to_json() | came_back[c.number].to_json() for c in found], indent=2))
+        click.echo(json.dumps(status_list, indent=2))
         return
     for s in waiting:
         click.echo(f"issue {s.issue_number}: scheduled for {s.local(settings.publication)} ({s.source_name})")

@@ -114,3 +114,12 @@ def delivery_funnel(session: Session, lang: str) -> Chart:
         [str(c.number) for c in found],
         series,
     )
+
+
+def send_status(session: Session, numbers: list[int] | None = None) -> list[dict[str, int | float]]:
+    """Each published issue's mail by state and what came back: what `feedsvc status --json` and the API print."""
+    from feedsvc.bounces import stats as bounce_stats
+
+    found = sends.counts(session, numbers)
+    came_back = bounce_stats.per_issue(session, bounce_stats.sent_per_issue(found))
+    return [c.to_json() | came_back[c.number].to_json() for c in found]

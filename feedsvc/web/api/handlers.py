@@ -16,6 +16,7 @@ from feedsvc.content.model import ParseError
 from feedsvc.content.reader import parse_bytes
 from feedsvc.db.models import PublishedIssue, Subscriber
 from feedsvc.outbox import sends
+from feedsvc.reports import figures
 from feedsvc.reports.figures import subscriber_counts
 from feedsvc.staff import audit
 from feedsvc.staff.tokens import Caller
@@ -58,7 +59,9 @@ def check_issue(call: Call) -> dict[str, Any]:
 
 
 def _send_json(found: sends.IssueCounts) -> dict[str, Any]:
-    return {"status": found.to_json(), "cancelled": found.cancelled, "state": found.progress}
+    with get_db().session(readonly=True) as s:
+        [status] = figures.send_status(s, [found.number])
+    return {"status": status, "cancelled": found.cancelled, "state": found.progress}
 
 
 def list_issues(call: Call) -> list[dict[str, Any]]:
@@ -110,7 +113,7 @@ def publish_issue(call: Call) -> dict[str, Any]:
 def list_sends(call: Call) -> list[dict[str, int]]:
     """Every published issue's mail by state: the `feedsvc status --json` list."""
     with get_db().session(readonly=True) as s:
-        return [c.to_json() for c in sends.counts(s)]
+        return figures.send_status(s)
 
 
 def _counts(number: int) -> sends.IssueCounts:

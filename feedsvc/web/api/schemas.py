@@ -71,9 +71,23 @@ CHECK_BODY = obj(
     },
     required=("markdown",),
 )
-# --- sends: the `feedsvc status --json` keys (outbox.sends.IssueCounts.to_json) -----------------------
-STATUS_KEYS = ("number", "queued", "sending", "sent", "failed", "skipped")
-SEND_STATUS = obj(dict.fromkeys(STATUS_KEYS, COUNT), description="What `feedsvc status --json` prints per issue.")
+# --- sends: the `feedsvc status --json` keys (reports.figures.send_status) ------------------------------
+STATUS_KEYS = (
+    "number",
+    "queued",
+    "sending",
+    "sent",
+    "failed",
+    "skipped",
+    "bounced_hard",
+    "bounced_soft",
+    "policy",
+    "complaints",
+)
+SEND_STATUS = obj(
+    dict.fromkeys(STATUS_KEYS, COUNT) | {"complaint_rate": {"type": "number", "minimum": 0}},
+    description="What `feedsvc status --json` prints per issue.",
+)
 SEND = obj(
     {
         "status": SEND_STATUS,
