@@ -35,7 +35,6 @@ from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from feedsvc.outbox import sends
 from feedsvc.outbox.retry import RetryPolicy
 from feedsvc.outbox.rules import SEND_TO
-from feedsvc.subscribers import subscriptions
 
 __all__ = ["Job", "OutboxQueue", "Outcome", "Recorded", "claim", "reap", "record", "renew"]
 
@@ -237,6 +236,8 @@ def record(
     )
     failed_values = {"state": FAILED, "last_error": bindparam("b_error"), "message": None}
     done.failed = write(failed_values, failed)
+    if bounces:  # here, not at the top: the worker, which imports this module, need not load the sign-up rules
+        from feedsvc.subscribers import subscriptions
     for outcome in bounces:  # one by one (they are rare): a bounce counts only if this worker still held the row
         if not write(failed_values, [{"b_id": outcome.job.id, "b_error": outcome.error}]):
             continue
