@@ -14,7 +14,9 @@ from builders import cli_env
 from delivery_support import subscribe_many
 from smtp_support import SmtpSink
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from feedsvc import ratelimit
 from feedsvc.config import Settings
 from feedsvc.content.model import Issue
 from feedsvc.db.engine import Database, alembic_config, downgrade, upgrade, utcnow
@@ -128,3 +130,21 @@ def test_enqueue_names_every_section_set_as_variant_key_does(db: Database, seed_
         assert session.scalar(select(func.count()).select_from(OutboxMessage)) == len(choices)
     by_prefix = {email.split("-")[0]: variant for email, variant in rows}
     assert by_prefix == {f"c{n}": sends.variant_key(choice) for n, choice in enumerate(choices)}
+
+
+def test_a_rate_limit_hit_skips_only_its_own_transactions_flush(db: Database) -> None:
+    # The counter's transaction commits without waiting for the WAL flush (PostgreSQL); the next one is durable.
+    limit = ratelimit.Limit.parse("1/60")
+    key = ratelimit.client_key("signup", "192.0.2.9", "secret")
+
+    def flush(session: Session) -> str:
+        return str(session.execute(sa.text("SHOW synchronous_commit")).scalar()) if db.dialect == "postgresql" else ""
+
+    with db.session() as s:
+        assert ratelimit.hit(s, key, limit, 1_000_000)
+        inside = flush(s)
+    with db.session() as s:
+        assert not ratelimit.hit(s, key, limit, 1_000_001)  # counted, committed, read back
+    with db.session() as s:
+        after = flush(s)
+    assert (inside, after) == (("off", "on") if db.dialect == "postgresql" else ("", ""))
