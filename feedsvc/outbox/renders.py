@@ -9,8 +9,9 @@ The rendering itself (Markdown, Jinja2, premailer with lxml and cssutils: some 2
 never runs in the worker: a short-lived child process (feedsvc.mail.variants) parses the issue as
 recorded at publish and renders at once every variant of it that the worker has claimed rows for; the
 worker keeps only the rendered text. So the worker's memory stays what claiming and sending need,
-whatever the send's size. The first sender thread that needs a render starts the child; the others wait
-for it, and the claimer goes on renewing leases meanwhile.
+whatever the send's size. (A process that has loaded the renderer anyway, as the `feedsvc` command does,
+renders in itself: the memory is spent already.) The first sender thread that needs a render does it; the
+others wait for it, and the claimer goes on renewing leases meanwhile.
 """
 
 from __future__ import annotations
@@ -40,12 +41,26 @@ if TYPE_CHECKING:
 
 __all__ = ["RenderFailed", "VariantCache"]
 
+#: the module whose import means the renderer (premailer, lxml, Jinja2, Markdown) is loaded in this process.
+RENDERER = "feedsvc.mail.newsletter"
 #: seconds a render child may take before the render counts as failed (the rows are retried later).
 RENDER_TIMEOUT = 300
 
 
 class RenderFailed(Exception):
     """An issue variant could not be rendered; the message says why (the renderer's own error)."""
+
+
+def _render(
+    publication: Publication, templates: Path | None, source: str, source_name: str, keys: Sequence[Key]
+) -> dict[Key, mail_message.RenderedEmail | str]:
+    """The renders of `keys`: in this process when it has loaded the renderer already (a child would only add
+    its start-up, the memory is spent), else in a child process."""
+    if RENDERER in sys.modules:
+        from feedsvc.mail.variants import render_variants
+
+        return render_variants(publication, templates, source, source_name, keys)
+    return _render_in_child(publication, templates, source, source_name, keys)
 
 
 def _render_in_child(
@@ -118,7 +133,7 @@ class VariantCache:
                 if recorded is None:
                     raise LookupError(f"issue {number} has outbox rows but was never recorded")
                 source, name = recorded
-                fresh = _render_in_child(self.settings.publication, self.settings.templates_dir, source, name, missing)
+                fresh = _render(self.settings.publication, self.settings.templates_dir, source, name, missing)
                 held = self._rendered.setdefault(number, {})
                 held.update(fresh)
                 while len(self._rendered) > self.KEEP_ISSUES:
