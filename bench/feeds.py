@@ -12,7 +12,9 @@ Prints:
     and for adding the 401st to it, with how many archive documents kept their bytes and mtime.
 
 Bounded: each load run lasts DURATION seconds; the whole bench takes about a minute and a half.
-Run with `make bench` or `.venv/bin/python bench/feeds.py`; `--history` runs the back-catalogue part alone.
+Run with `make bench` or `.venv/bin/python bench/feeds.py`; `--history` runs the back-catalogue part alone,
+`--nginx` the nginx-against-gunicorn part (nginx with deploy/nginx.conf as shipped, as tests/deploy runs it,
+in front of gunicorn; the same feed from each, in interleaved rounds) on the seed issue's site.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,9 +119,9 @@ def fetch_headers(url: str, headers: dict[str, str]) -> tuple[int, dict[str, str
         return error.code, dict(error.headers), 0
 
 
-def serve_bench(site_dir: Path, work: Path) -> None:
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: run scripts/system-deps.sh (or apt-get install wrk)")
+@contextmanager
+def gunicorn(site_dir: Path, work: Path) -> Iterator[str]:
+    """gunicorn serving `site_dir` on a free loopback port; yields its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
@@ -134,6 +138,16 @@ def serve_bench(site_dir: Path, work: Path) -> None:
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_for(f"{base}/healthz", server)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def serve_bench(site_dir: Path, work: Path) -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: run scripts/system-deps.sh (or apt-get install wrk)")
+    with gunicorn(site_dir, work) as base:
         cases = [("/healthz", f"{base}/healthz", {}), *feed_cases(base, "technology"), *feed_cases(base, "all")[:1]]
         for _, url, headers in cases:
             wrk(url, headers, WARMUP)
@@ -143,9 +157,6 @@ def serve_bench(site_dir: Path, work: Path) -> None:
         for _ in range(ROUNDS):
             for label, url, headers in cases:
                 rates[label].append(wrk(url, headers, DURATION))
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
     print(
         f"serving: gunicorn {WORKERS} workers x {THREADS} threads (gthread), wrk 1 thread x {CONNECTIONS} "
         f"connections, loopback, {os.cpu_count()} CPUs; median of {ROUNDS} interleaved {DURATION} s runs; "
@@ -156,6 +167,86 @@ def serve_bench(site_dir: Path, work: Path) -> None:
     for label, values in list(rates.items())[1:]:
         ratio = statistics.median(v / h for v, h in zip(values, healthz, strict=True))
         print(f"  {label:<44} {statistics.median(values):8.0f} req/s   ratio to /healthz {ratio:.2f}")
+
+
+@contextmanager
+def nginx(site_dir: Path, app_base: str, work: Path) -> Iterator[str]:
+    """Debian's nginx with deploy/nginx.conf as shipped (the deploy test's substitutions: paths, ports, an
+    openssl certificate) in front of the gunicorn at `app_base`; yields its https base URL."""
+    sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "deploy")]
+    from smtp_support import self_signed_certificate
+    from test_deploy_nginx import NGINX, main_config, shipped_config
+
+    folder = work / "nginx"
+    folder.mkdir()
+    cert, key = self_signed_certificate(folder)
+    https, http = free_port(), free_port()
+    server_config = folder / "feedsvc.conf"
+    server_config.write_text(shipped_config(site_dir, int(app_base.rsplit(":", 1)[1]), http, https, cert, key))
+    (folder / "nginx.conf").write_text(main_config(folder, server_config, cert, key))
+    command = [NGINX, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-g", "daemon off;"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"https://127.0.0.1:{https}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _nginx_etag(f"{base}/feeds/technology.atom", {"Host": "news.example.org"})
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"nginx did not answer {base}") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def nginx_bench(site_dir: Path, work: Path) -> None:
+    """The same feed from nginx (deploy/nginx.conf, https, the built file) and from gunicorn (the app, http)."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: run scripts/system-deps.sh (or apt-get install wrk)")
+    host = {"Host": "news.example.org"}
+    with gunicorn(site_dir, work) as app, nginx(site_dir, app, work) as front:
+        path = "/feeds/technology.atom"
+        etag = fetch_headers(f"{app}{path}", {})[1]["ETag"]
+        cases = [
+            ("200", {}),
+            ("200 gzip", {"Accept-Encoding": "gzip"}),
+            ("304 If-None-Match (each server's own ETag)", {}),
+        ]
+        front_etag = _nginx_etag(f"{front}{path}", host)
+        runs: dict[str, dict[str, list[float]]] = {label: {"nginx": [], "gunicorn": []} for label, _ in cases}
+        for _ in range(ROUNDS):
+            for label, headers in cases:
+                own = {"If-None-Match": etag} if label.startswith("304") else {}
+                mine = {"If-None-Match": front_etag} if label.startswith("304") else {}
+                runs[label]["gunicorn"].append(wrk(f"{app}{path}", {**headers, **own}, DURATION))
+                runs[label]["nginx"].append(wrk(f"{front}{path}", {**headers, **host, **mine}, DURATION))
+    print(
+        f"nginx (deploy/nginx.conf as shipped, https, 1 worker process) against gunicorn ({WORKERS} workers x "
+        f"{THREADS} threads, http) serving {path}, the same file; wrk 1 thread x {CONNECTIONS} connections, "
+        f"median of {ROUNDS} interleaved {DURATION} s runs each"
+    )
+    for label, by_server in runs.items():
+        ratio = statistics.median(n / g for n, g in zip(by_server["nginx"], by_server["gunicorn"], strict=True))
+        print(
+            f"  {label:<44} nginx {statistics.median(by_server['nginx']):8.0f} req/s   gunicorn "
+            f"{statistics.median(by_server['gunicorn']):8.0f} req/s   nginx/gunicorn {ratio:.2f}"
+        )
+
+
+def _nginx_etag(url: str, headers: dict[str, str]) -> str:
+    """The ETag nginx sends for `url` (over its test certificate)."""
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        assert response.headers["Server"] == "nginx", response.headers
+        return str(response.headers["ETag"])
 
 
 def feed_cases(base: str, feed: str) -> list[tuple[str, str, dict[str, str]]]:
@@ -247,6 +338,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="feedsvc-bench-") as tmp:
             history_bench(Path(tmp))
         return
+    if "--nginx" in sys.argv[1:]:  # nginx against gunicorn alone, on the seed issue's site
+        with tempfile.TemporaryDirectory(prefix="feedsvc-bench-") as tmp:
+            work = Path(tmp)
+            build(SEED.parent, work / "site", load_publication(ROOT / "feedsvc.toml"), ROOT / "templates")
+            nginx_bench(work / "site", work)
+        return
     with tempfile.TemporaryDirectory(prefix="feedsvc-bench-") as tmp:
         work = Path(tmp)
         seed_dir = work / "seed"
@@ -262,6 +359,7 @@ def main() -> None:
         print(f"  {GENERATED_ISSUES} issues ({GENERATED_ISSUES * 27} items):       {many_time * 1000:8.1f} ms")
         app_bench(work / "many-0" / "site", work)
         serve_bench(work / "many-0" / "site", work)
+        nginx_bench(work / "many-0" / "site", work)
         history_bench(work)
 
 

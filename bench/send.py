@@ -156,6 +156,8 @@ def fill(db: Database, count: int) -> None:
                     ),
                     {"slug": slug, "k": len(VARIANTS), "r": index},
                 )
+    with db.session() as s:  # the statistics a running database has (autovacuum analyses after a bulk load)
+        s.execute(text("ANALYZE"))
 
 
 def timed(step):  # type: ignore[no-untyped-def]
@@ -361,7 +363,60 @@ def signing(recipients: int, connections: int, rounds: int, work: Path) -> None:
 # ------------------------------------------------------------------------------------------- enqueue
 
 
-def enqueue(url: str, count: int, label: str) -> Database | None:
+#: a table with only a primary key and the outbox's enqueue columns: the bare INSERT … SELECT's target.
+BARE_TABLE = """CREATE TABLE bench_bare (id {pk}, kind VARCHAR(16), priority SMALLINT, subscriber_id INTEGER,
+issue_number INTEGER, sections VARCHAR(512), recipient VARCHAR(320), state VARCHAR(16), attempts INTEGER,
+next_attempt_at {ts}, created_at {ts}, updated_at {ts})"""
+BARE_INSERT = """INSERT INTO bench_bare (kind, priority, subscriber_id, issue_number, sections, recipient, state,
+attempts, next_attempt_at, created_at, updated_at)
+SELECT 'issue', 100, id, :number, '', email, 'queued', 0, :now, :now, :now FROM subscribers WHERE status = 'active'"""
+
+
+def bare(db: Database, number: int) -> float:
+    """Seconds for the bare statement: the same subscribers' rows into a table with only a primary key."""
+    postgres = db.dialect == "postgresql"
+    with db.session() as s:
+        s.execute(text("DROP TABLE IF EXISTS bench_bare"))
+        s.execute(
+            text(
+                BARE_TABLE.format(
+                    pk="BIGSERIAL PRIMARY KEY" if postgres else "INTEGER PRIMARY KEY",
+                    ts="TIMESTAMPTZ" if postgres else "TIMESTAMP",
+                )
+            )
+        )
+    now = utcnow() if postgres else utcnow().replace(tzinfo=None).isoformat(sep=" ")
+    with db.session() as s:
+        seconds, _ = timed(lambda: s.execute(text(BARE_INSERT), {"number": number, "now": now}))
+        s.commit()
+    return seconds
+
+
+def claim_plan(db: Database) -> str:
+    """PostgreSQL's plan (EXPLAIN) for the worker's claim query, exactly as the worker sends it, on the ledger."""
+    from sqlalchemy import event
+
+    from feedsvc.outbox.queue import _due
+
+    seen: list[tuple[str, object]] = []
+
+    def keep(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
+        seen.append((statement, parameters))
+
+    with db.session() as s:
+        s.execute(text("ANALYZE outbox"))
+        event.listen(db.engine, "before_cursor_execute", keep)
+        try:
+            _due(s, 128, utcnow())
+        finally:
+            event.remove(db.engine, "before_cursor_execute", keep)
+        statement, parameters = seen[-1]
+        rows = s.connection().exec_driver_sql("EXPLAIN " + statement, parameters).all()  # type: ignore[arg-type]
+    return "\n".join("    " + str(r[0]) for r in rows)
+
+
+def enqueue(url: str, count: int, label: str, rounds: int = 2) -> Database | None:
+    """`publish` for `count` subscribers against the bare statement, in alternating rounds (ABBA …)."""
     db = Database(url)
     try:
         db.upgrade()
@@ -372,17 +427,31 @@ def enqueue(url: str, count: int, label: str) -> Database | None:
     fill_seconds, _ = timed(lambda: fill(db, count))
     issue = parse(SEED, settings.publication)
     plan_seconds, (per_variant, _) = timed(lambda: _plan(db, issue))
-
-    def go() -> sends.PublishResult:
+    source = SEED.read_text(encoding="utf-8")
+    bare_times: list[float] = []
+    feedsvc_times: list[float] = []
+    result = None
+    for k in range(2 * rounds):
+        if (k + k // 2) % 2 == 0:  # bare, feedsvc, feedsvc, bare, ...
+            bare_times.append(bare(db, issue.number))
+            continue
+        with db.session() as s:  # a fresh ledger for each publish (TRUNCATE on PostgreSQL, SQLite's fast DELETE)
+            s.execute(text("TRUNCATE outbox" if db.dialect == "postgresql" else "DELETE FROM outbox"))
+            s.execute(text("DELETE FROM issues"))
         with db.session() as s:
-            return sends.publish(s, issue, SEED.read_text(encoding="utf-8"), source_name=SEED.name)
-
-    seconds, result = timed(go)
+            seconds, result = timed(lambda s=s: sends.publish(s, issue, source, source_name=SEED.name))
+        feedsvc_times.append(seconds)
+        assert result.enqueued == count, f"enqueued {result.enqueued} of {count}"
+    assert result is not None
+    base, mine = sum(bare_times) / len(bare_times), sum(feedsvc_times) / len(feedsvc_times)
     print(
-        f"{label:<11}: enqueued {result.enqueued} rows in {seconds:6.2f} s ({result.enqueued / seconds:,.0f} rows/s); "
-        f"dry-run plan {plan_seconds:.2f} s over {len(per_variant)} section sets; "
-        f"(filling {count} subscribers took {fill_seconds:.1f} s)"
+        f"{label:<11}: bare INSERT … SELECT {base:6.2f} s; feedsvc publish {mine:6.2f} s ({result.enqueued:,} rows, "
+        f"{len(per_variant)} section sets); ratio {mine / base:.2f} (target 3 or less; rounds: bare "
+        f"{', '.join(f'{t:.2f}' for t in bare_times)}, feedsvc {', '.join(f'{t:.2f}' for t in feedsvc_times)})"
     )
+    print(f"{'':<11}  dry-run plan {plan_seconds:.2f} s; filling {count:,} subscribers took {fill_seconds:.1f} s")
+    if db.dialect == "postgresql":
+        print(f"{'':<11}  claim query plan at {result.enqueued:,} queued rows:\n{claim_plan(db)}")
     return db
 
 
@@ -399,14 +468,24 @@ import sys
 from feedsvc.config import load_settings
 from feedsvc.db.engine import Database
 from feedsvc.outbox.worker import SendWorker
-from feedsvc.mail.transport import SmtpTransport
 import threading, signal
 settings = load_settings()
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *a: stop.set())
-url = settings.smtp_url
-SendWorker(Database(settings.database_url), settings, concurrency=int(sys.argv[1]),
-           transport_factory=lambda: SmtpTransport(url)).run(stop)
+SendWorker(Database(settings.database_url), settings, concurrency=int(sys.argv[1])).run(stop)
+"""
+# The render child's own peak: the four variants of the seed issue, as a worker's child renders them.
+RENDER_CHILD = """
+import sys
+from pathlib import Path
+from feedsvc.config import load_settings
+from feedsvc.outbox.renders import render_variants
+settings = load_settings()
+source = Path(sys.argv[1]).read_text(encoding="utf-8")
+keys = [(";".join(sorted(v)), "zh-CN") for v in VARIANTS]
+done = render_variants(settings.publication, settings.templates_dir, source, "seed.md", keys)
+assert all(not isinstance(r, str) for r in done.values()), done
+print([line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0])
 """
 
 
@@ -421,7 +500,14 @@ def _status(pid: int) -> dict[str, int]:
 
 
 def memory(db_path: Path, messages: int, connections: int, work: Path) -> None:
-    print(f"== worker memory: sending {messages} of the million-row SQLite ledger, {connections} connections")
+    """The peak resident size (VmHWM) of a worker process over the send of `messages` rows (0: the whole ledger)."""
+    with Database(f"sqlite:///{db_path}").session(readonly=True) as s:
+        queued = int(s.execute(text("SELECT count(*) FROM outbox WHERE state = 'queued'")).scalar_one())
+    messages = messages or queued
+    print(
+        f"== worker memory: a worker process (SendWorker, SMTP over {connections} connections to an aiosmtpd sink "
+        f"process) sends {messages:,} of the {queued:,} queued rows of the SQLite ledger"
+    )
     sink = Sink()
     env = dict(
         os.environ,
@@ -445,10 +531,23 @@ def memory(db_path: Path, messages: int, connections: int, work: Path) -> None:
         process.wait(60)
         sink.stop()
     seconds = time.perf_counter() - start
-    sent = samples[-1][0] if samples else 0
-    print(f"sent {sent} in {seconds:.0f} s ({sent / seconds:,.0f} msg/s); peak RSS (VmHWM) {peak} MB (target < 150 MB)")
+    sent = sink.count
+    print(
+        f"sent {sent:,} in {seconds:.0f} s ({sent / seconds:,.0f} msg/s); worker peak RSS (VmHWM, the whole send) "
+        f"{peak} MB; target 57 MB: ratio {peak / 57:.2f}"
+    )
     marks = [samples[int(len(samples) * f)] for f in (0.1, 0.25, 0.5, 0.75) if samples] + samples[-1:]
     print("RSS by progress: " + ", ".join(f"{n:>7} sent: {rss} MB" for n, rss in marks))
+    child = subprocess.run(
+        [sys.executable, "-c", f"VARIANTS = {VARIANTS!r}\n" + RENDER_CHILD, str(SEED)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    child_mb = int(child.stdout) // 1024
+    print(f"the render child (one per issue per worker; exits once the variants are rendered): peak {child_mb} MB")
 
 
 def main() -> None:
@@ -457,10 +556,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=8, help="alternate plain loop and worker in this many rounds")
     parser.add_argument("--subscribers", type=int, default=1_000_000)
-    parser.add_argument("--memory-messages", type=int, default=100_000)
+    parser.add_argument("--memory-messages", type=int, default=0, help="0: every queued row of the ledger")
     parser.add_argument("--signing-recipients", type=int, default=4_000)
     parser.add_argument(
-        "--skip", action="append", default=[], choices=["throughput", "enqueue", "postgres", "memory", "signing"]
+        "--skip",
+        action="append",
+        default=[],
+        choices=["throughput", "enqueue", "sqlite", "postgres", "memory", "signing"],
     )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="feedsvc-bench-send-"))
@@ -472,9 +574,10 @@ def main() -> None:
         if "enqueue" not in args.skip:
             print(f"== enqueue: publish to {args.subscribers:,} active subscribers ({len(VARIANTS)} section sets)")
             sqlite_path = work / "million.db"
-            db = enqueue(f"sqlite:///{sqlite_path}", args.subscribers, "SQLite")
-            if db is not None:
-                db.dispose()
+            if "sqlite" not in args.skip:
+                db = enqueue(f"sqlite:///{sqlite_path}", args.subscribers, "SQLite")
+                if db is not None:
+                    db.dispose()
             if "postgres" not in args.skip:
                 schema = f"bench_send_{os.getpid()}"
                 admin = Database(PG_URL)

@@ -28,6 +28,7 @@ from publicsuffixlist import PublicSuffixList
 
 from feedsvc.config import ConfigError, Publication, Settings
 from feedsvc.mail.dkim_signature import signature_fields
+from feedsvc.mail.signing import ED25519_KEY_FILE, KEY_FILE, KEY_TEXT
 
 __all__ = [
     "ED25519",
@@ -65,8 +66,6 @@ SIGNED_HEADERS = (
 )
 INCLUDE = tuple(name.lower().encode("ascii") for name in SIGNED_HEADERS)  # h=, as dkimpy takes it
 _DNS_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*")
-
-KEY_FILE, KEY_TEXT, ED25519_KEY_FILE = "FEEDSVC_DKIM_KEY_FILE", "FEEDSVC_DKIM_KEY", "FEEDSVC_DKIM_ED25519_KEY_FILE"
 
 
 @dataclass(frozen=True)

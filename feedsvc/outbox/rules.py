@@ -14,8 +14,12 @@ from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from feedsvc.mail import notices
 
 from feedsvc.db.models import (
     ACTIVE,
@@ -32,7 +36,6 @@ from feedsvc.db.models import (
     UNSUBSCRIBED,
     OutboxMessage,
 )
-from feedsvc.mail import notices
 
 __all__ = ["SEND_TO", "queue_notice", "stored_message"]
 
@@ -73,6 +76,8 @@ def stored_message(row_id: int, kind: str, message: bytes | None) -> EmailMessag
     if message is None:
         raise ValueError(f"outbox row {row_id} ({kind}) has no stored message")
     if message.startswith(b"{"):
+        from feedsvc.mail import notices  # here: Jinja2 loads only in a worker that sends notices
+
         return notices.Notice.from_bytes(message).message()
     parsed = BytesParser(policy=policy.default).parsebytes(message)
     assert isinstance(parsed, EmailMessage)

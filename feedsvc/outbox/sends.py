@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, literal, select, update
+from sqlalchemy import and_, case, exists, func, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Subquery
 
@@ -44,7 +44,6 @@ from feedsvc.db.models import (
     SubscriberSection,
     UTCDateTime,
 )
-from feedsvc.mail.newsletter import subject_for
 
 # Send states of an issue: running, paused, stopped (cancelled by the publisher), and finished.
 RUNNING, PAUSED, STOPPED = SEND_RUNNING, SEND_PAUSED, SEND_STOPPED
@@ -109,25 +108,40 @@ def variant_key(slugs: Iterable[str]) -> str:
     return ";".join(sorted(set(slugs)))
 
 
+#: section sets up to this many slugs name their variant with one CASE over every mask (2**n - 1 branches).
+MASK_CASE_SLUGS = 10
+
+
 def _variants(slugs: Sequence[str]) -> Subquery:
     """SELECT subscriber_id, variant: the issue's sections each subscriber chose, as `variant_key` spells it.
 
-    Built from one CASE per slug under MAX, concatenated in sorted order, so it is deterministic and the
-    same SQL on SQLite (whose group_concat has no ORDER BY before 3.44) and PostgreSQL.
+    The group step only sums one bit per chosen slug (cheap integer work over every subscriber's sections);
+    the mask then becomes the ';'-joined sorted slugs, so it is deterministic and the same SQL on SQLite
+    (whose group_concat has no ORDER BY before 3.44) and PostgreSQL.
     """
     table = SubscriberSection.__table__
-    parts = [
-        func.max(case((table.c.section == slug, literal(slug + ";")), else_=literal(""))) for slug in sorted(slugs)
-    ]
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined.op("||")(part)
-    return (
-        select(table.c.subscriber_id.label("subscriber_id"), func.rtrim(joined, ";").label("variant"))
-        .where(table.c.section.in_(list(slugs)))
+    ordered = sorted(set(slugs))
+    if len(ordered) > 62:
+        raise SendError(f"an issue can have at most 62 sections, this one has {len(ordered)}")
+    bits = {slug: 1 << index for index, slug in enumerate(ordered)}
+    masks = (
+        select(table.c.subscriber_id.label("subscriber_id"), func.sum(case(bits, value=table.c.section)).label("mask"))
+        .where(table.c.section.in_(ordered))
         .group_by(table.c.subscriber_id)
-        .subquery("variants")
+        .subquery("masks")
     )
+    if len(ordered) <= MASK_CASE_SLUGS:
+        names = {m: variant_key(s for s, bit in bits.items() if m & bit) for m in range(1, 1 << len(ordered))}
+        variant = case(names, value=masks.c.mask)
+    else:
+        parts = [
+            case((masks.c.mask.op("&")(bit) != 0, literal(slug + ";")), else_=literal("")) for slug, bit in bits.items()
+        ]
+        variant = parts[0]
+        for part in parts[1:]:
+            variant = variant.op("||")(part)
+        variant = func.rtrim(variant, ";")
+    return select(masks.c.subscriber_id, variant.label("variant")).subquery("variants")
 
 
 def plan(session: Session, slugs: Sequence[str]) -> tuple[dict[str, int], int]:
@@ -161,6 +175,10 @@ def publish(
     A second publish of the same number enqueues nothing: subscribers who joined since do not get an old
     issue by surprise, and the unique (issue, subscriber) constraint would refuse doubles anyway.
     """
+    from feedsvc.mail.newsletter import (
+        subject_for,  # here, so that the worker, which imports sends, never loads premailer
+    )
+
     now = now or utcnow()
     slugs = issue.slugs
     created = session.execute(
@@ -198,7 +216,10 @@ def publish(
 def enqueue(session: Session, number: int, slugs: Sequence[str], *, now: datetime | None = None) -> int:
     """One outbox row per active subscriber with at least one of `slugs`: a single INSERT … SELECT.
 
-    Rows that exist already (same issue and subscriber) are left alone. Returns how many were written.
+    Rows that exist already (same issue and subscriber) are left alone: the SELECT leaves them out (an
+    anti-join), which costs far less than ON CONFLICT's speculative insert of every row. Two enqueues of
+    one issue never run at once (`publish` records the issue first, and only one transaction can), and
+    the unique (issue, subscriber) constraint still refuses doubles. Returns how many were written.
     """
     now = now or utcnow()
     outbox = OutboxMessage.__table__
@@ -218,7 +239,10 @@ def enqueue(session: Session, number: int, slugs: Sequence[str], *, now: datetim
             literal(now, UTCDateTime()),
         )
         .select_from(Subscriber.__table__.join(variants, variants.c.subscriber_id == Subscriber.id))
-        .where(Subscriber.status == ACTIVE)
+        .where(
+            Subscriber.status == ACTIVE,
+            ~exists().where(outbox.c.issue_number == number, outbox.c.subscriber_id == Subscriber.id),
+        )
     )
     columns = [
         "kind",
@@ -236,7 +260,6 @@ def enqueue(session: Session, number: int, slugs: Sequence[str], *, now: datetim
     statement = (
         insert_for(session, outbox)
         .from_select(columns, source)
-        .on_conflict_do_nothing(index_elements=[outbox.c.issue_number, outbox.c.subscriber_id])
         .execution_options(preserve_rowcount=True)  # SQLAlchemy leaves an INSERT's rowcount at -1 otherwise
     )
     return max(session.execute(statement).rowcount, 0)

@@ -11,9 +11,10 @@ through the pool (an envelope and bytes, feedsvc.mail.transport):
   (``FEEDSVC_LEASE_SECONDS``) in one short transaction. Rows whose subscriber is no longer active are
   marked ``skipped`` in that same transaction, so an unsubscribe is honoured up to the moment of the
   claim (a batch is sent within seconds of it).
-* **send**: each row's message comes from `VariantCache` (premailer runs once per issue and section set in
-  a process), personalised, with a Message-ID derived from its row (a retry or a duplicate after a crash
-  carries the same Message-ID, so mail clients can fold it).
+* **send**: each row's message comes from `VariantCache` (premailer runs once per issue and section set, in
+  a short-lived child process, so the worker never loads it), personalised, with a Message-ID derived
+  from its row (a retry or a duplicate after a crash carries the same Message-ID, so mail clients can
+  fold it).
 * **record**: outcomes are written in group commits: every turn of the loop writes all outcomes that
   arrived since the last one in one transaction, each guarded by ``lease_owner`` (a worker whose lease
   was taken over records nothing). A temporary failure goes back to the queue after exponential backoff
@@ -330,6 +331,7 @@ class SendWorker:
         jobs, skipped = self.queue.claim(self.batch_size)
         self.stats.claimed += len(jobs) + skipped
         self.stats.skipped += skipped
+        self.cache.want(jobs)  # every variant claimed so far is rendered in one go, by whichever thread first needs one
         for job in jobs:
             self._held[job.id] = job
             self._work.put(job)

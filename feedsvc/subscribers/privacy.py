@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from feedsvc.bounces.classify import BouncePolicy
@@ -88,8 +88,21 @@ def erase(session: Session, subscriber: Subscriber, *, now: datetime | None = No
         .values(email_hash=email_hash(subscriber.email), reason="erased", created_at=now)
         .on_conflict_do_nothing(index_elements=[Suppression.email_hash])
     )
-    session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))
+    delete_subscribers(session, Subscriber.id == subscriber.id)
     session.expunge(subscriber)
+
+
+def delete_subscribers(session: Session, *where: ColumnElement[bool]) -> int:
+    """Delete the subscribers matching `where` with their outbox rows (the outbox has no foreign key to
+    cascade, migration 0012); sections and events go by their keys' cascade. How many subscribers."""
+    chosen = select(Subscriber.id).where(*where).scalar_subquery()
+    session.execute(
+        delete(OutboxMessage)
+        .where(OutboxMessage.subscriber_id.in_(chosen))
+        .execution_options(synchronize_session=False)
+    )
+    result = session.execute(delete(Subscriber).where(*where).execution_options(synchronize_session=False))
+    return result.rowcount or 0
 
 
 def suppress(session: Session, address: str, reason: str = "publisher", *, now: datetime | None = None) -> None:

@@ -48,7 +48,7 @@ from feedsvc.mail import notices
 from feedsvc.outbox import rules
 from feedsvc.subscribers import welcome
 from feedsvc.subscribers.addresses import normalise_email
-from feedsvc.subscribers.privacy import lift_suppression
+from feedsvc.subscribers.privacy import delete_subscribers, lift_suppression
 from feedsvc.subscribers.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, TokenError, link, resolve_payload
 
 NOTICE_INTERVAL = timedelta(minutes=10)
@@ -348,9 +348,6 @@ def purge_unconfirmed(session: Session, *, now: datetime | None = None) -> int:
     """Delete pending sign-ups never confirmed within UNCONFIRMED_KEPT of their creation (no consent, so no reason
     to keep them; repeated submissions by anyone do not extend it)."""
     cutoff = (now or utcnow()) - UNCONFIRMED_KEPT
-    result = session.execute(
-        delete(Subscriber).where(
-            Subscriber.status == PENDING, Subscriber.confirmed_at.is_(None), Subscriber.created_at < cutoff
-        )
+    return delete_subscribers(
+        session, Subscriber.status == PENDING, Subscriber.confirmed_at.is_(None), Subscriber.created_at < cutoff
     )
-    return result.rowcount or 0

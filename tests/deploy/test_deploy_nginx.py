@@ -3,11 +3,15 @@ ports and an openssl certificate substituted) in front of gunicorn with deploy/g
 
 from __future__ import annotations
 
+import http.client
 import os
+import re
 import shutil
+import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,8 +84,9 @@ def wait_until_up(url: str, processes: list[subprocess.Popen[bytes]], log: Path)
 
 
 @pytest.fixture
-def stack(settings: Settings, tmp_path: Path) -> Iterator[str]:
-    """nginx on https (and http) in front of gunicorn; yields the https base URL."""
+def stack(settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """nginx on https (and http) in front of gunicorn; yields the https base URL. An indirect parameter adds
+    environment variables for gunicorn."""
     build(settings.issues_dir, settings.site_dir, settings.publication, settings.templates_dir)
     app_port, http, https = free_port(), free_port(), free_port()
     cert, key = self_signed_certificate(tmp_path)
@@ -101,6 +106,7 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[str]:
         "FEEDSVC_BIND": f"127.0.0.1:{app_port}",
         "FEEDSVC_WEB_WORKERS": "2",
         "FEEDSVC_TRUSTED_PROXIES": "1",
+        **getattr(request, "param", {}),
     }
     log = tmp_path / "server.log"
     with open(log, "wb") as out:
@@ -169,3 +175,56 @@ def test_the_app_is_proxied_and_the_form_rate_limit_answers_429(stack) -> None: 
         for _ in range(10)
     ]
     assert 429 in statuses, statuses
+
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Reader:
+    """A browser at one loopback source address: GETs the form (cookie and CSRF token), then signs up."""
+
+    def __init__(self, base: str, source: str) -> None:
+        port = int(base.rsplit(":", 1)[1])
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the test certificate
+        self.connection = http.client.HTTPSConnection(
+            "127.0.0.1", port, source_address=(source, 0), context=context, timeout=10
+        )
+        self.cookie = self.csrf = ""
+
+    def send(self, method: str, path: str, body: str | None = None) -> http.client.HTTPResponse:
+        headers = {"Host": HOST, **({"Cookie": self.cookie} if self.cookie else {})}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.connection.request(method, path, body=body, headers=headers)
+        response = self.connection.getresponse()
+        response.body = response.read().decode("utf-8", "replace")  # type: ignore[attr-defined]
+        cookie = response.getheader("Set-Cookie")
+        self.cookie = cookie.split(";", 1)[0] if cookie else self.cookie
+        return response
+
+    def open_form(self) -> None:
+        page = self.send("GET", "/subscribe")
+        assert page.status == 200 and page.getheader("Server") == "nginx", page.status
+        self.csrf = CSRF.search(page.body).group(1)  # type: ignore[attr-defined, union-attr]
+
+    def sign_up(self, email: str) -> http.client.HTTPResponse:
+        form = urllib.parse.urlencode({"csrf_token": self.csrf, "email": email, "sections": ["industry"]}, doseq=True)
+        return self.send("POST", "/subscribe", form)
+
+
+@pytest.mark.parametrize("stack", [{"FEEDSVC_SIGNUP_RATE_LIMIT": "3/600"}], indirect=True)
+def test_the_readers_address_reaches_the_apps_rate_limit_through_nginx(stack) -> None:  # type: ignore[no-untyped-def]
+    # Below nginx's own form limit (burst 5), the app's per-client limit (3 sign-ups here) is what answers:
+    # it counts the address nginx saw (X-Forwarded-For, FEEDSVC_TRUSTED_PROXIES=1), not nginx's own 127.0.0.1.
+    base, _ = stack
+    first = Reader(base, "127.0.0.1")
+    first.open_form()
+    answers = [first.sign_up(f"reader{n}@example.org") for n in range(4)]
+    assert [a.status for a in answers] == [200, 200, 200, 429]
+    limited = answers[-1]
+    assert limited.getheader("Retry-After") and "Content-Security-Policy" in limited.headers  # the app's page
+    other = Reader(base, "127.0.0.2")  # another reader, another address: not limited
+    other.open_form()
+    assert other.sign_up("someone.else@example.org").status == 200
+    assert first.sign_up("reader9@example.org").status == 429  # and the first one still is

@@ -1,0 +1,150 @@
+"""Scale (issue 13): the outbox without a foreign key (migration 0012), and a worker that loads no renderer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+from builders import cli_env
+from delivery_support import subscribe_many
+from smtp_support import SmtpSink
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from feedsvc import ratelimit
+from feedsvc.config import Settings
+from feedsvc.content.model import Issue
+from feedsvc.db.engine import Database, alembic_config, downgrade, upgrade, utcnow
+from feedsvc.db.models import OutboxMessage, Subscriber
+from feedsvc.outbox import sends
+from feedsvc.subscribers import subscriptions
+
+# What rendering loads (Markdown, Jinja2, premailer and its lxml/cssutils), what DKIM loads, and Flask.
+RENDERER_MODULES = ("premailer", "lxml", "cssutils", "jinja2", "markdown_it", "dkim", "cryptography", "flask")
+WORKER = """
+import sys, threading
+from feedsvc.config import load_settings
+from feedsvc.db.engine import Database
+from feedsvc.outbox.worker import SendWorker
+settings = load_settings()
+stats = SendWorker(Database(settings.database_url), settings, concurrency=2).run(until_idle=True)
+loaded = sorted({name.split(".")[0] for name in sys.modules} & set(sys.argv[1].split(",")))
+print(stats.sent, ",".join(loaded))
+"""
+
+
+def test_the_worker_sends_an_issue_without_loading_a_renderer(
+    db: Database, settings: Settings, seed_issue: Issue
+) -> None:
+    # A real worker process sends every variant of an issue over SMTP; the renders come from its child process.
+    subscribe_many(db, 30, ["industry"])
+    subscribe_many(db, 20, ["research", "people"], prefix="two")
+    with db.session() as session:
+        sends.publish(session, seed_issue, Path(seed_issue.source).read_text(encoding="utf-8"))
+    with SmtpSink() as sink:
+        env = {**os.environ, **cli_env(settings), "FEEDSVC_SMTP_URL": sink.url}
+        done = subprocess.run(
+            [sys.executable, "-c", WORKER, ",".join(RENDERER_MODULES)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=True,
+        )
+        received = sink.wait_for(50)
+    sent, loaded = done.stdout.split("\n")[0].partition(" ")[::2]
+    assert (int(sent), loaded) == (50, ""), done.stderr[-2000:]
+    subjects = {r.message["Subject"] for r in received}
+    assert len(received) == 50 and len(subjects) == 1
+    bodies = {r.message.get_body(("plain",)).get_content().count("\n") for r in received}  # type: ignore[union-attr]
+    assert len(bodies) == 2  # two variants, each rendered once
+
+
+def test_erasing_or_purging_subscribers_deletes_their_mail(db: Database, settings: Settings) -> None:
+    start = utcnow()
+    with db.session() as s:
+        subscriptions.subscribe(s, settings, "old@example.org", ["industry"], now=start - timedelta(days=31))
+        subscriptions.subscribe(s, settings, "new@example.org", ["industry"], now=start - timedelta(days=1))
+    with db.session() as s:
+        assert subscriptions.purge_unconfirmed(s, now=start) == 1
+    with db.session(readonly=True) as s:
+        kept = s.scalar(select(Subscriber.id).where(Subscriber.email == "new@example.org"))
+        owners = list(s.scalars(select(OutboxMessage.subscriber_id)))
+    assert owners == [kept]  # the purged sign-up's confirmation went with it: no key cascades it any more
+
+
+def _foreign_keys(db: Database) -> list[dict[str, object]]:
+    return sa.inspect(db.engine).get_foreign_keys("outbox")
+
+
+def _index_sql(db: Database) -> dict[str, str]:
+    with db.engine.connect() as connection:
+        if db.dialect == "sqlite":
+            query = (
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL"
+            )
+        else:
+            query = (
+                "SELECT indexname, indexdef FROM pg_indexes "
+                "WHERE tablename = 'outbox' AND schemaname = current_schema()"
+            )
+        return {str(name): str(sql) for name, sql in connection.execute(sa.text(query))}
+
+
+def test_migration_0012_drops_the_key_and_the_issue_state_index_and_keeps_the_partial_ones(db: Database) -> None:
+    indexes = _index_sql(db)
+    assert _foreign_keys(db) == []
+    assert "ix_outbox_issue_number_state" not in indexes
+    assert "WHERE" in indexes["ix_outbox_claim"] and "queued" in indexes["ix_outbox_claim"]
+    assert "WHERE" in indexes["ix_outbox_lease"] and "sending" in indexes["ix_outbox_lease"]
+    assert "ix_outbox_subscriber_id_state" in indexes
+    before = ScriptDirectory.from_config(alembic_config()).get_revision("0012").down_revision
+    assert isinstance(before, str)
+    downgrade(db.engine, before)
+    assert [fk["referred_table"] for fk in _foreign_keys(db)] == ["subscribers"]
+    assert "ix_outbox_issue_number_state" in _index_sql(db)
+    assert "WHERE" in _index_sql(db)["ix_outbox_claim"]
+    upgrade(db.engine)
+    assert _foreign_keys(db) == [] and set(_index_sql(db)) == set(indexes)
+
+
+def test_enqueue_names_every_section_set_as_variant_key_does(db: Database, seed_issue: Issue) -> None:
+    # The bit mask summed per subscriber turns back into the sorted ';'-joined slugs, for every choice.
+    slugs = list(seed_issue.slugs)
+    choices = [slugs[i:j] for i in range(len(slugs)) for j in range(i + 1, len(slugs) + 1)] + [slugs[::2]]
+    for n, choice in enumerate(choices):
+        subscribe_many(db, 1, choice, prefix=f"c{n}-")
+    with db.session() as session:
+        assert sends.enqueue(session, seed_issue.number, slugs) == len(choices)
+    with db.session(readonly=True) as session:
+        rows = session.execute(
+            select(Subscriber.email, OutboxMessage.sections).join(
+                Subscriber, Subscriber.id == OutboxMessage.subscriber_id
+            )
+        ).all()
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == len(choices)
+    by_prefix = {email.split("-")[0]: variant for email, variant in rows}
+    assert by_prefix == {f"c{n}": sends.variant_key(choice) for n, choice in enumerate(choices)}
+
+
+def test_a_rate_limit_hit_skips_only_its_own_transactions_flush(db: Database) -> None:
+    # The counter's transaction commits without waiting for the WAL flush (PostgreSQL); the next one is durable.
+    limit = ratelimit.Limit.parse("1/60")
+    key = ratelimit.client_key("signup", "192.0.2.9", "secret")
+
+    def flush(session: Session) -> str:
+        return str(session.execute(sa.text("SHOW synchronous_commit")).scalar()) if db.dialect == "postgresql" else ""
+
+    with db.session() as s:
+        assert ratelimit.hit(s, key, limit, 1_000_000)
+        inside = flush(s)
+    with db.session() as s:
+        assert not ratelimit.hit(s, key, limit, 1_000_001)  # counted, committed, read back
+    with db.session() as s:
+        after = flush(s)
+    assert (inside, after) == (("off", "on") if db.dialect == "postgresql" else ("", ""))
