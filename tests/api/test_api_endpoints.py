@@ -201,7 +201,7 @@ def test_export_is_the_cli_csv(
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
-    assert rows[0] == ["email", "status", "sections"] and [r[:2] for r in rows[1:]] == [
+    assert rows[0] == ["email", "status", "sections", "bounce_score"] and [r[:2] for r in rows[1:]] == [
         ["a@example.org", "pending"],
         ["b@example.org", "active"],
     ]
