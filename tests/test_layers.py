@@ -50,3 +50,27 @@ def test_nothing_outside_web_and_cli_imports_flask() -> None:
     assert probe.returncode == 0, probe.stderr
     result = json.loads(probe.stdout)
     assert result == {"flask": False, "first": None}, f"{result['first']} brings Flask in"
+
+
+WORKER_PROBE = """
+import json, sys
+import feedsvc.cli.worker
+heavy = ("flask", "premailer", "lxml", "cssutils", "markdown_it", "feedgen", "dkim")
+print(json.dumps(sorted(name for name in heavy if name in sys.modules)))
+"""
+
+
+def test_the_worker_command_loads_no_renderer_web_app_or_dkim() -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c", WORKER_PROBE], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert json.loads(probe.stdout) == []
+
+
+def test_every_command_the_cli_lists_is_found_under_its_name() -> None:
+    from feedsvc.cli import COMMANDS, main
+
+    for name in COMMANDS:
+        command = main.get_command(None, name)  # type: ignore[arg-type]
+        assert command is not None and command.name == name

@@ -18,16 +18,14 @@ from types import FrameType
 import click
 from sqlalchemy.exc import DBAPIError
 
-from feedsvc import metrics, schedule
+from feedsvc import metrics
 from feedsvc.cli.context import get_settings, open_database, setup_logs
-from feedsvc.cli.dkim import check_at_start
 from feedsvc.cli.progress import Counts, ProgressBar
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.db.outage import DatabaseOutage
 from feedsvc.outbox import housekeeping, sends
 from feedsvc.outbox.worker import SendWorker, WorkerStats
-from feedsvc.subscribers import requests
 
 log = logging.getLogger("feedsvc.worker")
 HOUSEKEEPING_EVERY = 60.0
@@ -72,6 +70,8 @@ def worker(
     exit 0. A second SIGTERM or Ctrl-C stops at once (exit 128 + the signal number: 143, 130); the rows it
     held go again after their lease. A database that is away (a PostgreSQL restart) is waited for.
     """
+    from feedsvc.cli.dkim import check_at_start  # DKIM's libraries only for this check, not in every import
+
     setup_logs()
     settings = get_settings()
     check_at_start(settings)
@@ -170,6 +170,8 @@ def _wait_for_database(database: Database) -> None:
 
 def _fire_schedules(database: Database, owner: str) -> None:
     """Publish the scheduled issues that are due (each once, whichever worker gets there first)."""
+    from feedsvc import schedule  # the publish sequence (site build, renderer) only once an issue is due
+
     for number in schedule.fire_due(database, get_settings(), owner):
         log.info("worker %s: published scheduled issue %d", owner, number, extra={"issue": number})
 
@@ -189,6 +191,8 @@ def _serve_metrics(database: Database, host: str, port: int) -> None:
 def _housekeeping(database: Database, settings: Settings) -> None:
     """Forget what is no longer needed (old rate-limit counters, unconfirmed sign-ups, old transactional rows),
     and decide sign-up requests that a stopped web process left queued."""
+    from feedsvc.subscribers import requests  # the sign-up rules and their mail templates, not in every import
+
     with database.session() as session:
         housekeeping.housekeeping(session, utcnow())
     requests.process(database, settings)
