@@ -1,7 +1,7 @@
 """bounces: reports taken in, bounces and complaints, the subscriber's bounce score (issue 10)
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-01 23:40:00
 """
 
@@ -68,7 +68,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index(op.f("ix_outbox_message_id"), table_name="outbox")
-    with op.batch_alter_table("subscribers") as batch:
+    # Never a copy of the table on SQLite: dropping the old one would run the ON DELETE CASCADE of every table
+    # pointing at subscribers (its sections, events, outbox rows). SQLite 3.35+ drops a column in place.
+    with op.batch_alter_table("subscribers", recreate="never") as batch:
         batch.drop_column("bounce_scored_at")
         batch.drop_column("bounce_score")
     op.drop_table("bounces")
