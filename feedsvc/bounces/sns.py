@@ -1,7 +1,7 @@
 """Amazon SES notifications through SNS: the signature checked, the subscription confirmed, Bounce and Complaint
 turned into `BounceEvent`s. No Flask, no database.
 
-- Only ``https://sns.<region>.amazonaws.com/…`` is ever fetched (the signing certificate and the SubscribeURL). The
+- Only ``https://sns.<region>.amazonaws.com[.cn]/…`` is ever fetched (the signing certificate and the SubscribeURL). The
   rule is checked on the URL as given, before anything is fetched; a mere ``*.amazonaws.com`` is not enough, as
   anyone can put a file on ``<bucket>.s3.amazonaws.com``.
 - SignatureVersion 1 is SHA1withRSA, 2 SHA256withRSA, over the canonical string of the message's Type (AWS's
@@ -33,7 +33,9 @@ __all__ = ["Fetch", "SesEvent", "SnsError", "SnsVerifier", "fetch_https", "is_sn
 
 Fetch = Callable[[str], bytes]
 MAX_FETCH = 64 * 1024
-_SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com$")
+# A region name (us-east-1, us-gov-west-1, cn-north-1), not any label: S3 serves a bucket named "sns" over HTTPS as
+# sns.s3.amazonaws.com and sns.s3-<region>.amazonaws.com. AWS China's hosts end in .amazonaws.com.cn.
+_SNS_HOST = re.compile(r"sns\.[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}\.amazonaws\.com(?:\.cn)?")
 _FIELDS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
     "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
@@ -51,7 +53,7 @@ class SnsError(ValueError):
 
 
 def is_sns_url(url: str) -> bool:
-    """True for ``https://sns.<region>.amazonaws.com/…`` on the default port, with no user part."""
+    """True for ``https://sns.<region>.amazonaws.com[.cn]/…`` on the default port, with no user part."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -62,7 +64,7 @@ def is_sns_url(url: str) -> bool:
         parts.scheme == "https"
         and port in (None, 443)
         and "@" not in parts.netloc
-        and bool(_SNS_HOST.match(host))
+        and bool(_SNS_HOST.fullmatch(host))
         and parts.netloc.lower().split(":")[0] == host
     )
 

@@ -253,6 +253,15 @@ def test_the_url_rule() -> None:
     assert not is_sns_url("ftp://sns.eu-west-1.amazonaws.com/x.pem")
 
 
+def test_an_s3_bucket_named_sns_is_not_an_sns_host() -> None:
+    """Virtual-hosted S3 serves anyone's bucket "sns" over HTTPS at these names: a certificate there signs nothing."""
+    for host in ("sns.s3", "sns.s3-us-west-2", "sns.s3-website-us-east-1", "sns.execute-api", "sns.s3-accelerate"):
+        assert not is_sns_url(f"https://{host}.amazonaws.com/SimpleNotificationService-abc.pem"), host
+    for region in ("us-east-1", "ap-southeast-2", "us-gov-west-1", "il-central-1"):
+        assert is_sns_url(f"https://sns.{region}.amazonaws.com/SimpleNotificationService-abc.pem"), region
+    assert is_sns_url("https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-abc.pem")  # AWS China
+
+
 def test_the_hook_is_rate_limited_per_client(database_url: str, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, database_url, base_url=LOCAL_BASE_URL, env={"FEEDSVC_HOOK_RATE_LIMIT": "2/600"})
     with make_app(settings) as app:
