@@ -29,6 +29,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from feedsvc.bounces.classify import COMPLAINT, POLICY, classify_feedback
+
 __all__ = ["Fetch", "SesEvent", "SnsError", "SnsVerifier", "fetch_https", "is_sns_url", "ses_events"]
 
 Fetch = Callable[[str], bytes]
@@ -163,7 +165,7 @@ class SesEvent:
 
     message_id: str
     recipient: str
-    kind: str  # hard, soft, complaint
+    kind: str  # hard, soft, complaint, policy
     status: str
     diagnostic: str
 
@@ -192,8 +194,11 @@ def ses_events(notification: Mapping[str, Any]) -> list[SesEvent]:
         complaint = _section(notification, "complaint")
         feedback = str(complaint.get("complaintFeedbackType") or "abuse")
         words = str(complaint.get("complaintSubType") or complaint.get("userAgent") or "")
+        kind = classify_feedback(feedback)  # the ARF rule: not-spam is nothing, virus or auth-failure is policy
+        if kind not in (COMPLAINT, POLICY):
+            return []
         return [
-            SesEvent(message_id, str(r.get("emailAddress", "")), "complaint", feedback, words)
+            SesEvent(message_id, str(r.get("emailAddress", "")), kind, feedback, words)
             for r in _list(complaint, "complainedRecipients")
         ]
     return []

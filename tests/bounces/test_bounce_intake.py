@@ -258,6 +258,14 @@ def test_ses_style_events(db: Database, verp_settings: Settings) -> None:
         take_in_event(db, verp_settings, BounceEvent(hard.message_id, "x@example.com", "weird"), source="ses")
 
 
+def test_a_policy_event_stays_policy_whatever_its_words(db: Database, verp_settings: Settings) -> None:
+    """An SES complaint of type virus is the sender's problem; its words must not turn it into a soft bounce."""
+    row = sent_row(db, "ses.virus@example.com")
+    event = BounceEvent(row.message_id, "ses.virus@example.com", "policy", "virus", "Yahoo!-Mail-Feedback/2.0")
+    assert take_in_event(db, verp_settings, event, source="ses").results[0].effect == "policy"
+    assert subscriber(db, row.subscriber_id).bounce_score == 0.0
+
+
 def test_raw_reports_are_kept_thirty_days_and_the_bounces_for_good(db: Database, verp_settings: Settings) -> None:
     row = sent_row(db, "reader.gone@example.com")
     data = sample("postfix_user_unknown.eml", verp_settings, row)

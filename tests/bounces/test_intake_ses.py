@@ -268,3 +268,20 @@ def test_the_hook_is_rate_limited_per_client(database_url: str, tmp_path: Path) 
         client = app.test_client()
         answers = [client.post("/hooks/ses", data="not json").status_code for _ in range(3)]
     assert answers == [400, 400, 429]
+
+
+def test_an_ses_complaint_is_judged_by_its_feedback_type_like_an_arf_report() -> None:
+    """not-spam is no complaint; virus and auth-failure are the sender's problem (policy), as in classify_feedback."""
+    from feedsvc.bounces.sns import ses_events
+
+    def complaint(feedback: str | None) -> dict[str, Any]:
+        fields = {"complainedRecipients": [{"emailAddress": "reader@example.org"}]}
+        if feedback is not None:
+            fields["complaintFeedbackType"] = feedback
+        return {"notificationType": "Complaint", "complaint": fields, "mail": {"messageId": "m1"}}
+
+    assert ses_events(complaint("not-spam")) == []
+    assert [e.kind for e in ses_events(complaint("virus"))] == ["policy"]
+    assert [e.kind for e in ses_events(complaint("auth-failure"))] == ["policy"]
+    assert [e.kind for e in ses_events(complaint("abuse"))] == ["complaint"]
+    assert [e.kind for e in ses_events(complaint(None))] == ["complaint"]  # SES leaves it out when the ISP did
