@@ -137,7 +137,7 @@ def take_in_event(
     kind = event.kind
     if kind not in RECORDED_KINDS:
         raise ValueError(f"bounce event kind {kind!r}: hard, soft, policy or complaint")
-    if kind != COMPLAINT and (event.status or event.diagnostic):
+    if kind in (HARD, SOFT) and (event.status or event.diagnostic):  # a complaint or a policy block stays what it is
         kind = classify_status(event.status, event.diagnostic)
         if event.kind == SOFT and kind == HARD:
             kind = SOFT  # the notifier said transient: never more than soft

@@ -1,7 +1,7 @@
 """Amazon SES notifications through SNS: the signature checked, the subscription confirmed, Bounce and Complaint
 turned into `BounceEvent`s. No Flask, no database.
 
-- Only ``https://sns.<region>.amazonaws.com/…`` is ever fetched (the signing certificate and the SubscribeURL). The
+- Only ``https://sns.<region>.amazonaws.com[.cn]/…`` is ever fetched (the signing certificate and the SubscribeURL). The
   rule is checked on the URL as given, before anything is fetched; a mere ``*.amazonaws.com`` is not enough, as
   anyone can put a file on ``<bucket>.s3.amazonaws.com``.
 - SignatureVersion 1 is SHA1withRSA, 2 SHA256withRSA, over the canonical string of the message's Type (AWS's
@@ -29,11 +29,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from feedsvc.bounces.classify import COMPLAINT, POLICY, classify_feedback
+
 __all__ = ["Fetch", "SesEvent", "SnsError", "SnsVerifier", "fetch_https", "is_sns_url", "ses_events"]
 
 Fetch = Callable[[str], bytes]
 MAX_FETCH = 64 * 1024
-_SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com$")
+# A region name (us-east-1, us-gov-west-1, cn-north-1), not any label: S3 serves a bucket named "sns" over HTTPS as
+# sns.s3.amazonaws.com and sns.s3-<region>.amazonaws.com. AWS China's hosts end in .amazonaws.com.cn.
+_SNS_HOST = re.compile(r"sns\.[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}\.amazonaws\.com(?:\.cn)?")
 _FIELDS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
     "SubscriptionConfirmation": ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"),
@@ -51,7 +55,7 @@ class SnsError(ValueError):
 
 
 def is_sns_url(url: str) -> bool:
-    """True for ``https://sns.<region>.amazonaws.com/…`` on the default port, with no user part."""
+    """True for ``https://sns.<region>.amazonaws.com[.cn]/…`` on the default port, with no user part."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -62,7 +66,7 @@ def is_sns_url(url: str) -> bool:
         parts.scheme == "https"
         and port in (None, 443)
         and "@" not in parts.netloc
-        and bool(_SNS_HOST.match(host))
+        and bool(_SNS_HOST.fullmatch(host))
         and parts.netloc.lower().split(":")[0] == host
     )
 
@@ -161,7 +165,7 @@ class SesEvent:
 
     message_id: str
     recipient: str
-    kind: str  # hard, soft, complaint
+    kind: str  # hard, soft, complaint, policy
     status: str
     diagnostic: str
 
@@ -190,8 +194,11 @@ def ses_events(notification: Mapping[str, Any]) -> list[SesEvent]:
         complaint = _section(notification, "complaint")
         feedback = str(complaint.get("complaintFeedbackType") or "abuse")
         words = str(complaint.get("complaintSubType") or complaint.get("userAgent") or "")
+        kind = classify_feedback(feedback)  # the ARF rule: not-spam is nothing, virus or auth-failure is policy
+        if kind not in (COMPLAINT, POLICY):
+            return []
         return [
-            SesEvent(message_id, str(r.get("emailAddress", "")), "complaint", feedback, words)
+            SesEvent(message_id, str(r.get("emailAddress", "")), kind, feedback, words)
             for r in _list(complaint, "complainedRecipients")
         ]
     return []

@@ -18,7 +18,15 @@ from email.utils import getaddresses
 from feedsvc.config import Settings
 from feedsvc.mail.transport import Envelope
 
-__all__ = ["TagMatch", "envelope_sender", "find_tag", "make_tag", "read_tag", "with_return_path"]
+__all__ = [
+    "TagMatch",
+    "envelope_sender",
+    "find_tag",
+    "make_tag",
+    "message_id_part",
+    "read_tag",
+    "with_return_path",
+]
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 MAC_CHARS = 8
@@ -60,6 +68,17 @@ def read_tag(settings: Settings, tag: str) -> int | None:
     for char in numeral:
         value = value * 32 + ALPHABET.index(char)
     return value if value < 2**63 else None
+
+
+def message_id_part(settings: Settings, outbox_id: int) -> str:
+    """The part of outbox row `outbox_id`'s Message-ID that names it: the id and 80 bits of an HMAC of it.
+
+    A relay that rewrites the return path leaves only the Message-ID to match a report by; were it the bare row id,
+    anyone who knows a reader's address could name their message in a forged report and unsubscribe them.
+    """
+    key = hashlib.sha256(b"feedsvc.message-id\0" + settings.secret_key.encode()).digest()
+    mac = hmac.new(key, str(outbox_id).encode("ascii"), hashlib.sha256).hexdigest()[:20]
+    return f"{outbox_id}-{mac}"
 
 
 def envelope_sender(settings: Settings, outbox_id: int) -> str | None:

@@ -39,7 +39,8 @@ class DatabaseOutage:
                 )
             else:
                 log.debug("%s failed again: %s", what, exc)
-            return min(self.FIRST_WAIT * 2 ** (self.failures - 1), self.LONGEST_WAIT)
+            doublings = min(self.failures - 1, 32)  # 2.0 ** 1024 overflows: an outage of an hour and more
+            return min(self.FIRST_WAIT * 2.0**doublings, self.LONGEST_WAIT)
 
     def succeeded(self) -> None:
         """Note a database step that worked: ends the outage under way, if any."""

@@ -154,7 +154,9 @@ class VariantCache:
             manage=tokens.link(settings, tokens.MANAGE, job.subscriber_id, job.token_version),
             unsubscribe=tokens.link(settings, tokens.UNSUBSCRIBE, job.subscriber_id, job.token_version),
         )
-        message_id = mail_message.make_message_id(publication, "issue", job.issue_number, job.id)
+        message_id = mail_message.make_message_id(
+            publication, "issue", job.issue_number, verp.message_id_part(settings, job.id)
+        )
         built = mail_message.build_message(rendered, job.recipient, links, publication, message_id=message_id)
         # The values the worker itself put in the message, checked by build_message: no parsing back.
         envelope = Envelope(publication.from_address, (job.recipient,), message_id)

@@ -65,11 +65,15 @@ def resolve(session: Session, settings: Settings, token: str, now: datetime) -> 
     return member
 
 
+def _link_notice(settings: Settings, member: StaffMember, lang: str, now: datetime) -> notices.Notice:
+    """The rendered mail with `member`'s set-password link."""
+    url = f"{settings.base_url}/admin/password/{make_token(settings, member, now)}"
+    return notices.render(settings, KIND, member.email, lang, {"password_url": url})
+
+
 def queue_link(session: Session, settings: Settings, member: StaffMember, lang: str, now: datetime) -> None:
     """Queue the mail with `member`'s set-password link in the outbox (first in line), in this transaction."""
-    url = f"{settings.base_url}/admin/password/{make_token(settings, member, now)}"
-    notice = notices.render(settings, KIND, member.email, lang, {"password_url": url})
-    rules.queue_notice(session, KIND, None, member.email, notice, now)
+    rules.queue_notice(session, KIND, None, member.email, _link_notice(settings, member, lang, now), now)
 
 
 def invite(session: Session, settings: Settings, email: str, now: datetime) -> None:
@@ -88,9 +92,12 @@ def request_reset(session: Session, settings: Settings, email: str, lang: str, n
     except ValueError:
         return
     member = session.scalar(select(StaffMember).where(StaffMember.email == address))
-    if member is not None:
-        queue_link(session, settings, member, lang, now)
-        audit.record(session, member.email, "password.reset_request", "", client)
+    if member is None:
+        # The same rendering for an address that is not staff, thrown away: the answer's timing tells nothing.
+        _link_notice(settings, StaffMember(id=0, email=address), lang, now)
+        return
+    queue_link(session, settings, member, lang, now)
+    audit.record(session, member.email, "password.reset_request", "", client)
 
 
 def set_by_link(session: Session, settings: Settings, token: str, password: str, now: datetime, client: str) -> str:

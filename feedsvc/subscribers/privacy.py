@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from feedsvc.bounces.classify import BouncePolicy
+from feedsvc.bounces.models import Bounce, BounceReport
 from feedsvc.bounces.scoring import current_score
 from feedsvc.db.engine import insert_for, utcnow
 from feedsvc.db.models import OutboxMessage, Subscriber, SubscriberEvent, Suppression
@@ -81,8 +82,16 @@ def export_json(session: Session, subscriber: Subscriber) -> str:
 
 
 def erase(session: Session, subscriber: Subscriber, *, now: datetime | None = None) -> None:
-    """Remove the subscriber and everything about them (sections, events, mail); keep a hashed suppression."""
+    """Remove the subscriber and everything about them (sections, events, mail, bounces and the raw reports that
+    name them); keep a hashed suppression."""
     now = now or utcnow()
+    about_them = select(Bounce.report_id).where(Bounce.subscriber_id == subscriber.id, Bounce.report_id.is_not(None))
+    session.execute(
+        update(BounceReport)
+        .where(BounceReport.id.in_(about_them))
+        .values(raw=None)
+        .execution_options(synchronize_session=False)
+    )
     session.execute(
         insert_for(session, Suppression)
         .values(email_hash=email_hash(subscriber.email), reason="erased", created_at=now)

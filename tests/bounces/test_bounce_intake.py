@@ -258,6 +258,14 @@ def test_ses_style_events(db: Database, verp_settings: Settings) -> None:
         take_in_event(db, verp_settings, BounceEvent(hard.message_id, "x@example.com", "weird"), source="ses")
 
 
+def test_a_policy_event_stays_policy_whatever_its_words(db: Database, verp_settings: Settings) -> None:
+    """An SES complaint of type virus is the sender's problem; its words must not turn it into a soft bounce."""
+    row = sent_row(db, "ses.virus@example.com")
+    event = BounceEvent(row.message_id, "ses.virus@example.com", "policy", "virus", "Yahoo!-Mail-Feedback/2.0")
+    assert take_in_event(db, verp_settings, event, source="ses").results[0].effect == "policy"
+    assert subscriber(db, row.subscriber_id).bounce_score == 0.0
+
+
 def test_raw_reports_are_kept_thirty_days_and_the_bounces_for_good(db: Database, verp_settings: Settings) -> None:
     row = sent_row(db, "reader.gone@example.com")
     data = sample("postfix_user_unknown.eml", verp_settings, row)
@@ -272,6 +280,19 @@ def test_raw_reports_are_kept_thirty_days_and_the_bounces_for_good(db: Database,
         stored = session.get(BounceReport, intake.report_id)
         assert stored.raw is None and stored.outcome == "recorded"
     assert len(bounces(db)) == 1
+
+
+def test_erasing_a_reader_empties_the_raw_reports_about_them_at_once(db: Database, verp_settings: Settings) -> None:
+    """The raw report names the reader and quotes their mail: it goes with them, not 30 days later."""
+    row, other = sent_row(db, "reader.gone@example.com"), sent_row(db, "moved.away@outlook.com")
+    theirs = take_in(db, verp_settings, sample("postfix_user_unknown.eml", verp_settings, row), source="lmtp")
+    kept = take_in(db, verp_settings, sample("outlook_recipient_not_found.eml", verp_settings, other), source="lmtp")
+    with db.session() as session:
+        privacy.erase(session, session.get(Subscriber, row.subscriber_id))
+    with db.session(readonly=True) as session:
+        assert session.get(BounceReport, theirs.report_id).raw is None
+        assert session.get(BounceReport, kept.report_id).raw is not None
+    assert [b.subscriber_id for b in bounces(db)] == [other.subscriber_id]
 
 
 def test_status_json_and_export_show_what_came_back(

@@ -107,3 +107,40 @@ def test_feedsvc_dns_proposes_spf_for_the_return_path_domain(settings: Settings,
     assert "no DKIM key configured" in result.output
     assert 'news.example.org. 3600 IN TXT "v=spf1 mx ~all"' in result.output  # the envelope domain's SPF
     assert '\nfeedsvc.example.org. 3600 IN TXT "v=spf1' not in result.output
+
+
+def _forged_complaint(victim: str, message_ids: list[str]) -> bytes:
+    """An ARF complaint about `victim`, with no VERP tag, naming each of `message_ids` as the original's."""
+    headers = "".join(f"Message-ID: {m}\r\n" for m in message_ids)
+    return (
+        "From: <abuse@fbl.example.net>\r\nTo: bounces@news.example.org\r\nSubject: complaint\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=feedback-report; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nabuse report\r\n"
+        "--b\r\nContent-Type: message/feedback-report\r\n\r\n"
+        f"Feedback-Type: abuse\r\nVersion: 1\r\nOriginal-Rcpt-To: {victim}\r\n\r\n"
+        f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nTo: {victim}\r\n{headers}\r\n--b--\r\n"
+    ).encode()
+
+
+def test_an_outsider_cannot_name_someone_else_s_message_id_in_a_forged_complaint(
+    db: Database, settings: Settings, seed_issue: Issue
+) -> None:
+    from feedsvc.mail.message import make_message_id
+
+    ids = readers(db, 2)
+    _publish(db, seed_issue)
+    with SmtpSink() as sink:
+        _send(db, settings, sink)
+        sink.wait_for(2)
+    with db.session(readonly=True) as session:
+        rows = {r.recipient: r for r in session.scalars(select(OutboxMessage))}
+    own, victim = rows["reader0@example.org"], rows["reader1@example.org"]
+    # The outsider reads their own mail's Message-ID and guesses the neighbouring rows' from it.
+    guesses = [make_message_id(settings.publication, "issue", seed_issue.number, k) for k in range(1, 100)]
+    guesses += [own.message_id.replace(f".{own.id}", f".{victim.id}", 1)]
+    intake = take_in(db, settings, _forged_complaint("reader1@example.org", guesses), source="imap")
+    assert [r.effect for r in intake.results] == ["foreign_message_id"]
+    assert subscriber(db, ids["reader1@example.org"]).status == ACTIVE
+    # The genuine Message-ID, which only the reader's own mailbox holds, is still matched.
+    genuine = take_in(db, settings, _forged_complaint("reader1@example.org", [victim.message_id]), source="imap")
+    assert [r.effect for r in genuine.results] == ["unsubscribed"]

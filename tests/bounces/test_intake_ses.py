@@ -253,9 +253,35 @@ def test_the_url_rule() -> None:
     assert not is_sns_url("ftp://sns.eu-west-1.amazonaws.com/x.pem")
 
 
+def test_an_s3_bucket_named_sns_is_not_an_sns_host() -> None:
+    """Virtual-hosted S3 serves anyone's bucket "sns" over HTTPS at these names: a certificate there signs nothing."""
+    for host in ("sns.s3", "sns.s3-us-west-2", "sns.s3-website-us-east-1", "sns.execute-api", "sns.s3-accelerate"):
+        assert not is_sns_url(f"https://{host}.amazonaws.com/SimpleNotificationService-abc.pem"), host
+    for region in ("us-east-1", "ap-southeast-2", "us-gov-west-1", "il-central-1"):
+        assert is_sns_url(f"https://sns.{region}.amazonaws.com/SimpleNotificationService-abc.pem"), region
+    assert is_sns_url("https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-abc.pem")  # AWS China
+
+
 def test_the_hook_is_rate_limited_per_client(database_url: str, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, database_url, base_url=LOCAL_BASE_URL, env={"FEEDSVC_HOOK_RATE_LIMIT": "2/600"})
     with make_app(settings) as app:
         client = app.test_client()
         answers = [client.post("/hooks/ses", data="not json").status_code for _ in range(3)]
     assert answers == [400, 400, 429]
+
+
+def test_an_ses_complaint_is_judged_by_its_feedback_type_like_an_arf_report() -> None:
+    """not-spam is no complaint; virus and auth-failure are the sender's problem (policy), as in classify_feedback."""
+    from feedsvc.bounces.sns import ses_events
+
+    def complaint(feedback: str | None) -> dict[str, Any]:
+        fields = {"complainedRecipients": [{"emailAddress": "reader@example.org"}]}
+        if feedback is not None:
+            fields["complaintFeedbackType"] = feedback
+        return {"notificationType": "Complaint", "complaint": fields, "mail": {"messageId": "m1"}}
+
+    assert ses_events(complaint("not-spam")) == []
+    assert [e.kind for e in ses_events(complaint("virus"))] == ["policy"]
+    assert [e.kind for e in ses_events(complaint("auth-failure"))] == ["policy"]
+    assert [e.kind for e in ses_events(complaint("abuse"))] == ["complaint"]
+    assert [e.kind for e in ses_events(complaint(None))] == ["complaint"]  # SES leaves it out when the ISP did

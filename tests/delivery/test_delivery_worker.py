@@ -13,6 +13,7 @@ from delivery_support import add_subscribers, subscribe_many
 from smtp_misbehaving import MisbehavingSmtp
 from sqlalchemy import func, select, text, update
 
+from feedsvc.bounces import verp
 from feedsvc.config import Settings
 from feedsvc.content.model import Issue
 from feedsvc.db.engine import Database, utcnow
@@ -61,7 +62,8 @@ def test_every_subscriber_gets_the_issue_exactly_once(db: Database, settings: Se
         row = session.scalars(
             select(OutboxMessage).where(OutboxMessage.subscriber_id == ids["reader0@example.org"])
         ).one()
-    assert row.message_id == f"<issue.{seed_issue.number}.{row.id}@feedsvc.example.org>"
+    sealed = verp.message_id_part(settings, row.id)
+    assert row.message_id == f"<issue.{seed_issue.number}.{sealed}@feedsvc.example.org>"
     assert row.sent_at is not None and row.lease_owner is None
     assert sorted(server.message_ids) == sorted(set(server.message_ids))
 
@@ -348,7 +350,9 @@ def test_a_claimed_row_goes_out_as_the_built_message_byte_for_byte(
     cache = VariantCache(db, settings)
     envelope, data = cache.prepare(job)
     publication = settings.publication
-    message_id = mail_message.make_message_id(publication, "issue", seed_issue.number, job.id)
+    message_id = mail_message.make_message_id(
+        publication, "issue", seed_issue.number, verp.message_id_part(settings, job.id)
+    )
     assert (envelope.sender, envelope.recipients, envelope.message_id) == (
         publication.from_address,
         (job.recipient,),

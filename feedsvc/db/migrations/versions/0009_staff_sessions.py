@@ -35,7 +35,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("staff") as batch:
+    with op.batch_alter_table("staff", recreate="never") as batch:  # in place: no cascade from a copied table
         batch.drop_column("totp_last_step")
         batch.drop_column("totp_secret")
     op.drop_index(op.f("ix_staff_sessions_staff_id"), table_name="staff_sessions")

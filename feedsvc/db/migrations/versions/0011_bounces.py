@@ -68,7 +68,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index(op.f("ix_outbox_message_id"), table_name="outbox")
-    with op.batch_alter_table("subscribers") as batch:
+    # Never a copy of the table on SQLite: dropping the old one would run the ON DELETE CASCADE of every table
+    # pointing at subscribers (its sections, events, outbox rows). SQLite 3.35+ drops a column in place.
+    with op.batch_alter_table("subscribers", recreate="never") as batch:
         batch.drop_column("bounce_scored_at")
         batch.drop_column("bounce_score")
     op.drop_table("bounces")
