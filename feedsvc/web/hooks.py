@@ -5,8 +5,8 @@ No CSRF (SNS has no session; the signature is the proof), JSON answers, a per-cl
 (FEEDSVC_HOOK_RATE_LIMIT, default 600 a minute). The hook exists only once FEEDSVC_SES_TOPIC_ARN names the topic
 (404 before): any AWS account can sign SNS messages genuinely, so only the topic says they are ours. A message
 that is not genuinely from SNS, or from another topic, changes nothing and gets a 4xx; a failure to record gets a
-5xx, so that SNS delivers it again. Tests give their own certificate fetcher as ``create_app(..., FEEDSVC_SNS_FETCH=fetch)``;
-the URL rule is checked before any fetcher is called.
+5xx, so that SNS delivers it again. Tests give their own certificate fetcher as
+``create_app(..., FEEDSVC_SNS_FETCH=fetch)``; the URL rule is checked before any fetcher is called.
 """
 
 from __future__ import annotations
