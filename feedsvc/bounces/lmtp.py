@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 Take = Callable[[bytes, Sequence[str]], bool]  # (raw, envelope recipients) -> recognised; raising: not recorded
 ACCEPTED = "250 2.0.0 recorded"
 NOT_RECORDED = "451 4.3.0 not recorded, try again later"
+# Mail that is no report is refused, so the MTA returns it to its sender instead of it vanishing here.
+NOT_A_REPORT = "550 5.6.0 not a delivery or feedback report: this address takes only bounces and complaints"
 
 
 @dataclass
@@ -59,7 +61,8 @@ class Receiver:
             log.exception("a report for %s could not be recorded: answered 451", ", ".join(recipients))
             return NOT_RECORDED
         if not handled:
-            log.info("mail for %s is not a report: accepted and dropped", ", ".join(recipients))
+            log.info("mail for %s is not a report: refused (550), the MTA returns it", ", ".join(recipients))
+            return NOT_A_REPORT
         return ACCEPTED
 
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
+from sqlalchemy.orm import Session
 
 from feedsvc import logs
 from feedsvc.config import ConfigError, Settings, load_settings
 from feedsvc.db.engine import Database
+from feedsvc.staff import audit
+
+CLI_ACTOR = "cli"  # who the audit log names for a command run on the server
 
 
 def get_settings(ctx: click.Context | None = None) -> Settings:
@@ -45,3 +50,12 @@ def setup_logs() -> None:
         logs.setup()
     except logs.LogConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def record(session: Session, action: str, detail: str = "") -> None:
+    """Write what this command did to the audit log, in `session`'s transaction: actor "cli", from the OS user."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    audit.record(session, CLI_ACTOR, action, detail, f"cli:{user}"[:64])

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from feedsvc import publishing, schedule
-from feedsvc.cli.context import get_settings, open_database
+from feedsvc.cli.context import get_settings, open_database, record
 from feedsvc.cli.progress import Counts, ProgressBar
 from feedsvc.config import Settings
 from feedsvc.content.model import Issue
@@ -49,6 +49,7 @@ def publish(path: Path, dry_run: bool, wait: bool, at: str) -> None:
         try:  # publish_issue reads and parses the file itself, once
             with database.session() as session:
                 published = publishing.publish_issue(session, settings, path)
+                record(session, "publish", f"issue {published.issue.number} from {path.name}")
         except publishing.PublishError as exc:
             raise click.ClickException(str(exc)) from exc
         _report(path, published)
@@ -103,6 +104,7 @@ def _schedule(database: Database, path: Path, at: str) -> None:
         due_at = schedule.parse_time(at, settings.publication)
         with database.session() as session:
             made = schedule.schedule(session, settings, path, due_at)
+            record(session, "schedule", f"issue {made.issue_number} at {made.local(settings.publication)}")
     except (schedule.ScheduleError, publishing.PublishError) as exc:
         raise click.ClickException(str(exc)) from exc
     when = made.local(settings.publication)
@@ -195,6 +197,7 @@ def _control(number: int, action: str) -> None:
                 else:
                     cancelled = sends.cancel(session, number)
                     click.echo(f"issue {number}: cancelled, {cancelled} queued message(s) will not be sent")
+                record(session, action, f"issue {number}")
         except sends.SendError as exc:
             raise click.ClickException(str(exc)) from exc
 
@@ -236,6 +239,7 @@ def schedule_move(number: int, at: str) -> None:
             due_at = schedule.parse_time(at, settings.publication)
             with database.session() as session:
                 moved = schedule.move(session, settings, number, due_at)
+                record(session, "schedule", f"issue {number} at {moved.local(settings.publication)}")
         except schedule.ScheduleError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"issue {number}: scheduled for {moved.local(settings.publication)}")
@@ -250,6 +254,7 @@ def schedule_cancel(number: int) -> None:
         try:
             with database.session() as session:
                 schedule.cancel(session, number)
+                record(session, "schedule", f"issue {number}: schedule cancelled")
         except schedule.ScheduleError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"issue {number}: schedule cancelled")

@@ -10,13 +10,11 @@ from collections.abc import Callable
 import click
 from sqlalchemy.orm import Session
 
-from feedsvc.cli.context import get_settings, open_database
+from feedsvc.cli.context import CLI_ACTOR, get_settings, open_database
 from feedsvc.db.engine import utcnow
 from feedsvc.staff import accounts, audit, passwords, tokens
 from feedsvc.staff.roles import ROLES
 from feedsvc.subscribers.addresses import InvalidAddress
-
-CLI_ACTOR = "cli"
 
 
 def _change(apply: Callable[..., object], *args: object) -> None:

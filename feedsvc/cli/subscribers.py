@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from feedsvc.bounces.classify import BouncePolicy
-from feedsvc.cli.context import get_settings, open_database
+from feedsvc.cli.context import get_settings, open_database, record
 from feedsvc.db.models import SUBSCRIBER_STATUSES
 from feedsvc.subscribers import importer, privacy
 
@@ -23,8 +23,11 @@ def subscribers_group() -> None:
 def export_command(status: str | None) -> None:
     """Print every subscriber as CSV: email, status, sections (slugs separated by ';'), bounce_score."""
     settings = get_settings()
-    with open_database(settings) as database, database.session(readonly=True) as session:
-        privacy.write_export(session, sys.stdout, status, policy=BouncePolicy.from_env(settings.extra))
+    with open_database(settings) as database:
+        with database.session(readonly=True) as session:
+            privacy.write_export(session, sys.stdout, status, policy=BouncePolicy.from_env(settings.extra))
+        with database.session() as session:
+            record(session, "subscribers_export", f"status {status or 'all'}")
 
 
 @subscribers_group.command("import")
@@ -45,6 +48,8 @@ def import_command(path: Path, consented: bool) -> None:
     parsed = importer.read(path.read_bytes(), settings)
     with open_database(settings) as database, database.session() as session:
         result = importer.import_rows(session, settings, parsed, consented=consented)
+        detail = f"{path.name}: {len(parsed.rows)} row(s), {result.activated} active, {result.confirmations} to confirm"
+        record(session, "subscribers_import", detail + (" (consented)" if consented else ""))
     for problem in result.errors:
         click.echo(f"{path}:{problem.line}: {problem.message}", err=True)
     for problem in result.skipped:

@@ -33,7 +33,12 @@ def dummy_hash() -> str:
 
 
 class StaffError(ValueError):
-    """A staff change that cannot be made (unknown member, address taken, weak password)."""
+    """A staff change that cannot be made: `kind` says which (unknown, exists, short_password), for the pages'
+    own words; the message is the CLI's."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -49,14 +54,14 @@ def get_member(session: Session, email: str) -> StaffMember:
     """The staff row of `email`; StaffError if there is none."""
     member = session.scalar(select(StaffMember).where(StaffMember.email == normalise_email(email)))
     if member is None:
-        raise StaffError(f"no staff member {email!r}")
+        raise StaffError(f"no staff member {email!r}", "unknown")
     return member
 
 
 def hash_password(password: str) -> str:
     """The argon2id hash of `password`; StaffError when it is shorter than MIN_PASSWORD_LENGTH."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise StaffError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        raise StaffError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters", "short_password")
     return _HASHER.hash(password)
 
 
@@ -66,7 +71,7 @@ def add(session: Session, email: str, role: str, actor: str, password: str | Non
     address = normalise_email(email)
     check_role(role)
     if session.scalar(select(StaffMember.id).where(StaffMember.email == address)) is not None:
-        raise StaffError(f"{address} is staff already")
+        raise StaffError(f"{address} is staff already", "exists")
     hashed = hash_password(password) if password is not None else None
     now = utcnow()
     session.add(StaffMember(email=address, role=role, password_hash=hashed, created_at=now, updated_at=now))

@@ -81,7 +81,7 @@ def invite(session: Session, settings: Settings, email: str, now: datetime) -> N
     session.flush()
     member = session.scalar(select(StaffMember).where(StaffMember.email == normalise_email(email)))
     if member is None:
-        raise accounts.StaffError(f"no staff member {email!r}")
+        raise accounts.StaffError(f"no staff member {email!r}", "unknown")
     queue_link(session, settings, member, DEFAULT_LANGUAGE, now)
 
 

@@ -79,7 +79,7 @@ def _token(row: ApiToken, email: str) -> Token:
 def create(session: Session, email: str, actor: str, name: str = "") -> tuple[str, Token]:
     """A new token for the staff member `email`: (the secret, shown only now; the token). StaffError if unknown."""
     if len(name) > MAX_NAME:
-        raise StaffError(f"a token name has at most {MAX_NAME} characters")
+        raise StaffError(f"a token name has at most {MAX_NAME} characters", "token_name")
     member = get_member(session, email)
     secret = PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(staff_id=member.id, name=name.strip(), token_hash=digest(secret), created_at=utcnow())
@@ -104,7 +104,7 @@ def revoke(session: Session, token_id: int, actor: str) -> Token:
         select(ApiToken, StaffMember.email).join(StaffMember).where(ApiToken.id == token_id)
     ).one_or_none()
     if found is None:
-        raise StaffError(f"no API token {token_id}")
+        raise StaffError(f"no API token {token_id}", "unknown_token")
     row, email = found
     if row.revoked_at is None:
         row.revoked_at = utcnow()

@@ -15,7 +15,7 @@ from feedsvc.subscribers import privacy
 from feedsvc.subscribers.addresses import InvalidAddress, normalise_email
 from feedsvc.web.access import acting_client, audit_action, role_label
 from feedsvc.web.admin import _require_csrf, bp
-from feedsvc.web.auth import current_staff
+from feedsvc.web.auth import current_staff, staff_error
 from feedsvc.web.database import get_db, get_settings
 from feedsvc.web.language import t
 from feedsvc.web.security import csrf_token
@@ -53,7 +53,7 @@ def staff_add() -> Response:
             added = accounts.add(s, request.form.get("email", ""), role, _actor(), client=acting_client())
             passwords.invite(s, settings, added.email, utcnow())
     except (accounts.StaffError, InvalidAddress, ValueError) as exc:
-        return _to_staff("✗ " + t("无法添加：{reason}", reason=exc))
+        return _to_staff("✗ " + t("无法添加：{reason}", reason=staff_error(exc)))
     return _to_staff("✓ " + t("已添加 {email}，设置密码的链接已发到该邮箱。", email=added.email))
 
 
@@ -77,7 +77,7 @@ def staff_role() -> Response:
         with get_db().session() as s:
             accounts.set_role(s, email, role, _actor(), client=acting_client())
     except (accounts.StaffError, ValueError) as exc:
-        return _to_staff("✗ " + t("无法修改：{reason}", reason=exc))
+        return _to_staff("✗ " + t("无法修改：{reason}", reason=staff_error(exc)))
     return _to_staff("✓ " + t("{email} 的角色已改为 {role}。", email=email, role=role_label(role)))
 
 
@@ -92,7 +92,7 @@ def staff_remove() -> Response:
         with get_db().session() as s:
             accounts.remove(s, email, _actor(), client=acting_client())
     except (accounts.StaffError, ValueError) as exc:
-        return _to_staff("✗ " + t("无法移除：{reason}", reason=exc))
+        return _to_staff("✗ " + t("无法移除：{reason}", reason=staff_error(exc)))
     return _to_staff("✓ " + t("已移除 {email}。", email=email))
 
 

@@ -26,12 +26,32 @@ from feedsvc.staff import accounts, audit, login, passwords, sessions, totp
 from feedsvc.staff.accounts import Member, StaffError
 from feedsvc.staff.models import StaffMember
 from feedsvc.staff.roles import OWNER
-from feedsvc.subscribers.addresses import normalise_email
+from feedsvc.subscribers.addresses import InvalidAddress, normalise_email
 from feedsvc.web.database import get_db, get_settings
 from feedsvc.web.language import page_language, t
 from feedsvc.web.security import LINK_PAGE_POLICY, client_address, csrf_ok, csrf_token
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
+
+
+# A refused staff change as the pages say it (StaffError.kind, or a bad address): never the exception's English.
+STAFF_ERRORS = {
+    "unknown": "没有这位员工。",
+    "exists": "这个地址已经是员工了。",
+    "short_password": "密码太短：至少需要 {n} 个字符。",
+    "address": "邮箱地址无效。",
+    "other": "这项更改无法完成。",
+}
+
+
+def staff_error(exc: Exception) -> str:
+    """What a refused staff change says on the page, in the page's language."""
+    if isinstance(exc, StaffError):
+        kind = exc.kind if exc.kind in STAFF_ERRORS else "other"
+    else:
+        kind = "address" if isinstance(exc, InvalidAddress) else "other"
+    return t(STAFF_ERRORS[kind], n=accounts.MIN_PASSWORD_LENGTH)
+
 
 COOKIE = "feedsvc_staff"
 CLOCK = "FEEDSVC_CLOCK"  # app.config key: a callable giving the current UTC datetime (tests inject one)
@@ -313,11 +333,7 @@ def password_submit(token: str) -> Response:
         except passwords.LinkError:
             return _link_page("web/admin/password_set.html", 404, usable=False, error="")
         except StaffError as exc:
-            error = (
-                t("密码太短：至少需要 {n} 个字符。", n=accounts.MIN_PASSWORD_LENGTH)
-                if "least" in str(exc)
-                else str(exc)
-            )
+            error = staff_error(exc)
     return _link_page("web/admin/password_set.html", 400, usable=True, email=email, error=error)
 
 
@@ -354,7 +370,7 @@ def bootstrap() -> Response:
             try:
                 accounts.add(s, email, OWNER, "bootstrap", request.form.get("password", ""))
             except (StaffError, ValueError) as exc:
-                error = t("无法创建：{reason}", reason=str(exc))
+                error = t("无法创建：{reason}", reason=staff_error(exc))
             else:
                 s.flush()
                 member = s.scalar(select(StaffMember).where(StaffMember.email == normalise_email(email)))

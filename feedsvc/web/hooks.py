@@ -2,10 +2,11 @@
 `feedsvc.bounces.sns` (the signature, the SES fields) and `feedsvc.bounces.intake.take_in_event` (the recording).
 
 No CSRF (SNS has no session; the signature is the proof), JSON answers, a per-client rate limit
-(FEEDSVC_HOOK_RATE_LIMIT, default 600 a minute). A message that is not genuinely from SNS, or from another topic
-than FEEDSVC_SES_TOPIC_ARN when that is set, changes nothing and gets a 4xx; a failure to record gets a 5xx, so that
-SNS delivers it again. Tests give their own certificate fetcher as ``create_app(..., FEEDSVC_SNS_FETCH=fetch)``;
-the URL rule is checked before any fetcher is called.
+(FEEDSVC_HOOK_RATE_LIMIT, default 600 a minute). The hook exists only once FEEDSVC_SES_TOPIC_ARN names the topic
+(404 before): any AWS account can sign SNS messages genuinely, so only the topic says they are ours. A message
+that is not genuinely from SNS, or from another topic, changes nothing and gets a 4xx; a failure to record gets a
+5xx, so that SNS delivers it again. Tests give their own certificate fetcher as
+``create_app(..., FEEDSVC_SNS_FETCH=fetch)``; the URL rule is checked before any fetcher is called.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def _answer(status: int, **body: object) -> Response:
 def ses() -> Response:
     """One SNS message: a subscription to confirm, or an SES notification to take in."""
     settings = get_settings()
+    topic = settings.extra.get("FEEDSVC_SES_TOPIC_ARN", "")
+    if not topic:
+        return _answer(404, error="no SES topic is configured (FEEDSVC_SES_TOPIC_ARN)")
     limit: ratelimit.Limit = current_app.extensions[LIMIT]
     key = ratelimit.client_key("hook-ses", client_address(settings.trusted_proxies), settings.secret_key)
     with get_db().session() as session:
@@ -60,8 +64,7 @@ def ses() -> Response:
         return _answer(413, error="larger than an SNS message can be")
     try:
         message = read_message(body)
-        topic = settings.extra.get("FEEDSVC_SES_TOPIC_ARN", "")
-        if topic and message.get("TopicArn") != topic:
+        if message.get("TopicArn") != topic:
             raise SnsError("the message is from another topic than FEEDSVC_SES_TOPIC_ARN", 403)
         verifier: SnsVerifier = current_app.extensions[VERIFIER]
         verifier.verify(message)

@@ -73,9 +73,9 @@ def test_an_owner_adds_a_member_who_is_mailed_a_set_password_link(app: Flask, ow
         mail = rules.stored_message(row.id, row.kind, row.message)
     assert "/admin/password/" in mail.get_body(("plain",)).get_content()
     again = _post(owner, "/admin/staff/add", email="new@example.org", role=VIEWER)
-    assert "✗" in again and "staff already" in again
+    assert "✗" in again and "这个地址已经是员工了。" in again and "staff already" not in again  # the page's words
     bad = _post(owner, "/admin/staff/add", email="nobody", role=VIEWER)
-    assert "✗" in bad
+    assert "✗" in bad and "邮箱地址无效。" in bad
     (entry, *_) = _entries(app)
     assert (entry.actor, entry.action, entry.detail, entry.client) == (
         TEAM[OWNER],

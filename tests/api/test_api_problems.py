@@ -98,7 +98,7 @@ def test_a_cookie_session_cannot_call_the_api(client: FlaskClient, secrets: dict
     assert answer.status_code == 201 and "Set-Cookie" not in answer.headers
     assert answer.headers["Cache-Control"] == "no-store"
     with database.session(readonly=True) as s:
-        assert audit.entries(s)[0].action == "subscribers.add"
+        assert audit.entries(s)[0].action == "subscribers_add"
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from builders import cli_env
 from smtp_support import free_port, self_signed_certificate
@@ -75,7 +75,27 @@ def _start_daemon(argv: list[str], log: Path) -> None:
 # ------------------------------------------------------------------------------------------------- Dovecot
 
 
-class Dovecot:
+class _Daemon:
+    """A server the test starts and stops: `with Daemon(...) as running:`; a failed start stops what it began."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Dovecot(_Daemon):
     """Debian's Dovecot on 127.0.0.1: passwd-file users, maildir, a certificate made by openssl."""
 
     def __init__(self, passwords: dict[str, str], *, capabilities: str = "") -> None:
@@ -153,16 +173,6 @@ default_login_user = dovenull
                 time.sleep(0.05)
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def __enter__(self) -> Dovecot:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def client(self, user: str) -> imaplib.IMAP4_SSL:
         """A logged-in client of the test's own (not feedsvc's)."""
         context = ssl.create_default_context(cafile=str(self.ca_file))
@@ -224,7 +234,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
-class Postfix:
+class Postfix(_Daemon):
     """Debian's Postfix on 127.0.0.1 with its own config, queue and data folders; `transport` is its transport map.
 
     Retries are made short: `maximal_queue_lifetime = 0` means a 4xx reply is tried once and then returned to the
@@ -322,16 +332,6 @@ biff = no
                     break
                 time.sleep(0.1)
         shutil.rmtree(self.folder, ignore_errors=True)
-
-    def __enter__(self) -> Postfix:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # ------------------------------------------------------------------------------ feedsvc as the test runs it

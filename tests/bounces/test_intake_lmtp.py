@@ -102,13 +102,15 @@ def test_a_message_over_the_limit_is_refused_with_552_and_not_taken_in() -> None
     assert taken == []
 
 
-def test_serve_records_a_dsn_and_accepts_a_letter_over_smtp(db: Database, settings: Settings, tmp_path: Path) -> None:
+def test_serve_records_a_dsn_and_refuses_a_letter_over_smtp(db: Database, settings: Settings, tmp_path: Path) -> None:
     row = sent_rows(db, ["gone@example.com"])["gone@example.com"]
     address = verp_address(with_return_path(settings), row)
     with BounceServer(process_env(settings, bounce_config(tmp_path)), smtp=True) as server:
         report = dsn(address, row.recipient, "5.1.1", "550 5.1.1 user unknown")
         assert lmtp_exchange(server.port, "", [address], report, lmtp=False)[-1] == lmtp.ACCEPTED
-        assert lmtp_exchange(server.port, "", [BOUNCE_ADDRESS], letter(BOUNCE_ADDRESS), lmtp=False)[-1] == lmtp.ACCEPTED
+        # a letter is no report: refused, so the MTA returns it to its sender rather than it vanishing here
+        answer = lmtp_exchange(server.port, "", [BOUNCE_ADDRESS], letter(BOUNCE_ADDRESS), lmtp=False)[-1]
+        assert answer == lmtp.NOT_A_REPORT
     assert subscriber_state(db, row.subscriber_id) == {"status": "active", "score": 1.0}
     with db.session(readonly=True) as session:
         assert [(b.kind, b.source) for b in session.scalars(select(Bounce))] == [("hard", "smtp")]

@@ -263,7 +263,8 @@ def test_an_s3_bucket_named_sns_is_not_an_sns_host() -> None:
 
 
 def test_the_hook_is_rate_limited_per_client(database_url: str, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, database_url, base_url=LOCAL_BASE_URL, env={"FEEDSVC_HOOK_RATE_LIMIT": "2/600"})
+    env = {"FEEDSVC_HOOK_RATE_LIMIT": "2/600", "FEEDSVC_SES_TOPIC_ARN": TOPIC}
+    settings = make_settings(tmp_path, database_url, base_url=LOCAL_BASE_URL, env=env)
     with make_app(settings) as app:
         client = app.test_client()
         answers = [client.post("/hooks/ses", data="not json").status_code for _ in range(3)]
@@ -285,3 +286,15 @@ def test_an_ses_complaint_is_judged_by_its_feedback_type_like_an_arf_report() ->
     assert [e.kind for e in ses_events(complaint("auth-failure"))] == ["policy"]
     assert [e.kind for e in ses_events(complaint("abuse"))] == ["complaint"]
     assert [e.kind for e in ses_events(complaint(None))] == ["complaint"]  # SES leaves it out when the ISP did
+
+
+def test_without_a_configured_topic_the_hook_does_not_exist(
+    db: Database, database_url: str, tmp_path: Path, sns: SnsStandIn
+) -> None:
+    """Any AWS account signs its own SNS messages genuinely: with no topic named, nothing is taken in or confirmed."""
+    settings = make_settings(tmp_path, database_url, base_url=LOCAL_BASE_URL)
+    gone = sent_rows(db, ["gone@example.com"])["gone@example.com"]
+    genuine = sns.sign(notification(bounce(gone, "Permanent", "5.1.1", "smtp; 550 5.1.1 user unknown")), "2")
+    with make_app(settings, FEEDSVC_SNS_FETCH=sns.fetch) as app:
+        assert _post(app.test_client(), genuine).status_code == 404
+    assert _bounces(db) == 0 and sns.fetched == []

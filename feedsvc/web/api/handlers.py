@@ -196,7 +196,7 @@ def add_subscriber(call: Call) -> tuple[dict[str, Any], int]:
     with get_db().session() as s:
         result = importer.import_rows(s, settings, parsed, consented=consent, source=SOURCE)
         outcome = _outcome(result)
-        call.audit(s, "subscribers.add", f"{email} {outcome}{' consented' if consent else ''}")
+        call.audit(s, "subscribers_add", f"{email} {outcome}{' consented' if consent else ''}")
         row = s.scalar(select(Subscriber).where(Subscriber.email == email))
         listed = directory.listed(row).as_json() if row is not None else None
     return {"outcome": outcome, "subscriber": listed}, 201 if outcome in ("activated", "confirmation_queued") else 200
@@ -218,7 +218,7 @@ def change_sections(call: Call) -> dict[str, Any]:
     with get_db().session() as s:
         subscriber = _subscriber(s, call.path["id"])
         if subscriptions.change_sections(s, subscriber, call.body["sections"], publication):
-            call.audit(s, "subscribers.change", f"{subscriber.email} {';'.join(subscriber.section_slugs)}")
+            call.audit(s, "subscribers_change", f"{subscriber.email} {';'.join(subscriber.section_slugs)}")
         return directory.listed(subscriber).as_json()
 
 
@@ -227,7 +227,7 @@ def unsubscribe(call: Call) -> dict[str, Any]:
     with get_db().session() as s:
         subscriber = _subscriber(s, call.path["id"])
         if subscriptions.unsubscribe(s, subscriber, how=SOURCE):
-            call.audit(s, "subscribers.unsubscribe", subscriber.email)
+            call.audit(s, "subscribers_unsubscribe", subscriber.email)
         return directory.listed(subscriber).as_json()
 
 
@@ -235,7 +235,7 @@ def erase(call: Call) -> Response:
     """Erase a subscriber and everything kept about them; the address stays suppressed (as a hash)."""
     with get_db().session() as s:
         subscriber = _subscriber(s, call.path["id"])
-        call.audit(s, "subscribers.erase", f"subscriber {subscriber.id}")
+        call.audit(s, "subscribers_erase", f"subscriber {subscriber.id}")
         privacy.erase(s, subscriber)
     return Response(status=204)
 
@@ -245,7 +245,7 @@ def export_subscribers(call: Call) -> Response:
     out = io.StringIO()
     with get_db().session() as s:
         privacy.write_export(s, out, call.query.get("status"))
-        call.audit(s, "subscribers.export", call.query.get("status") or "all")
+        call.audit(s, "subscribers_export", call.query.get("status") or "all")
     return Response(
         out.getvalue(), mimetype="text/csv", headers={"Content-Disposition": 'attachment; filename="subscribers.csv"'}
     )
