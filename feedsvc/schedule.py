@@ -19,7 +19,6 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from feedsvc import publishing
 from feedsvc.config import Publication, Settings
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.db.models import (
@@ -87,6 +86,8 @@ def schedule(
     ScheduleError if the time has passed, the issue is published already or has a schedule (move it);
     PublishError if the file would not publish.
     """
+    from feedsvc import publishing  # the publish sequence (site, renderer) only where an issue is checked or fired
+
     now = now or utcnow()
     _refuse_past(due_at, now, settings.publication)
     try:
@@ -151,6 +152,8 @@ def fire_due(database: Database, settings: Settings, owner: str, clock: Callable
 
 def _fire(database: Database, settings: Settings, row_id: int, owner: str, clock: Callable[[], datetime]) -> int | None:
     """Claim row `row_id` and publish it in one transaction; None if another worker had it, or it failed."""
+    from feedsvc import publishing
+
     try:
         with database.session() as session:
             now = clock()
