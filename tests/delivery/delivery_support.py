@@ -1,14 +1,14 @@
-"""Helpers for delivery tests: subscribers written in bulk."""
+"""Helpers for delivery tests: subscribers written in bulk, outbox rows counted by state."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from feedsvc.db.engine import Database, utcnow
-from feedsvc.db.models import ACTIVE, Subscriber, SubscriberSection
+from feedsvc.db.models import ACTIVE, OutboxMessage, Subscriber, SubscriberSection
 
 
 def add_subscribers(session: Session, people: Iterable[tuple[str, str, Sequence[str]]]) -> dict[str, int]:
@@ -43,3 +43,10 @@ def subscribe_many(db: Database, count: int, slugs: Sequence[str], prefix: str =
     """`count` active subscribers with `slugs`."""
     with db.session() as session:
         return add_subscribers(session, ((f"{prefix}{i}@example.org", ACTIVE, slugs) for i in range(count)))
+
+
+def by_state(db: Database) -> dict[str, int]:
+    """Outbox rows by state."""
+    with db.session(readonly=True) as session:
+        rows = session.execute(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state))
+        return {str(state): int(count) for state, count in rows}

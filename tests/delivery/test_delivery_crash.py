@@ -13,14 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from delivery_support import subscribe_many
+from delivery_support import by_state, subscribe_many
 from smtp_misbehaving import MisbehavingSmtp
-from sqlalchemy import func, select
 
 from feedsvc.config import Settings
 from feedsvc.content.model import Issue
 from feedsvc.db.engine import Database
-from feedsvc.db.models import OutboxMessage
 from feedsvc.outbox import sends
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,12 +43,6 @@ def start_worker(settings: Settings, url: str, *args: str, lease: int = 2) -> su
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
-
-
-def by_state(db: Database) -> dict[str, int]:
-    with db.session(readonly=True) as session:
-        rows = session.execute(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state))
-        return {str(state): int(count) for state, count in rows}
 
 
 def wait_for(condition, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]

@@ -11,13 +11,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from builders import cli_env
-from sqlalchemy import func, select
 from support import ROOT
 
 from feedsvc.config import Settings
 from feedsvc.content.model import Issue
 from feedsvc.db.engine import Database
-from feedsvc.db.models import OutboxMessage
 from feedsvc.outbox import sends
 
 FEEDSVC = Path(sys.executable).parent / "feedsvc"
@@ -35,13 +33,6 @@ def start_worker(
             stdout=subprocess.PIPE,
             stderr=handle,
         )
-
-
-def by_state(db: Database) -> dict[str, int]:
-    """Outbox rows by state."""
-    with db.session(readonly=True) as session:
-        rows = session.execute(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state))
-        return {str(state): int(count) for state, count in rows}
 
 
 def publish_seed(db: Database, issue: Issue) -> None:

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from delivery.delivery_support import subscribe_many
-from ops_support import by_state, publish_seed, start_worker, wait_until
+from delivery.delivery_support import by_state, subscribe_many
+from ops_support import publish_seed, start_worker, wait_until
 from smtp_misbehaving import MisbehavingSmtp
 
 from feedsvc.config import Settings

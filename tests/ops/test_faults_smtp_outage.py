@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from builders import make_settings
-from delivery.delivery_support import subscribe_many
-from ops_support import by_state, publish_seed, start_worker, wait_until
+from delivery.delivery_support import by_state, subscribe_many
+from ops_support import publish_seed, start_worker, wait_until
 from smtp_misbehaving import MisbehavingSmtp
 from sqlalchemy import func, select
 

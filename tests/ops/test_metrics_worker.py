@@ -3,38 +3,23 @@ SQLite and PostgreSQL (the `database_url` fixture)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from delivery.delivery_support import subscribe_many
+from delivery.delivery_support import by_state, subscribe_many
 from metrics_support import run_worker, value, wait_for
+from ops_support import publish_seed
 from smtp_misbehaving import MisbehavingSmtp
-from sqlalchemy import func, select
 
 from feedsvc.config import Settings
 from feedsvc.content.model import Issue
 from feedsvc.db.engine import Database
-from feedsvc.db.models import OutboxMessage
-from feedsvc.outbox import sends
 
 pytestmark = pytest.mark.slow
-
-
-def by_state(db: Database) -> dict[str, int]:
-    with db.session(readonly=True) as session:
-        rows = session.execute(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state))
-        return {str(state): int(count) for state, count in rows}
-
-
-def publish(db: Database, issue: Issue) -> None:
-    with db.session() as session:
-        sends.publish(session, issue, Path(issue.source).read_text(encoding="utf-8"))
 
 
 def test_sent_counter_equals_what_the_sink_received(db: Database, settings: Settings, seed_issue: Issue) -> None:
     total = 120
     subscribe_many(db, total, ["industry"])
-    publish(db, seed_issue)
+    publish_seed(db, seed_issue)
     with MisbehavingSmtp() as sink, run_worker(settings, sink.url) as worker:
         wait_for(lambda: sink.total_accepted >= total, what="the sink to receive the issue")
         wait_for(lambda: value(worker.scrape(), "feedsvc_queue_depth", state="sending") == 0, what="recorded")
@@ -58,7 +43,7 @@ def test_failed_and_retried_counters_follow_a_misbehaving_server(
     total = 150
     addresses = list(subscribe_many(db, total, ["industry"]))
     refused = set(addresses[:7])
-    publish(db, seed_issue)
+    publish_seed(db, seed_issue)
     server = MisbehavingSmtp(reject=refused, temp_fail_rate=0.15, drop_rate=0.05, seed=13)
     with server, run_worker(settings, server.url, FEEDSVC_RETRY_BASE_SECONDS="0.2") as worker:
         done = total - len(refused)
