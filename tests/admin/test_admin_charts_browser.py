@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from auth_support import PASSWORD, add_staff, log_in
-from browser_support import launch
+from browser_support import running_browser
 from builders import make_app
 from flask import Flask
 from werkzeug.serving import make_server
@@ -78,13 +78,8 @@ def _populate(app: Flask, settings: Settings) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        launched = launch(playwright)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with running_browser() as browser:
+        yield browser
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

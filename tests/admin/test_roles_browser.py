@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from auth_support import PASSWORD
-from browser_support import launch
+from browser_support import running_browser
 from flask import Flask
 from team_support import TEAM, team_app, team_settings
 from werkzeug.serving import make_server
@@ -47,13 +47,8 @@ def live(settings: Settings, tmp_path: Path, seed_path: Path) -> Iterator[tuple[
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = launch(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with running_browser() as browser:
+        yield browser
 
 
 def _log_in(page, base: str, email: str, password: str = PASSWORD) -> None:  # type: ignore[no-untyped-def]

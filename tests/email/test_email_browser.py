@@ -7,12 +7,12 @@ contrast everywhere. Screenshots go to test-artifacts/email/ (ignored by git) fo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import CHROMIUM, launch
+from browser_support import running_browser
 from email_support import MANAGE, UNSUBSCRIBE, parts
 
 from feedsvc.config import Publication
@@ -78,16 +78,9 @@ LAYOUT = """
 
 
 @pytest.fixture(scope="module")
-def browser(require: Callable[[bool, str], None]) -> Iterator[Any]:
-    require(Path(CHROMIUM).exists(), f"Debian's chromium ({CHROMIUM})")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = launch(playwright)
-        try:
-            yield launched
-        finally:
-            launched.close()
+def browser() -> Iterator[Any]:
+    with running_browser() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="module")
