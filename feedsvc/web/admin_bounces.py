@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import render_template, request
 from sqlalchemy import select
 
 from feedsvc.bounces import stats
@@ -55,8 +55,6 @@ def _bounce_helpers() -> dict[str, Any]:
 @bp.get("/bounces")
 def bounces_page() -> str:
     """Every published issue's bounces and complaints; with ?email=, that subscriber's bounce history."""
-    from flask import render_template
-
     policy = BouncePolicy.from_env(get_settings().extra)
     asked = request.args.get("email", "").strip()
     found: Subscriber | None = None
