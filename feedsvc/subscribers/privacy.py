@@ -134,13 +134,11 @@ def lift_suppression(session: Session, email: str) -> None:
     session.execute(delete(Suppression).where(Suppression.email_hash == email_hash(email)))
 
 
-def write_export(
-    session: Session, out: TextIO, status: str | None = None, *, policy: BouncePolicy | None = None
-) -> None:
+def write_export(session: Session, out: TextIO, status: str | None = None, *, policy: BouncePolicy) -> None:
     """The subscriber list as CSV (header row; email, status, section slugs joined by ';', the bounce score as it
     counts now), what `feedsvc subscribers export` prints and the admin page downloads; `subscribers import`
-    reads it back."""
-    policy, now = policy or BouncePolicy(), utcnow()
+    reads it back. `policy` is the configured one (`BouncePolicy.from_env`), so every export counts staleness alike."""
+    now = utcnow()
     writer = csv_writer(out)
     writer.writerow(EXPORT_COLUMNS)
     for subscriber in _subscribers(session, status):

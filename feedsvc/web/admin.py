@@ -26,6 +26,7 @@ from flask import (
 )
 from sqlalchemy.orm import Session
 
+from feedsvc.bounces.classify import BouncePolicy
 from feedsvc.config import ConfigError
 from feedsvc.content.model import Issue
 from feedsvc.db.models import SUBSCRIBER_STATUSES
@@ -262,7 +263,7 @@ def export_csv() -> Response:
         abort(400, description=f"unknown status {status!r}")
     out = io.StringIO()
     with get_db().session() as s:
-        privacy.write_export(s, out, status)
+        privacy.write_export(s, out, status, policy=BouncePolicy.from_env(get_settings().extra))
         access.audit_action(s, "subscribers_export", f"status {status or 'all'}")
     return Response(
         out.getvalue(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 from auth_support import add_staff, log_in
@@ -62,3 +63,32 @@ def test_admin_shows_bounces_per_issue_and_a_reader_s_history(
 
         issue_page = client.get("/admin/issues/398?lang=zh-CN").get_data(as_text=True)
         assert "退信与投诉" in issue_page and "10.000%" in issue_page and "0.3%" in issue_page
+
+
+def test_the_admin_csv_counts_staleness_with_the_configured_days(
+    db: Database, database_url: str, tmp_path: Path
+) -> None:
+    """A score last raised ten days ago is stale under FEEDSVC_BOUNCE_STALE_DAYS=5 in the download too, as the
+    CLI's export counts it (the default 30 days would still show it)."""
+    from builders import LOCAL_BASE_URL, make_settings
+    from sqlalchemy import update
+
+    from feedsvc.db.engine import utcnow
+    from feedsvc.db.models import Subscriber
+
+    settings = with_return_path(
+        make_settings(tmp_path, database_url, base_url=LOCAL_BASE_URL, env={"FEEDSVC_BOUNCE_STALE_DAYS": "5"})
+    )
+    gone = sent_row(db, "reader.gone@example.com")
+    take_in(db, settings, sample("postfix_user_unknown.eml", settings, gone), source="test")
+    with db.session() as session:
+        ten_days_ago = utcnow() - timedelta(days=10)
+        session.execute(
+            update(Subscriber).where(Subscriber.id == gone.subscriber_id).values(bounce_scored_at=ten_days_ago)
+        )
+    add_staff(db, "owner@example.org", "owner")
+    with make_app(settings) as app:
+        client = app.test_client()
+        log_in(client, "owner@example.org")
+        rows = client.get("/admin/subscribers.csv").get_data(as_text=True).splitlines()
+    assert "reader.gone@example.com,active,,0" in rows

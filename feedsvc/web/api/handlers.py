@@ -12,6 +12,7 @@ from flask import Response
 from sqlalchemy import func, select
 
 from feedsvc import publishing
+from feedsvc.bounces.classify import BouncePolicy
 from feedsvc.content.model import ParseError
 from feedsvc.content.reader import parse_bytes
 from feedsvc.db.models import PublishedIssue, Subscriber
@@ -244,7 +245,7 @@ def export_subscribers(call: Call) -> Response:
     """Every subscriber (or those with ?status=) as CSV, the columns of `feedsvc subscribers export`."""
     out = io.StringIO()
     with get_db().session() as s:
-        privacy.write_export(s, out, call.query.get("status"))
+        privacy.write_export(s, out, call.query.get("status"), policy=BouncePolicy.from_env(get_settings().extra))
         call.audit(s, "subscribers_export", call.query.get("status") or "all")
     return Response(
         out.getvalue(), mimetype="text/csv", headers={"Content-Disposition": 'attachment; filename="subscribers.csv"'}
