@@ -1,10 +1,11 @@
 """Staff login under /admin/: log in and out, the first owner (bootstrap), and `current_staff()`.
 
-A logged-in browser carries a random session id in the `feedsvc_staff` cookie (HttpOnly, SameSite=Lax, Secure
-on https); the database keeps only its hash (staff/sessions.py). Every login makes a new id and drops the one
-the browser had, and clears the Flask session (so its CSRF token too): an id planted before login is worth
-nothing after it. `current_staff()` reads the member from the database once per request, so a role change
-or a removal applies at once. Every form carries the CSRF token.
+A logged-in browser carries a random session id in the `feedsvc_staff` cookie (HttpOnly, SameSite=Lax, Path=/;
+on https Secure and named `__Host-feedsvc_staff`, security.cookie_name); the database keeps only its hash
+(staff/sessions.py). Every login makes a new id and drops the one the browser had, and clears the Flask session
+(so its CSRF token too): an id planted before login is worth nothing after it. `current_staff()` reads the
+member from the database once per request, so a role change or a removal applies at once. Every form carries
+the CSRF token.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from feedsvc.staff.roles import OWNER
 from feedsvc.subscribers.addresses import InvalidAddress, normalise_email
 from feedsvc.web.database import get_db, get_settings
 from feedsvc.web.language import page_language, t
-from feedsvc.web.security import LINK_PAGE_POLICY, client_address, csrf_ok, csrf_token
+from feedsvc.web.security import LINK_PAGE_POLICY, client_address, cookie_name, csrf_ok, csrf_token, https_site
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
 
@@ -53,7 +54,7 @@ def staff_error(exc: Exception) -> str:
     return t(STAFF_ERRORS[kind], n=accounts.MIN_PASSWORD_LENGTH)
 
 
-COOKIE = "feedsvc_staff"
+COOKIE = "feedsvc_staff"  # the staff cookie's name on an http site; staff_cookie() is the name this site uses
 CLOCK = "FEEDSVC_CLOCK"  # app.config key: a callable giving the current UTC datetime (tests inject one)
 TOTP_PENDING = timedelta(minutes=5)  # between the right password and the code
 RESET_LIMIT = ratelimit.Limit(count=10, window=3600)  # reset requests per client per hour
@@ -81,7 +82,7 @@ def current_staff() -> Member | None:
 
 
 def _load_member() -> Member | None:
-    session_id = request.cookies.get(COOKIE, "")
+    session_id = request.cookies.get(staff_cookie(), "")
     if not session_id:
         return None
     with get_db().session() as s:
@@ -114,19 +115,24 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def staff_cookie() -> str:
+    """The name of the staff login cookie on this site (``__Host-feedsvc_staff`` on https)."""
+    return cookie_name(COOKIE, get_settings())
+
+
 def _secure_cookie() -> bool:
-    return request.is_secure or get_settings().base_url.startswith("https://")
+    return request.is_secure or https_site(get_settings())
 
 
 def start_session(s: Session, member: StaffMember, target: str | None = None) -> Response:
     """Log `member` in: a new session id (the browser's old one ended), audited, and a redirect to `target`."""
-    sessions.end(s, request.cookies.get(COOKIE, ""))
+    sessions.end(s, request.cookies.get(staff_cookie(), ""))
     sessions.prune(s, now(), lifetime(get_settings()))  # abandoned sessions go here; a login is rare enough
     session_id = sessions.start(s, member.id, now())
     audit.record(s, member.email, "login", "", client())
     session.clear()  # a fresh CSRF token, nothing carried over from before login
     response = redirect(_safe_next(target))
-    response.set_cookie(COOKIE, session_id, httponly=True, samesite="Lax", secure=_secure_cookie(), path="/")
+    response.set_cookie(staff_cookie(), session_id, httponly=True, samesite="Lax", secure=_secure_cookie(), path="/")
     return response
 
 
@@ -217,12 +223,12 @@ def logout() -> Response:
         return _csrf_refused()
     member = current_staff()
     with get_db().session() as s:
-        sessions.end(s, request.cookies.get(COOKIE, ""))
+        sessions.end(s, request.cookies.get(staff_cookie(), ""))
         if member is not None:
             audit.record(s, member.email, "logout", "", client())
     session.clear()
     response = redirect(url_for("auth.login_form"))
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax", secure=_secure_cookie())
+    response.delete_cookie(staff_cookie(), path="/", httponly=True, samesite="Lax", secure=_secure_cookie())
     return response
 
 
