@@ -245,35 +245,29 @@ def _owner_row(s: Session) -> StaffMember:
 
 @bp.get("/totp")
 def totp_setup() -> Response:
-    """An owner's second factor: the secret to enrol (kept in the signed session until confirmed), or removal."""
-    with get_db().session(readonly=True) as s:
+    """An owner's second factor: the secret to enrol (kept on the member's row until confirmed), or removal."""
+    with get_db().session() as s:
         row = _owner_row(s)
         enrolled, email = bool(row.totp_secret), row.email
-    secret = session.get("totp_new") or totp.new_secret()
-    if not enrolled:
-        session["totp_new"] = secret
-    uri = totp.provisioning_uri(secret, email, get_settings().publication.name)
+        secret = "" if enrolled else totp.pending_secret(row, now())
+    uri = totp.provisioning_uri(secret, email, get_settings().publication.name) if secret else ""
     return _link_page("web/admin/totp.html", enrolled=enrolled, secret=secret, uri=uri, error="")
 
 
 @bp.post("/totp")
 def totp_enrol() -> Response:
-    """Turn TOTP on once the owner shows a code of the new secret."""
+    """Turn TOTP on once the owner shows a code of the secret being enrolled (an expired one: a new secret)."""
     if not csrf_ok():
         return _csrf_refused()
     with get_db().session() as s:
         row = _owner_row(s)
-        secret = session.get("totp_new")
-        step = totp.matching_step(secret, request.form.get("code", ""), now()) if isinstance(secret, str) else None
-        if step is None or row.totp_secret:
-            uri = totp.provisioning_uri(secret or "", row.email, get_settings().publication.name) if secret else ""
+        if not totp.enrol(row, request.form.get("code", ""), now()):
+            enrolled = bool(row.totp_secret)
+            secret = "" if enrolled else totp.pending_secret(row, now())
+            uri = totp.provisioning_uri(secret, row.email, get_settings().publication.name) if secret else ""
             error = t("验证码不正确。")
-            return _link_page(
-                "web/admin/totp.html", 400, enrolled=bool(row.totp_secret), secret=secret, uri=uri, error=error
-            )
-        row.totp_secret, row.totp_last_step = secret, step
+            return _link_page("web/admin/totp.html", 400, enrolled=enrolled, secret=secret, uri=uri, error=error)
         audit.record(s, row.email, "totp.enrol", "", client())
-    session.pop("totp_new", None)
     return redirect(url_for("auth.totp_setup"))
 
 
