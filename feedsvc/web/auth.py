@@ -27,7 +27,7 @@ from feedsvc.staff import accounts, audit, login, passwords, sessions, totp
 from feedsvc.staff.accounts import Member, StaffError
 from feedsvc.staff.models import StaffMember
 from feedsvc.staff.roles import OWNER
-from feedsvc.subscribers.addresses import InvalidAddress, normalise_email
+from feedsvc.subscribers.addresses import InvalidAddress
 from feedsvc.web.database import get_db, get_settings
 from feedsvc.web.language import page_language, t
 from feedsvc.web.security import LINK_PAGE_POLICY, client_address, cookie_name, csrf_ok, csrf_token, https_site
@@ -345,7 +345,7 @@ def _link_page(template: str, status: int = 200, **context: object) -> Response:
 
 @bp.post("/setup")
 def bootstrap() -> Response:
-    """Create the first owner with FEEDSVC_ADMIN_PASSWORD; refused (404) once any staff exists."""
+    """Create the first owner with FEEDSVC_ADMIN_PASSWORD; refused (404) once any staff exists (atomic: one owner)."""
     if not csrf_ok():
         return _csrf_refused()
     settings = get_settings()
@@ -368,13 +368,12 @@ def bootstrap() -> Response:
             error = t("两次输入的密码不一致。")
         else:
             try:
-                accounts.add(s, email, OWNER, "bootstrap", request.form.get("password", ""))
+                member = login.add_first_owner(s, email, request.form.get("password", ""))
             except (StaffError, ValueError) as exc:
                 error = t("无法创建：{reason}", reason=staff_error(exc))
             else:
-                s.flush()
-                member = s.scalar(select(StaffMember).where(StaffMember.email == normalise_email(email)))
-                assert member is not None
+                if member is None:  # another request made the first owner meanwhile
+                    abort(404)
                 return start_session(s, member)
     return _login_page(400, error=error, email=email)
 
