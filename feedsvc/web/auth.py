@@ -243,15 +243,19 @@ def _owner_row(s: Session) -> StaffMember:
     return row
 
 
+def _totp_page(row: StaffMember, status: int = 200, error: str = "") -> Response:
+    """The TOTP page of `row`: removal once enrolled, else the secret being enrolled (kept on the row, or new)."""
+    enrolled = bool(row.totp_secret)
+    secret = "" if enrolled else totp.pending_secret(row, now())
+    uri = totp.provisioning_uri(secret, row.email, get_settings().publication.name) if secret else ""
+    return _link_page("web/admin/totp.html", status, enrolled=enrolled, secret=secret, uri=uri, error=error)
+
+
 @bp.get("/totp")
 def totp_setup() -> Response:
     """An owner's second factor: the secret to enrol (kept on the member's row until confirmed), or removal."""
     with get_db().session() as s:
-        row = _owner_row(s)
-        enrolled, email = bool(row.totp_secret), row.email
-        secret = "" if enrolled else totp.pending_secret(row, now())
-    uri = totp.provisioning_uri(secret, email, get_settings().publication.name) if secret else ""
-    return _link_page("web/admin/totp.html", enrolled=enrolled, secret=secret, uri=uri, error="")
+        return _totp_page(_owner_row(s))
 
 
 @bp.post("/totp")
@@ -262,11 +266,7 @@ def totp_enrol() -> Response:
     with get_db().session() as s:
         row = _owner_row(s)
         if not totp.enrol(row, request.form.get("code", ""), now()):
-            enrolled = bool(row.totp_secret)
-            secret = "" if enrolled else totp.pending_secret(row, now())
-            uri = totp.provisioning_uri(secret, row.email, get_settings().publication.name) if secret else ""
-            error = t("验证码不正确。")
-            return _link_page("web/admin/totp.html", 400, enrolled=enrolled, secret=secret, uri=uri, error=error)
+            return _totp_page(row, 400, t("验证码不正确。"))
         audit.record(s, row.email, "totp.enrol", "", client())
     return redirect(url_for("auth.totp_setup"))
 
@@ -279,7 +279,7 @@ def totp_remove() -> Response:
     with get_db().session() as s:
         row = _owner_row(s)
         if not totp.use_code(row, request.form.get("code", ""), now()):
-            return _link_page("web/admin/totp.html", 400, enrolled=True, secret="", uri="", error=t("验证码不正确。"))
+            return _totp_page(row, 400, t("验证码不正确。"))
         row.totp_secret = None
         audit.record(s, row.email, "totp.remove", "", client())
     return redirect(url_for("auth.totp_setup"))
