@@ -25,9 +25,9 @@ from prometheus_client import generate_latest  # noqa: E402
 from smtp_support import SmtpSink  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from feedsvc import metrics  # noqa: E402
 from feedsvc.db.engine import Database  # noqa: E402
 from feedsvc.mail.transport import Envelope, SmtpTransport  # noqa: E402
+from feedsvc.ops import metrics  # noqa: E402
 
 
 def per_call(step: Callable[[], object], count: int) -> float:

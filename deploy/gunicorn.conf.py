@@ -7,8 +7,8 @@ sums the counters of every worker process rather than showing whichever process 
 import multiprocessing
 import os
 
-from feedsvc.logs import dict_config
-from feedsvc.metrics import multiprocess_dir
+from feedsvc.ops.logs import dict_config
+from feedsvc.ops.metrics import multiprocess_dir
 
 bind = os.environ.get("FEEDSVC_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("FEEDSVC_WEB_WORKERS", multiprocessing.cpu_count() * 2 + 1))

@@ -25,7 +25,6 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from feedsvc import metrics
 from feedsvc.bounces import verp
 from feedsvc.bounces.classify import (
     COMPLAINT,
@@ -42,6 +41,7 @@ from feedsvc.bounces.scoring import score_bounce
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.db.models import ACTIVE, PENDING, OutboxMessage, Subscriber, SubscriberEvent
+from feedsvc.ops import metrics
 from feedsvc.subscribers import subscriptions
 
 __all__ = ["BounceEvent", "Intake", "RecipientOutcome", "take_in", "take_in_event"]

@@ -9,9 +9,9 @@ from contextlib import contextmanager
 import click
 from sqlalchemy.orm import Session
 
-from feedsvc import logs
 from feedsvc.config import ConfigError, Settings, load_settings
 from feedsvc.db.engine import Database
+from feedsvc.ops import logs
 from feedsvc.staff import audit
 
 CLI_ACTOR = "cli"  # who the audit log names for a command run on the server

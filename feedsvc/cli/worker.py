@@ -18,12 +18,12 @@ from types import FrameType
 import click
 from sqlalchemy.exc import DBAPIError
 
-from feedsvc import metrics
 from feedsvc.cli.context import get_settings, open_database, setup_logs
 from feedsvc.cli.progress import Counts, ProgressBar
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
-from feedsvc.db.outage import DatabaseOutage
+from feedsvc.ops import metrics
+from feedsvc.ops.outage import DatabaseOutage
 from feedsvc.outbox import housekeeping, sends
 from feedsvc.outbox.worker import SendWorker, WorkerStats
 

@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from feedsvc.config import ConfigError, Settings
 from feedsvc.mail.message import serialise
 from feedsvc.mail.signing import signed
-from feedsvc.metrics import observe_smtp
+from feedsvc.ops.metrics import observe_smtp
 
 __all__ = [
     "Envelope",

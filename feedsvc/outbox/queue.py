@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, func, literal, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
-from feedsvc import metrics
 from feedsvc.bounces import scoring
 from feedsvc.bounces.classify import BouncePolicy
 from feedsvc.db.engine import Database
@@ -36,6 +35,7 @@ from feedsvc.db.models import (
     UTCDateTime,
 )
 from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from feedsvc.ops import metrics
 from feedsvc.outbox import sends
 from feedsvc.outbox.retry import RetryPolicy
 from feedsvc.outbox.rules import SEND_TO

@@ -45,13 +45,13 @@ from queue import Empty, Queue
 
 from sqlalchemy.exc import DBAPIError
 
-from feedsvc import metrics
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.db.models import FAILED, SENT
-from feedsvc.db.outage import DatabaseOutage
 from feedsvc.mail.pool import TransportPool
 from feedsvc.mail.transport import PermanentFailure, TemporaryFailure, Transport, open_transport
+from feedsvc.ops import metrics
+from feedsvc.ops.outage import DatabaseOutage
 from feedsvc.outbox.queue import (
     PERMANENT,
     RELEASED,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from feedsvc import ratelimit
 from feedsvc.staff import accounts, audit
 from feedsvc.staff.models import StaffMember
+from feedsvc.staff.roles import OWNER
 from feedsvc.subscribers.addresses import normalise_email
 
 ACCOUNT_LIMIT = ratelimit.Limit(count=10, window=900)  # failed logins per address per 15 minutes
@@ -62,3 +63,21 @@ def check_password(
 def any_staff(session: Session) -> bool:
     """True once there is at least one staff member (then FEEDSVC_ADMIN_PASSWORD does nothing)."""
     return session.scalar(select(StaffMember.id).limit(1)) is not None
+
+
+def add_first_owner(session: Session, email: str, password: str, actor: str = "bootstrap") -> StaffMember | None:
+    """The first owner, made only while there is no staff at all (None once there is), even when requests race.
+
+    Two bootstraps at once must not make two owners. SQLite runs one writer at a time (every transaction
+    begins IMMEDIATE), so the second sees the first's row. On PostgreSQL the staff table is locked in SHARE ROW
+    EXCLUSIVE mode, which conflicts with itself and with every insert (a `feedsvc staff add` too), until the
+    transaction ends; the check after it then sees what the other transaction committed. Callers check
+    `any_staff` first without the lock, so a request after bootstrap takes no lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("LOCK TABLE staff IN SHARE ROW EXCLUSIVE MODE"))
+    if any_staff(session):
+        return None
+    member = accounts.add(session, email, OWNER, actor, password)
+    session.flush()
+    return session.scalar(select(StaffMember).where(StaffMember.email == member.email))

@@ -2,18 +2,21 @@
 
 A code is accepted for its 30-second step and one step either side (clock drift), and only for a step later
 than the newest one the member has used, so a code seen over a shoulder cannot be used a second time.
+The secret being enrolled waits on the member's row (never in a cookie) for ENROL_WINDOW, until a code of it
+turns TOTP on.
 """
 
 from __future__ import annotations
 
 import hmac
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pyotp
 
 from feedsvc.staff.models import StaffMember
 
 DRIFT_STEPS = 1
+ENROL_WINDOW = timedelta(minutes=10)  # from showing a new secret to the code that confirms it
 
 
 def new_secret() -> str:
@@ -48,4 +51,29 @@ def use_code(member: StaffMember, code: str, now: datetime) -> bool:
     if step is None:
         return False
     member.totp_last_step = step
+    return True
+
+
+def _pending(member: StaffMember, now: datetime) -> str | None:
+    at = member.totp_pending_at
+    return member.totp_pending_secret if at is not None and now - at <= ENROL_WINDOW else None
+
+
+def pending_secret(member: StaffMember, now: datetime) -> str:
+    """The secret `member` is enrolling: the one still under way (a reload shows it again), else a new one."""
+    secret = _pending(member, now)
+    if secret is None:
+        secret = new_secret()
+        member.totp_pending_secret, member.totp_pending_at = secret, now
+    return secret
+
+
+def enrol(member: StaffMember, code: str, now: datetime) -> bool:
+    """True (TOTP on, the pending secret spent) when `code` is valid for the unexpired secret being enrolled."""
+    secret = _pending(member, now)
+    step = matching_step(secret, code, now) if secret and not member.totp_secret else None
+    if step is None:
+        return False
+    member.totp_secret, member.totp_last_step = secret, step
+    member.totp_pending_secret = member.totp_pending_at = None
     return True

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.db.models import SubscriptionRequest
-from feedsvc.db.outage import DatabaseOutage
+from feedsvc.ops.outage import DatabaseOutage
 from feedsvc.subscribers import subscriptions
 from feedsvc.subscribers.addresses import normalise_email
 

@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from feedsvc import metrics
 from feedsvc.config import Publication, Settings
 from feedsvc.db.engine import insert_for, utcnow
 from feedsvc.db.models import (
@@ -45,6 +44,7 @@ from feedsvc.db.models import (
     SubscriberSection,
 )
 from feedsvc.mail import notices
+from feedsvc.ops import metrics
 from feedsvc.outbox import rules
 from feedsvc.subscribers import welcome
 from feedsvc.subscribers.addresses import normalise_email

@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, **config: Any) -> Flask:
 
     settings = settings or load_settings()
     app = Flask(__name__, template_folder=str(settings.templates_dir), static_folder=None)
+    app.config.update(security.session_config(settings))
     app.config.update(SECRET_KEY=settings.secret_key, FEEDSVC_SETTINGS=settings, **config)
     app.extensions["feedsvc.settings"] = settings
     database.init_app(app, settings)

@@ -1,10 +1,11 @@
 """Staff login under /admin/: log in and out, the first owner (bootstrap), and `current_staff()`.
 
-A logged-in browser carries a random session id in the `feedsvc_staff` cookie (HttpOnly, SameSite=Lax, Secure
-on https); the database keeps only its hash (staff/sessions.py). Every login makes a new id and drops the one
-the browser had, and clears the Flask session (so its CSRF token too): an id planted before login is worth
-nothing after it. `current_staff()` reads the member from the database once per request, so a role change
-or a removal applies at once. Every form carries the CSRF token.
+A logged-in browser carries a random session id in the `feedsvc_staff` cookie (HttpOnly, SameSite=Lax, Path=/;
+on https Secure and named `__Host-feedsvc_staff`, security.cookie_name); the database keeps only its hash
+(staff/sessions.py). Every login makes a new id and drops the one the browser had, and clears the Flask session
+(so its CSRF token too): an id planted before login is worth nothing after it. `current_staff()` reads the
+member from the database once per request, so a role change or a removal applies at once. Every form carries
+the CSRF token.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from feedsvc.staff import accounts, audit, login, passwords, sessions, totp
 from feedsvc.staff.accounts import Member, StaffError
 from feedsvc.staff.models import StaffMember
 from feedsvc.staff.roles import OWNER
-from feedsvc.subscribers.addresses import InvalidAddress, normalise_email
+from feedsvc.subscribers.addresses import InvalidAddress
 from feedsvc.web.database import get_db, get_settings
 from feedsvc.web.language import page_language, t
-from feedsvc.web.security import LINK_PAGE_POLICY, client_address, csrf_ok, csrf_token
+from feedsvc.web.security import LINK_PAGE_POLICY, client_address, cookie_name, csrf_ok, csrf_token, https_site
 
 bp = Blueprint("auth", __name__, url_prefix="/admin")
 
@@ -53,7 +54,7 @@ def staff_error(exc: Exception) -> str:
     return t(STAFF_ERRORS[kind], n=accounts.MIN_PASSWORD_LENGTH)
 
 
-COOKIE = "feedsvc_staff"
+COOKIE = "feedsvc_staff"  # the staff cookie's name on an http site; staff_cookie() is the name this site uses
 CLOCK = "FEEDSVC_CLOCK"  # app.config key: a callable giving the current UTC datetime (tests inject one)
 TOTP_PENDING = timedelta(minutes=5)  # between the right password and the code
 RESET_LIMIT = ratelimit.Limit(count=10, window=3600)  # reset requests per client per hour
@@ -81,7 +82,7 @@ def current_staff() -> Member | None:
 
 
 def _load_member() -> Member | None:
-    session_id = request.cookies.get(COOKIE, "")
+    session_id = request.cookies.get(staff_cookie(), "")
     if not session_id:
         return None
     with get_db().session() as s:
@@ -114,19 +115,24 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def staff_cookie() -> str:
+    """The name of the staff login cookie on this site (``__Host-feedsvc_staff`` on https)."""
+    return cookie_name(COOKIE, get_settings())
+
+
 def _secure_cookie() -> bool:
-    return request.is_secure or get_settings().base_url.startswith("https://")
+    return request.is_secure or https_site(get_settings())
 
 
 def start_session(s: Session, member: StaffMember, target: str | None = None) -> Response:
     """Log `member` in: a new session id (the browser's old one ended), audited, and a redirect to `target`."""
-    sessions.end(s, request.cookies.get(COOKIE, ""))
+    sessions.end(s, request.cookies.get(staff_cookie(), ""))
     sessions.prune(s, now(), lifetime(get_settings()))  # abandoned sessions go here; a login is rare enough
     session_id = sessions.start(s, member.id, now())
     audit.record(s, member.email, "login", "", client())
     session.clear()  # a fresh CSRF token, nothing carried over from before login
     response = redirect(_safe_next(target))
-    response.set_cookie(COOKIE, session_id, httponly=True, samesite="Lax", secure=_secure_cookie(), path="/")
+    response.set_cookie(staff_cookie(), session_id, httponly=True, samesite="Lax", secure=_secure_cookie(), path="/")
     return response
 
 
@@ -217,12 +223,12 @@ def logout() -> Response:
         return _csrf_refused()
     member = current_staff()
     with get_db().session() as s:
-        sessions.end(s, request.cookies.get(COOKIE, ""))
+        sessions.end(s, request.cookies.get(staff_cookie(), ""))
         if member is not None:
             audit.record(s, member.email, "logout", "", client())
     session.clear()
     response = redirect(url_for("auth.login_form"))
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="Lax", secure=_secure_cookie())
+    response.delete_cookie(staff_cookie(), path="/", httponly=True, samesite="Lax", secure=_secure_cookie())
     return response
 
 
@@ -237,37 +243,31 @@ def _owner_row(s: Session) -> StaffMember:
     return row
 
 
+def _totp_page(row: StaffMember, status: int = 200, error: str = "") -> Response:
+    """The TOTP page of `row`: removal once enrolled, else the secret being enrolled (kept on the row, or new)."""
+    enrolled = bool(row.totp_secret)
+    secret = "" if enrolled else totp.pending_secret(row, now())
+    uri = totp.provisioning_uri(secret, row.email, get_settings().publication.name) if secret else ""
+    return _link_page("web/admin/totp.html", status, enrolled=enrolled, secret=secret, uri=uri, error=error)
+
+
 @bp.get("/totp")
 def totp_setup() -> Response:
-    """An owner's second factor: the secret to enrol (kept in the signed session until confirmed), or removal."""
-    with get_db().session(readonly=True) as s:
-        row = _owner_row(s)
-        enrolled, email = bool(row.totp_secret), row.email
-    secret = session.get("totp_new") or totp.new_secret()
-    if not enrolled:
-        session["totp_new"] = secret
-    uri = totp.provisioning_uri(secret, email, get_settings().publication.name)
-    return _link_page("web/admin/totp.html", enrolled=enrolled, secret=secret, uri=uri, error="")
+    """An owner's second factor: the secret to enrol (kept on the member's row until confirmed), or removal."""
+    with get_db().session() as s:
+        return _totp_page(_owner_row(s))
 
 
 @bp.post("/totp")
 def totp_enrol() -> Response:
-    """Turn TOTP on once the owner shows a code of the new secret."""
+    """Turn TOTP on once the owner shows a code of the secret being enrolled (an expired one: a new secret)."""
     if not csrf_ok():
         return _csrf_refused()
     with get_db().session() as s:
         row = _owner_row(s)
-        secret = session.get("totp_new")
-        step = totp.matching_step(secret, request.form.get("code", ""), now()) if isinstance(secret, str) else None
-        if step is None or row.totp_secret:
-            uri = totp.provisioning_uri(secret or "", row.email, get_settings().publication.name) if secret else ""
-            error = t("验证码不正确。")
-            return _link_page(
-                "web/admin/totp.html", 400, enrolled=bool(row.totp_secret), secret=secret, uri=uri, error=error
-            )
-        row.totp_secret, row.totp_last_step = secret, step
+        if not totp.enrol(row, request.form.get("code", ""), now()):
+            return _totp_page(row, 400, t("验证码不正确。"))
         audit.record(s, row.email, "totp.enrol", "", client())
-    session.pop("totp_new", None)
     return redirect(url_for("auth.totp_setup"))
 
 
@@ -279,7 +279,7 @@ def totp_remove() -> Response:
     with get_db().session() as s:
         row = _owner_row(s)
         if not totp.use_code(row, request.form.get("code", ""), now()):
-            return _link_page("web/admin/totp.html", 400, enrolled=True, secret="", uri="", error=t("验证码不正确。"))
+            return _totp_page(row, 400, t("验证码不正确。"))
         row.totp_secret = None
         audit.record(s, row.email, "totp.remove", "", client())
     return redirect(url_for("auth.totp_setup"))
@@ -345,7 +345,7 @@ def _link_page(template: str, status: int = 200, **context: object) -> Response:
 
 @bp.post("/setup")
 def bootstrap() -> Response:
-    """Create the first owner with FEEDSVC_ADMIN_PASSWORD; refused (404) once any staff exists."""
+    """Create the first owner with FEEDSVC_ADMIN_PASSWORD; refused (404) once any staff exists (atomic: one owner)."""
     if not csrf_ok():
         return _csrf_refused()
     settings = get_settings()
@@ -368,13 +368,12 @@ def bootstrap() -> Response:
             error = t("两次输入的密码不一致。")
         else:
             try:
-                accounts.add(s, email, OWNER, "bootstrap", request.form.get("password", ""))
+                member = login.add_first_owner(s, email, request.form.get("password", ""))
             except (StaffError, ValueError) as exc:
                 error = t("无法创建：{reason}", reason=staff_error(exc))
             else:
-                s.flush()
-                member = s.scalar(select(StaffMember).where(StaffMember.email == normalise_email(email)))
-                assert member is not None
+                if member is None:  # another request made the first owner meanwhile
+                    abort(404)
                 return start_session(s, member)
     return _login_page(400, error=error, email=email)
 

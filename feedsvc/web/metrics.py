@@ -14,8 +14,8 @@ import time
 
 from flask import Blueprint, Flask, Response, abort, g, request
 
-from feedsvc import metrics
 from feedsvc.config import Settings
+from feedsvc.ops import metrics
 from feedsvc.web.database import get_db, get_settings
 
 bp = Blueprint("metrics", __name__)

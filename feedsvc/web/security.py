@@ -10,12 +10,18 @@
   that Flask makes absolute from the Host header (``/issues`` → ``/issues/``) is rebuilt on the base URL.
 - Forms put `csrf_token()` in a hidden field named `csrf_token`; handlers call `csrf_ok()`. The RFC 8058
   one-click unsubscribe POST is the one state change that deliberately takes no token.
+- Cookies that matter (Flask's signed session, the staff login) are HttpOnly, SameSite=Lax and Path=/; on an
+  https site they are Secure and named ``__Host-…``, so no other host (a sibling subdomain) can set or shadow
+  them. Flask's signed session is accepted for the staff session's absolute lifetime only (Flask checks the
+  signature's age against PERMANENT_SESSION_LIFETIME, 31 days unless told).
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Response, request, session
@@ -43,6 +49,7 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 SERVER_NAME = "feedsvc"
+SESSION_COOKIE = "session"  # Flask's signed session: the CSRF token and the state between two login steps
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -59,6 +66,29 @@ def init_app(app: Flask, settings: Settings) -> None:
         if location.netloc and location.netloc == request.host:
             response.headers["Location"] = urlunsplit((base.scheme, base.netloc, *location[2:]))
         return response
+
+
+def https_site(settings: Settings) -> bool:
+    """True when the site is served over https (FEEDSVC_BASE_URL says so)."""
+    return settings.base_url.startswith("https://")
+
+
+def cookie_name(name: str, settings: Settings) -> str:
+    """The name a cookie goes by: ``__Host-name`` on an https site (Secure, Path=/, no Domain), else `name`."""
+    return f"__Host-{name}" if https_site(settings) else name
+
+
+def session_config(settings: Settings) -> dict[str, Any]:
+    """Flask's session-cookie configuration: the one place its flags and its lifetime are set."""
+    return {
+        "SESSION_COOKIE_NAME": cookie_name(SESSION_COOKIE, settings),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": https_site(settings),
+        "SESSION_COOKIE_PATH": "/",
+        "SESSION_COOKIE_DOMAIN": None,
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=settings.staff_session_hours),
+    }
 
 
 def trusted_hosts(base_url: str) -> list[str]:

@@ -46,11 +46,7 @@ SECURITY_HEADERS = {
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Session-cookie safety, the sign-up limit, and the template helpers the subscribe form uses."""
-    app.config["SESSION_COOKIE_HTTPONLY"] = True
-    app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
-    if settings.base_url.startswith("https://"):
-        app.config["SESSION_COOKIE_SECURE"] = True
+    """The sign-up limit and the template helpers the subscribe form uses."""
     signup_limit = ratelimit.Limit.parse(settings.extra.get("FEEDSVC_SIGNUP_RATE_LIMIT", DEFAULT_SIGNUP_LIMIT))
     app.extensions["feedsvc.signup_limit"] = signup_limit
     # Requests are decided after the answer (timing says nothing); tests decide them at once, in the request.

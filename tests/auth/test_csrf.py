@@ -3,6 +3,7 @@ On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pyotp
@@ -21,6 +22,7 @@ from feedsvc.staff import passwords
 from feedsvc.staff.models import StaffMember, StaffSession
 
 FORGED = {"csrf_token": "x" * 43}
+SECRET = re.compile(r"<code>([A-Z2-7]{32})</code>")  # the secret on the TOTP page
 
 
 def state(db: Database) -> tuple[object, ...]:
@@ -55,17 +57,13 @@ def _set_password(client: FlaskClient, clock: Clock, db: Database) -> tuple[str,
 
 def _enrol(client: FlaskClient, clock: Clock, db: Database) -> tuple[str, dict[str, str]]:
     log_in(client, OWNER)
-    client.get("/admin/totp")
-    with client.session_transaction() as browser_session:
-        secret = browser_session["totp_new"]
+    [secret] = SECRET.findall(client.get("/admin/totp").get_data(as_text=True))
     return "/admin/totp", {"code": pyotp.TOTP(secret).at(clock.now)}
 
 
 def _turn_on(client: FlaskClient, clock: Clock) -> str:
     log_in(client, OWNER)
-    client.get("/admin/totp")
-    with client.session_transaction() as browser_session:
-        secret = browser_session["totp_new"]
+    [secret] = SECRET.findall(client.get("/admin/totp").get_data(as_text=True))
     token = csrf_from(client, "/admin/totp")
     assert (
         client.post("/admin/totp", data={"csrf_token": token, "code": pyotp.TOTP(secret).at(clock.now)}).status_code

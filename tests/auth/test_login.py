@@ -9,7 +9,7 @@ from typing import Literal
 import pytest
 from argon2 import PasswordHasher, extract_parameters
 from auth_support import PASSWORD, add_staff, csrf_from, log_in
-from builders import make_app, make_settings
+from builders import make_settings
 from conftest import OWNER, Clock
 from flask import Flask
 from flask.testing import FlaskClient
@@ -100,12 +100,7 @@ def test_cookie_flags(client: FlaskClient) -> None:
     assert "Secure" in _set_cookie_header(client, base_url="https://localhost")
 
 
-def test_cookie_is_secure_when_the_base_url_is_https(tmp_path, database_url: str) -> None:  # type: ignore[no-untyped-def]
-    settings = make_settings(tmp_path, database_url, base_url="https://news.example.org")
-    add_staff(database_url, OWNER, "owner")
-    with make_app(settings) as app:
-        header = _set_cookie_header(app.test_client())
-    assert "Secure" in header and "HttpOnly" in header and "SameSite=Lax" in header
+# An https site's cookies (Secure, __Host- names): tests/auth/test_cookies.py.
 
 
 def test_idle_timeout(client: FlaskClient, clock: Clock, settings: Settings) -> None:

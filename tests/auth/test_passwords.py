@@ -1,9 +1,12 @@
 """Set-password and reset links mailed through the outbox: end to end, single use, expiry, no enumeration; the
-first owner (bootstrap); `feedsvc staff add` without a password. On SQLite and PostgreSQL."""
+first owner (bootstrap, one owner however requests race); `feedsvc staff add` without a password. On SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import pytest
 from auth_support import PASSWORD, csrf_from, log_in
@@ -12,7 +15,8 @@ from click.testing import CliRunner
 from conftest import OWNER, Clock
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from feedsvc.cli import main
 from feedsvc.config import Settings
@@ -21,6 +25,7 @@ from feedsvc.db.models import OutboxMessage
 from feedsvc.mail.notices import Notice
 from feedsvc.staff import audit
 from feedsvc.staff.models import StaffMember
+from feedsvc.web import auth
 
 NEW_PASSWORD = "a brand new long password"
 LINK = re.compile(r"http://127\.0\.0\.1:8000(/admin/password/[\w.-]+)")
@@ -148,6 +153,59 @@ def test_bootstrap_creates_the_first_owner_once(settings: Settings, db: Database
         assert 'name="admin_password"' not in stranger.get("/admin/login").get_data(as_text=True)
         assert bootstrap(stranger, "bootstrap secret", "intruder@example.org").status_code == 404
         log_in(stranger, OWNER, NEW_PASSWORD)
+
+
+def _blocked_on_the_staff_lock(db: Database) -> bool:
+    """True when another PostgreSQL session waits for the staff table's lock (the second bootstrap)."""
+    with db.session(readonly=True) as s:
+        waiting = s.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE staff%'"
+            )
+        ).scalar()
+    return bool(waiting)
+
+
+def test_two_racing_bootstraps_make_one_owner(
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first request is held inside its transaction, after its insert; the second must wait for it (on
+    PostgreSQL the test sees it blocked on the lock), then find the owner and answer 404."""
+    first, second = "first@example.org", "second@example.org"
+    inserted, release = threading.Event(), threading.Event()
+    real_start = auth.start_session
+
+    def held(s: Session, member: StaffMember, target: str | None = None) -> object:
+        if member.email == first:
+            inserted.set()
+            assert release.wait(30)
+        return real_start(s, member, target)
+
+    monkeypatch.setattr(auth, "start_session", held)
+    statuses: dict[str, int] = {}
+    with make_app(settings.with_overrides(admin_password="bootstrap secret")) as app:
+        browsers = {email: app.test_client() for email in (first, second)}
+
+        def run(email: str) -> None:
+            statuses[email] = bootstrap(browsers[email], "bootstrap secret", email).status_code
+
+        threads = {email: threading.Thread(target=run, args=(email,)) for email in (first, second)}
+        threads[first].start()
+        assert inserted.wait(30)
+        threads[second].start()
+        deadline = time.monotonic() + 0.5 if db.dialect == "sqlite" else time.monotonic() + 30
+        while threads[second].is_alive() and time.monotonic() < deadline:
+            if db.dialect == "postgresql" and _blocked_on_the_staff_lock(db):
+                break
+            time.sleep(0.02)
+        second_waited = threads[second].is_alive()  # it must not get past the first's uncommitted owner
+        release.set()
+        for thread in threads.values():
+            thread.join(60)
+    assert second_waited and statuses == {first: 302, second: 404}
+    with db.session(readonly=True) as s:
+        assert [(m.email, m.role) for m in s.scalars(select(StaffMember))] == [(first, "owner")]
 
 
 def test_without_staff_or_admin_password_the_page_says_what_to_run(settings: Settings) -> None:

@@ -1,12 +1,16 @@
-"""TOTP for owners (pyotp): enrol, the code step at login, no replays, limits, removal. On SQLite and PostgreSQL."""
+"""TOTP for owners (pyotp): enrol (the secret kept server-side), the code step at login, no replays, limits, removal.
+On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pyotp
 from auth_support import PASSWORD, add_staff, csrf_from, log_in
+from builders import make_app
 from conftest import OWNER, Clock
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -14,6 +18,7 @@ from feedsvc.config import Settings
 from feedsvc.db.engine import Database
 from feedsvc.staff import audit
 from feedsvc.staff.models import StaffMember
+from feedsvc.web.auth import COOKIE
 
 SECRET = re.compile(r"<code>([A-Z2-7]{32})</code>")
 
@@ -108,3 +113,63 @@ def test_removal_needs_a_code_and_only_owners_enrol(
     log_in(editor, "editor@example.org")
     assert editor.get("/admin/totp").status_code == 403
     assert "两步验证" not in editor.get("/admin/").get_data(as_text=True).split("</nav>")[0].split("<nav")[1]
+
+
+def pending(db: Database) -> tuple[str | None, str | None]:
+    """The owner's (pending secret, enrolled secret) as the database has them."""
+    with db.session(readonly=True) as s:
+        row = s.execute(
+            select(StaffMember.totp_pending_secret, StaffMember.totp_secret).where(StaffMember.email == OWNER)
+        )
+        return tuple(row.one())  # type: ignore[return-value]
+
+
+def test_the_secret_being_enrolled_waits_on_the_server_not_in_the_cookie(
+    app: Flask, client: FlaskClient, clock: Clock, db: Database
+) -> None:
+    log_in(client, OWNER)
+    [secret] = SECRET.findall(client.get("/admin/totp").get_data(as_text=True))
+    assert pending(db) == (secret, None)
+    cookie = client.get_cookie("session")
+    assert cookie is not None and secret not in cookie.value
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    assert secret not in json.dumps(serializer.loads(cookie.value))  # signed, not encrypted: what a thief reads
+    clock.advance(minutes=2)
+    assert SECRET.findall(client.get("/admin/totp").get_data(as_text=True)) == [secret]  # a reload: the same one
+    token = csrf_from(client, "/admin/totp")
+    wrong = client.post("/admin/totp", data={"csrf_token": token, "code": "000000"})
+    assert wrong.status_code == 400 and SECRET.findall(wrong.get_data(as_text=True)) == [secret]
+    assert pending(db) == (secret, None)  # a wrong code changes nothing
+    right = client.post("/admin/totp", data={"csrf_token": token, "code": pyotp.TOTP(secret).at(clock.now)})
+    assert right.status_code == 302
+    assert pending(db) == (None, secret)  # enrolled: the pending secret is spent
+
+
+def test_an_expired_enrolment_needs_the_new_secret(client: FlaskClient, clock: Clock, db: Database) -> None:
+    log_in(client, OWNER)
+    [old] = SECRET.findall(client.get("/admin/totp").get_data(as_text=True))
+    clock.advance(minutes=11)  # past totp.ENROL_WINDOW
+    token = csrf_from(client, "/admin/totp")
+    late = client.post("/admin/totp", data={"csrf_token": token, "code": pyotp.TOTP(old).at(clock.now)})
+    [new] = SECRET.findall(late.get_data(as_text=True))
+    assert late.status_code == 400 and new != old and pending(db) == (new, None)
+    assert (
+        client.post("/admin/totp", data={"csrf_token": token, "code": pyotp.TOTP(new).at(clock.now)}).status_code == 302
+    )
+    assert pending(db) == (None, new)
+
+
+def test_enrolment_survives_a_restart_and_a_new_browser_session(
+    client: FlaskClient, clock: Clock, db: Database, settings: Settings
+) -> None:
+    log_in(client, OWNER)
+    [secret] = SECRET.findall(client.get("/admin/totp").get_data(as_text=True))
+    staff_cookie = client.get_cookie(COOKIE)
+    assert staff_cookie is not None
+    with make_app(settings, FEEDSVC_CLOCK=clock) as restarted:  # another process: nothing shared but the database
+        browser = restarted.test_client()
+        browser.set_cookie(COOKIE, staff_cookie.value)  # the staff login only, a fresh Flask session
+        token = csrf_from(browser, "/admin/totp")
+        code = pyotp.TOTP(secret).at(clock.now)
+        assert browser.post("/admin/totp", data={"csrf_token": token, "code": code}).status_code == 302
+    assert pending(db) == (None, secret)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from feedsvc.db.outage import DatabaseOutage
+from feedsvc.ops.outage import DatabaseOutage
 
 
 def test_the_wait_stays_at_its_longest_after_thousands_of_failed_tries() -> None:

@@ -16,11 +16,11 @@ from delivery.delivery_support import subscribe_many
 from metrics_support import run_worker, value, wait_for
 from smtp_misbehaving import MisbehavingSmtp
 
-from feedsvc import logs
 from feedsvc.cli import main
 from feedsvc.config import Settings
 from feedsvc.content.model import Issue
 from feedsvc.db.engine import Database
+from feedsvc.ops import logs
 from feedsvc.outbox import sends
 
 KEYS = {"time", "level", "logger", "message", "process"}

@@ -7,10 +7,10 @@ import pytest
 from metrics_support import Samples, parse, value
 from sqlalchemy import select
 
-from feedsvc import metrics
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database
 from feedsvc.db.models import Subscriber
+from feedsvc.ops import metrics
 from feedsvc.subscribers import subscriptions, tokens
 from feedsvc.subscribers.tokens import CONFIRM
 

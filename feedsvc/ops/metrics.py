@@ -88,7 +88,7 @@ def observe_smtp(started: float, outcome: str) -> None:
 
 # -- counting what a transaction changed, once it commits
 
-_PENDING = "feedsvc.metrics.pending"
+_PENDING = "feedsvc.ops.metrics.pending"
 _listening = False
 
 
