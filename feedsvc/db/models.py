@@ -15,6 +15,7 @@ Every timestamp is timezone-aware UTC in Python (`UTCDateTime`), whatever the da
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
@@ -95,6 +96,11 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
+def section_key(slugs: Iterable[str]) -> str:
+    """A section set's one spelling (`Subscriber.sections_key`, an outbox variant): slugs sorted, joined by ';'."""
+    return ";".join(sorted(set(slugs)))
+
+
 class Subscriber(Base):
     """A reader's subscription. `email` is the normalised address (domain and local part lower-cased)."""
 
@@ -123,6 +129,9 @@ class Subscriber(Base):
     bounced_at: Mapped[datetime | None]
     # When the last confirmation or manage-link mail was queued: at most one per address per window.
     notified_at: Mapped[datetime | None]
+    # The chosen slugs as `section_key` spells them, written with the section rows by their one writer
+    # (feedsvc.subscribers.subscriptions.set_sections): enqueueing names each reader's variant from it (0013).
+    sections_key: Mapped[str] = mapped_column(String(512), server_default="")
 
     sections: Mapped[list[SubscriberSection]] = relationship(
         back_populates="subscriber",
@@ -200,11 +209,17 @@ class OutboxMessage(Base):
             postgresql_where=text("state = 'sending'"),
             sqlite_where=text("state = 'sending'"),
         ),
-        # A subscriber's rows: unsubscribe cancels the queued ones, erasure deletes them all (there is no
-        # foreign key to cascade: its per-row check was most of the cost of enqueueing a send; migration 0012).
-        # Rows by issue use the unique (issue_number, subscriber_id) index.
-        Index(None, "subscriber_id", "state"),
-        Index(None, "message_id"),  # a report whose relay rewrote the return path is matched by it (0011)
+        # Rows by issue use the unique (issue_number, subscriber_id) index, and so do a subscriber's rows (one
+        # probe per issue in the outbox, `feedsvc.outbox.sends.rows_of`): an index by subscriber cost every enqueued
+        # row an insert in the middle of a large B-tree (0013). There is no foreign key to subscribers to
+        # cascade: its per-row check was most of the cost of enqueueing a send (0012).
+        # A report whose relay rewrote the return path is matched by message_id (0011); rows get one when sent.
+        Index(
+            None,
+            "message_id",
+            postgresql_where=text("message_id IS NOT NULL"),
+            sqlite_where=text("message_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

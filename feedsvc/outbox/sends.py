@@ -2,10 +2,10 @@
 
 Publishing records the issue (its Markdown as published, so a worker on any machine can render it) and,
 in the same transaction, writes one outbox row per active subscriber whose chosen sections this issue
-has, with the *variant* (the slugs they get, sorted, joined by ';'). That is one ``INSERT … SELECT``:
-the database does the work, in one statement, whatever the number of subscribers, and the unique
-(issue, subscriber) constraint makes a second enqueue a no-op. Rows are written before any is sent:
-a ledger, not a checkpoint, so a crash can never make the send forget who is left.
+has, with the *variant* (the slugs they get, sorted, joined by ';'), named from the reader's
+``sections_key``. That is one ``INSERT … SELECT`` from subscribers: the database does the work, in one
+statement, whatever the number of subscribers; a second publish of the number enqueues nothing. Rows
+are written before any is sent: a ledger, not a checkpoint, so a crash can never make the send forget who is left.
 
 A send is ``running`` (workers claim its rows), ``paused`` (workers leave its rows alone and hand back
 those they hold but have not started) or ``stopped`` (cancelled: its queued rows become ``cancelled``;
@@ -15,13 +15,12 @@ send queues its cancelled rows again: they were never sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, func, literal, select, update
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Subquery
 
 from feedsvc.content.model import Issue
 from feedsvc.db.engine import insert_for, utcnow
@@ -41,8 +40,8 @@ from feedsvc.db.models import (
     OutboxMessage,
     PublishedIssue,
     Subscriber,
-    SubscriberSection,
     UTCDateTime,
+    section_key,
 )
 
 # Send states of an issue: running, paused, stopped (cancelled by the publisher), and finished.
@@ -103,65 +102,29 @@ class SendError(Exception):
 # ------------------------------------------------------------------------------------------ variants
 
 
-def variant_key(slugs: Iterable[str]) -> str:
-    """The outbox's name for a section set: slugs sorted and joined by ';'."""
-    return ";".join(sorted(set(slugs)))
+def variant_of(chosen_key: str, slugs: Iterable[str]) -> str:
+    """The variant a reader with `Subscriber.sections_key` `chosen_key` gets of an issue with `slugs` ('' for none)."""
+    return section_key(set(chosen_key.split(";")) & set(slugs)) if chosen_key else ""
 
 
-#: section sets up to this many slugs name their variant with one CASE over every mask (2**n - 1 branches).
-MASK_CASE_SLUGS = 10
-
-
-def _variants(slugs: Sequence[str]) -> Subquery:
-    """SELECT subscriber_id, variant: the issue's sections each subscriber chose, as `variant_key` spells it.
-
-    The group step only sums one bit per chosen slug (cheap integer work over every subscriber's sections);
-    the mask then becomes the ';'-joined sorted slugs, so it is deterministic and the same SQL on SQLite
-    (whose group_concat has no ORDER BY before 3.44) and PostgreSQL.
-    """
-    table = SubscriberSection.__table__
-    ordered = sorted(set(slugs))
-    if len(ordered) > 62:
-        raise SendError(f"an issue can have at most 62 sections, this one has {len(ordered)}")
-    bits = {slug: 1 << index for index, slug in enumerate(ordered)}
-    masks = (
-        select(table.c.subscriber_id.label("subscriber_id"), func.sum(case(bits, value=table.c.section)).label("mask"))
-        .where(table.c.section.in_(ordered))
-        .group_by(table.c.subscriber_id)
-        .subquery("masks")
-    )
-    if len(ordered) <= MASK_CASE_SLUGS:
-        names = {m: variant_key(s for s, bit in bits.items() if m & bit) for m in range(1, 1 << len(ordered))}
-        variant = case(names, value=masks.c.mask)
-    else:
-        parts = [
-            case((masks.c.mask.op("&")(bit) != 0, literal(slug + ";")), else_=literal("")) for slug, bit in bits.items()
-        ]
-        variant = parts[0]
-        for part in parts[1:]:
-            variant = variant.op("||")(part)
-        variant = func.rtrim(variant, ";")
-    return select(masks.c.subscriber_id, variant.label("variant")).subquery("variants")
+def _section_sets(session: Session) -> dict[str, int]:
+    """Active subscribers per chosen section set (`Subscriber.sections_key`; '' for none chosen)."""
+    chosen = Subscriber.sections_key
+    rows = session.execute(select(chosen, func.count()).where(Subscriber.status == ACTIVE).group_by(chosen))
+    return {str(key): int(count) for key, count in rows}
 
 
 def plan(session: Session, slugs: Sequence[str]) -> tuple[dict[str, int], int]:
     """For a dry run: active recipients per variant, and active subscribers with none of `slugs`."""
-    if not slugs:
-        return {}, _active_count(session)
-    variants = _variants(slugs)
-    rows = session.execute(
-        select(variants.c.variant, func.count())
-        .select_from(variants.join(Subscriber, Subscriber.id == variants.c.subscriber_id))
-        .where(Subscriber.status == ACTIVE)
-        .group_by(variants.c.variant)
-        .order_by(func.count().desc(), variants.c.variant)
-    ).all()
-    per_variant: dict[str, int] = {str(v): int(c) for v, c in rows}
-    return per_variant, _active_count(session) - sum(per_variant.values())
-
-
-def _active_count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(Subscriber).where(Subscriber.status == ACTIVE)) or 0
+    per_variant: dict[str, int] = {}
+    skipped = 0
+    for key, count in _section_sets(session).items():
+        variant = variant_of(key, slugs)
+        if variant:
+            per_variant[variant] = per_variant.get(variant, 0) + count
+        else:
+            skipped += count
+    return dict(sorted(per_variant.items(), key=lambda item: (-item[1], item[0]))), skipped
 
 
 # ------------------------------------------------------------------------------------------- publish
@@ -202,8 +165,9 @@ def publish(
     ).scalar_one_or_none()
     if created is None:
         return PublishResult(issue.number, 0, 0, already_published=True)
-    enqueued = enqueue(session, issue.number, slugs, now=now) if slugs else 0
-    skipped = _active_count(session) - enqueued
+    sets = _section_sets(session)
+    enqueued = _enqueue(session, issue.number, slugs, sets, now)
+    skipped = sum(sets.values()) - enqueued
     session.execute(
         update(PublishedIssue)
         .where(PublishedIssue.number == issue.number)
@@ -213,37 +177,34 @@ def publish(
     return PublishResult(issue.number, enqueued, skipped, already_published=False)
 
 
-def enqueue(session: Session, number: int, slugs: Sequence[str], *, now: datetime | None = None) -> int:
-    """One outbox row per active subscriber with at least one of `slugs`: a single INSERT … SELECT.
+def _enqueue(session: Session, number: int, slugs: Sequence[str], sets: dict[str, int], now: datetime) -> int:
+    """One outbox row per active subscriber with at least one of `slugs`: a single INSERT … SELECT from subscribers.
 
-    Rows that exist already (same issue and subscriber) are left alone: the SELECT leaves them out (an
-    anti-join), which costs far less than ON CONFLICT's speculative insert of every row. Two enqueues of
-    one issue never run at once (`publish` records the issue first, and only one transaction can), and
-    the unique (issue, subscriber) constraint still refuses doubles. Returns how many were written.
+    `sets` (the chosen section sets in use) turns each reader's `sections_key` into their variant: the key
+    itself when the issue has all of it (one CASE branch per set it has only part of); readers of a set it
+    has nothing of, or of a set not in `sets` (chosen since they were counted), are left out. Only `publish`
+    calls this, in the transaction that has just recorded the issue, so no row of it exists yet; the unique
+    (issue, subscriber) constraint refuses doubles all the same. Returns how many were written.
     """
-    now = now or utcnow()
-    outbox = OutboxMessage.__table__
-    variants = _variants(slugs)
-    source = (
-        select(
-            literal(KIND_ISSUE),
-            literal(PRIORITY_BULK),
-            Subscriber.id,
-            literal(number),
-            variants.c.variant,
-            Subscriber.email,
-            literal(QUEUED),
-            literal(0),
-            literal(now, UTCDateTime()),
-            literal(now, UTCDateTime()),
-            literal(now, UTCDateTime()),
-        )
-        .select_from(Subscriber.__table__.join(variants, variants.c.subscriber_id == Subscriber.id))
-        .where(
-            Subscriber.status == ACTIVE,
-            ~exists().where(outbox.c.issue_number == number, outbox.c.subscriber_id == Subscriber.id),
-        )
-    )
+    variants = {key: variant_of(key, slugs) for key in sorted(sets)}
+    included = [key for key, variant in variants.items() if variant]
+    if not included:
+        return 0
+    narrowed = {key: variant for key, variant in variants.items() if variant and variant != key}
+    chosen = Subscriber.sections_key
+    source = select(
+        literal(KIND_ISSUE),
+        literal(PRIORITY_BULK),
+        Subscriber.id,
+        literal(number),
+        case(narrowed, value=chosen, else_=chosen) if narrowed else chosen,
+        Subscriber.email,
+        literal(QUEUED),
+        literal(0),
+        literal(now, UTCDateTime()),
+        literal(now, UTCDateTime()),
+        literal(now, UTCDateTime()),
+    ).where(Subscriber.status == ACTIVE, chosen.in_(included))
     columns = [
         "kind",
         "priority",
@@ -258,11 +219,35 @@ def enqueue(session: Session, number: int, slugs: Sequence[str], *, now: datetim
         "updated_at",
     ]
     statement = (
-        insert_for(session, outbox)
+        insert_for(session, OutboxMessage.__table__)
         .from_select(columns, source)
         .execution_options(preserve_rowcount=True)  # SQLAlchemy leaves an INSERT's rowcount at -1 otherwise
     )
     return max(session.execute(statement).rowcount, 0)
+
+
+def rows_of(session: Session, subscriber_ids: Collection[int]) -> ColumnElement[bool]:
+    """WHERE for every outbox row of these subscribers, through the unique (issue_number, subscriber_id) index.
+
+    Issue rows are found one probe per issue the outbox holds, transactional rows under issue_number NULL.
+    """
+    numbers = list(session.scalars(ISSUES_IN_OUTBOX))
+    ids = list(subscriber_ids)
+    outbox = OutboxMessage.__table__
+    transactional = and_(outbox.c.issue_number.is_(None), outbox.c.subscriber_id.in_(ids))
+    if not numbers:
+        return transactional
+    return or_(and_(outbox.c.issue_number.in_(numbers), outbox.c.subscriber_id.in_(ids)), transactional)
+
+
+#: the distinct issue numbers in the outbox, one step along the unique index per issue (a loose index scan).
+ISSUES_IN_OUTBOX = text(
+    "WITH RECURSIVE numbers(n) AS ("
+    " SELECT (SELECT issue_number FROM outbox WHERE issue_number IS NOT NULL ORDER BY issue_number LIMIT 1)"
+    " UNION ALL SELECT (SELECT issue_number FROM outbox WHERE issue_number > numbers.n ORDER BY issue_number LIMIT 1)"
+    " FROM numbers WHERE numbers.n IS NOT NULL"
+    ") SELECT n FROM numbers WHERE n IS NOT NULL"
+)
 
 
 # -------------------------------------------------------------------------------------------- status

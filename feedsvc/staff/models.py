@@ -1,5 +1,5 @@
 """The staff tables: `StaffMember`, one per person on the team, `AuditEntry`, what they did, `StaffSession`,
-who is logged in (migration 0009), and `ApiToken` (migration 0010). The secret being enrolled: migration 0013."""
+who is logged in (migration 0009), and `ApiToken` (migration 0010). The secret being enrolled: migration 0014."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class StaffMember(Base):
     totp_last_step: Mapped[int] = mapped_column(
         BigInteger, default=0, server_default="0"
     )  # the newest time step used (no replays)
-    totp_pending_secret: Mapped[str | None] = mapped_column(String(64), default=None)  # being enrolled (0013)
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(64), default=None)  # being enrolled (0014)
     totp_pending_at: Mapped[datetime | None] = mapped_column(default=None)  # when it was made (it expires)
 
 

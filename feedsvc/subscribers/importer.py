@@ -18,12 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.config import Settings
 from feedsvc.db.engine import insert_for, utcnow
-from feedsvc.db.models import ACTIVE, PENDING, Subscriber, SubscriberEvent, SubscriberSection, Suppression
+from feedsvc.db.models import ACTIVE, PENDING, Subscriber, SubscriberEvent, Suppression
 from feedsvc.subscribers import subscriptions
 from feedsvc.subscribers.addresses import normalise_email
 from feedsvc.subscribers.csvfile import ParsedCsv, RowProblem, parse_csv
@@ -131,7 +131,7 @@ def _add_active(session: Session, email: str, sections: list[str], now: datetime
     ).scalar_one_or_none()
     if sid is None:
         return False
-    session.execute(insert(SubscriberSection), [{"subscriber_id": sid, "section": s} for s in sections])
+    subscriptions.set_sections(session, {sid: sections})
     session.add(SubscriberEvent(subscriber_id=sid, kind="imported", detail="consented", at=now))
     return True
 
@@ -143,6 +143,5 @@ def _activate(session: Session, sid: int, sections: list[str], now: datetime) ->
         .values(status=ACTIVE, confirmed_at=now, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    session.execute(SubscriberSection.__table__.delete().where(SubscriberSection.subscriber_id == sid))
-    session.execute(insert(SubscriberSection), [{"subscriber_id": sid, "section": s} for s in sections])
+    subscriptions.set_sections(session, {sid: sections})
     session.add(SubscriberEvent(subscriber_id=sid, kind="imported", detail="consented", at=now))

@@ -20,11 +20,13 @@ from feedsvc.bounces.models import Bounce, BounceReport
 from feedsvc.bounces.scoring import current_score
 from feedsvc.db.engine import insert_for, utcnow
 from feedsvc.db.models import OutboxMessage, Subscriber, SubscriberEvent, Suppression
+from feedsvc.outbox import sends
 from feedsvc.subscribers.addresses import normalise_email, unicode_form
 from feedsvc.subscribers.csvfile import csv_writer
 
 SUPPRESSION_PREFIX = b"feedsvc-suppression:"
 EXPORT_COLUMNS = ("email", "status", "sections", "bounce_score")
+DELETE_BATCH = 500  # subscribers per outbox DELETE (each probes the unique index once per issue in the outbox)
 
 
 def email_hash(email: str) -> str:
@@ -47,7 +49,7 @@ def export(session: Session, subscriber: Subscriber) -> dict[str, Any]:
         select(SubscriberEvent).where(SubscriberEvent.subscriber_id == subscriber.id).order_by(SubscriberEvent.id)
     )
     messages = session.scalars(
-        select(OutboxMessage).where(OutboxMessage.subscriber_id == subscriber.id).order_by(OutboxMessage.id)
+        select(OutboxMessage).where(sends.rows_of(session, [subscriber.id])).order_by(OutboxMessage.id)
     )
     return {
         "email": subscriber.email,
@@ -104,12 +106,13 @@ def erase(session: Session, subscriber: Subscriber, *, now: datetime | None = No
 def delete_subscribers(session: Session, *where: ColumnElement[bool]) -> int:
     """Delete the subscribers matching `where` with their outbox rows (the outbox has no foreign key to
     cascade, migration 0012); sections and events go by their keys' cascade. How many subscribers."""
-    chosen = select(Subscriber.id).where(*where).scalar_subquery()
-    session.execute(
-        delete(OutboxMessage)
-        .where(OutboxMessage.subscriber_id.in_(chosen))
-        .execution_options(synchronize_session=False)
-    )
+    chosen = list(session.scalars(select(Subscriber.id).where(*where)))
+    for start in range(0, len(chosen), DELETE_BATCH):
+        session.execute(
+            delete(OutboxMessage)
+            .where(sends.rows_of(session, chosen[start : start + DELETE_BATCH]))
+            .execution_options(synchronize_session=False)
+        )
     result = session.execute(delete(Subscriber).where(*where).execution_options(synchronize_session=False))
     return result.rowcount or 0
 

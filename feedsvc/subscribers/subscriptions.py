@@ -19,7 +19,7 @@ concurrent transactions can win (row lock on PostgreSQL, the write lock on SQLit
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -42,10 +42,11 @@ from feedsvc.db.models import (
     Subscriber,
     SubscriberEvent,
     SubscriberSection,
+    section_key,
 )
 from feedsvc.mail import notices
 from feedsvc.ops import metrics
-from feedsvc.outbox import rules
+from feedsvc.outbox import rules, sends
 from feedsvc.subscribers import welcome
 from feedsvc.subscribers.addresses import normalise_email
 from feedsvc.subscribers.privacy import delete_subscribers, lift_suppression
@@ -53,6 +54,7 @@ from feedsvc.subscribers.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, TokenError,
 
 NOTICE_INTERVAL = timedelta(minutes=10)
 UNCONFIRMED_KEPT = timedelta(days=30)
+WRITE_BATCH = 500  # subscribers per DELETE of section rows (SQLite binds at most 32,766 values)
 #: events that mean the owner once ended the subscription (or a mailbox refused it): an import never undoes them.
 LEFT_EVENTS = ("unsubscribed", "bounced", "complained")
 
@@ -126,12 +128,17 @@ def _claim_notice(session: Session, email: str, now: datetime) -> _Claim | None:
     return _Claim(*row) if row else None
 
 
-def _set_sections(session: Session, subscriber_id: int, sections: Sequence[str]) -> None:
-    session.execute(delete(SubscriberSection).where(SubscriberSection.subscriber_id == subscriber_id))
-    session.execute(
-        insert_for(session, SubscriberSection),
-        [{"subscriber_id": subscriber_id, "section": slug} for slug in sections],
-    )
+def set_sections(session: Session, chosen: Mapping[int, Sequence[str]]) -> None:
+    """The one writer of chosen sections (subscriber id → slugs): the `subscriber_sections` rows and `sections_key`."""
+    ids = list(chosen)
+    for start in range(0, len(ids), WRITE_BATCH):
+        part = ids[start : start + WRITE_BATCH]
+        session.execute(delete(SubscriberSection).where(SubscriberSection.subscriber_id.in_(part)))
+    rows = [{"subscriber_id": sid, "section": slug} for sid, slugs in chosen.items() for slug in dict.fromkeys(slugs)]
+    if rows:
+        session.execute(insert_for(session, SubscriberSection), rows)
+    if ids:
+        session.execute(update(Subscriber), [{"id": sid, "sections_key": section_key(s)} for sid, s in chosen.items()])
 
 
 def subscribe(
@@ -170,7 +177,7 @@ def subscribe(
         .returning(Subscriber.id)
     ).scalar_one_or_none()
     if created is not None:
-        _set_sections(session, created, chosen)
+        set_sections(session, {created: chosen})
         _log(session, created, "subscribe_requested", now, f"source={source}")
         metrics.count_on_commit(session, metrics.SIGNUPS)
     claim = _claim_notice(session, email, now)
@@ -243,7 +250,7 @@ def confirm(session: Session, settings: Settings, token: str, *, now: datetime |
     if subscriber.status != ACTIVE:
         was = subscriber.status
         if sorted(asked.sections) != sorted(subscriber.section_slugs):
-            _set_sections(session, subscriber.id, asked.sections)
+            set_sections(session, {subscriber.id: asked.sections})
             session.expire(subscriber, ["sections"])
         subscriber.status = ACTIVE
         subscriber.confirmed_at = now
@@ -273,7 +280,7 @@ def change_sections(
     before = subscriber.section_slugs
     if sorted(chosen) == sorted(before):
         return False
-    _set_sections(session, subscriber.id, chosen)
+    set_sections(session, {subscriber.id: chosen})
     session.expire(subscriber, ["sections"])
     subscriber.updated_at = now
     _log(session, subscriber.id, "sections_changed", now, f"{';'.join(before)} -> {';'.join(chosen)}")
@@ -290,7 +297,7 @@ def unsubscribe(session: Session, subscriber: Subscriber, *, how: str = "page", 
     subscriber.updated_at = now
     session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.subscriber_id == subscriber.id, OutboxMessage.state == QUEUED)
+        .where(sends.rows_of(session, [subscriber.id]), OutboxMessage.state == QUEUED)
         .values(state=CANCELLED, updated_at=now, last_error="unsubscribed", message=None)
         .execution_options(synchronize_session=False)
     )

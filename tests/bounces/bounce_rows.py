@@ -95,7 +95,7 @@ def events(db: Database, subscriber_id: int) -> list[tuple[str, str]]:
 
 def readers(db: Database, count: int, sections: tuple[str, ...] = ("industry",)) -> dict[str, int]:
     """`count` active subscribers reader0@example.org … with `sections`; address → id."""
-    from feedsvc.db.models import SubscriberSection
+    from feedsvc.subscribers.subscriptions import set_sections
 
     now = utcnow()
     with db.session() as session:
@@ -107,6 +107,6 @@ def readers(db: Database, count: int, sections: tuple[str, ...] = ("industry",))
             )  # fmt: skip
             session.add(person)
             session.flush()
-            session.add_all(SubscriberSection(subscriber_id=person.id, section=slug) for slug in sections)
+            set_sections(session, {person.id: sections})
             found[person.email] = person.id
         return found

@@ -37,7 +37,8 @@ from support import ROOT
 
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
-from feedsvc.db.models import ACTIVE, OutboxMessage, Subscriber, SubscriberSection
+from feedsvc.db.models import ACTIVE, OutboxMessage, Subscriber
+from feedsvc.subscribers import subscriptions
 
 BOUNCE_ADDRESS = "bounces@bounces.example.org"
 ISSUE = 398
@@ -440,10 +441,7 @@ def add_readers(database: Database, recipients: list[str], sections: tuple[str, 
         )
         chosen = select(Subscriber.email, Subscriber.id).where(Subscriber.email.in_(recipients))
         ids = {str(email): int(id_) for email, id_ in session.execute(chosen)}
-        session.execute(
-            insert(SubscriberSection),
-            [{"subscriber_id": ids[e], "section": slug} for e in recipients for slug in sections],
-        )
+        subscriptions.set_sections(session, {ids[e]: sections for e in recipients})
         return ids
 
 

@@ -9,8 +9,9 @@ from sqlalchemy import insert, select
 
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database
-from feedsvc.db.models import ACTIVE, UNSUBSCRIBED, Subscriber, SubscriberSection
+from feedsvc.db.models import ACTIVE, UNSUBSCRIBED, Subscriber
 from feedsvc.reports import charts, figures
+from feedsvc.subscribers.subscriptions import set_sections
 
 SVG = "{http://www.w3.org/2000/svg}"
 NOW = dt.datetime(2024, 3, 6, 12, 0, tzinfo=dt.UTC)  # a Wednesday
@@ -36,8 +37,7 @@ def _add(
             )
             .returning(Subscriber.id)
         ).scalar_one()
-        for slug in sections:
-            s.add(SubscriberSection(subscriber_id=sid, section=slug))
+        set_sections(s, {sid: sections})
 
 
 def test_charts_are_well_formed_and_match_the_database(db: Database, settings: Settings) -> None:

@@ -8,7 +8,8 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from feedsvc.db.engine import Database, utcnow
-from feedsvc.db.models import ACTIVE, OutboxMessage, Subscriber, SubscriberSection
+from feedsvc.db.models import ACTIVE, OutboxMessage, Subscriber
+from feedsvc.subscribers import subscriptions
 
 
 def add_subscribers(session: Session, people: Iterable[tuple[str, str, Sequence[str]]]) -> dict[str, int]:
@@ -33,9 +34,7 @@ def add_subscribers(session: Session, people: Iterable[tuple[str, str, Sequence[
         ],
     )
     ids = {str(email): int(id_) for email, id_ in session.execute(select(Subscriber.email, Subscriber.id))}
-    sections = [{"subscriber_id": ids[email], "section": slug} for email, _, slugs in people for slug in slugs]
-    if sections:
-        session.execute(insert(SubscriberSection), sections)
+    subscriptions.set_sections(session, {ids[email]: slugs for email, _, slugs in people})
     return {email: ids[email] for email, _, _ in people}
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 from delivery_support import add_subscribers
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from feedsvc.content.model import Issue
-from feedsvc.db.engine import Database
-from feedsvc.db.models import ACTIVE, BOUNCED, PENDING, UNSUBSCRIBED, OutboxMessage
+from feedsvc.db.engine import Database, utcnow
+from feedsvc.db.models import ACTIVE, BOUNCED, PENDING, UNSUBSCRIBED, OutboxMessage, section_key
 from feedsvc.outbox import sends
 
 
@@ -39,7 +40,7 @@ def test_publish_enqueues_per_subscriber_variant_and_counts_the_rest(db: Databas
         }
     assert set(rows) == {ids["all@example.org"], ids["two@example.org"]}
     assert rows[ids["two@example.org"]].sections == "industry;research"
-    assert rows[ids["all@example.org"]].sections == sends.variant_key(seed_issue.slugs)
+    assert rows[ids["all@example.org"]].sections == section_key(seed_issue.slugs)
     row = rows[ids["two@example.org"]]
     assert (row.kind, row.state, row.recipient, row.attempts) == ("issue", "queued", "two@example.org", 0)
 
@@ -50,17 +51,21 @@ def test_publishing_again_enqueues_nothing_new(db: Database, seed_issue: Issue) 
     with db.session() as session:
         first = sends.publish(session, seed_issue, "x")
     with db.session() as session:
-        add_subscribers(session, [("late@example.org", ACTIVE, ["industry"])])
+        late = add_subscribers(session, [("late@example.org", ACTIVE, ["industry"])])
     with db.session() as session:
         again = sends.publish(session, seed_issue, "x")
-        # Even a direct second enqueue writes nothing over existing rows (unique per issue and subscriber).
-        direct = sends.enqueue(session, seed_issue.number, seed_issue.slugs)
     assert first.enqueued == 5
     assert again.already_published and again.enqueued == 0
-    assert direct == 1  # only the subscriber who had no row yet
     with db.session() as session:
-        total = session.scalar(select(func.count()).select_from(OutboxMessage))
-    assert total == 6
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 5
+        row = session.scalars(select(OutboxMessage).limit(1)).one()
+        double = {c: getattr(row, c) for c in ("kind", "priority", "issue_number", "sections", "recipient", "state")}
+    with pytest.raises(IntegrityError), db.session() as session:  # the unique (issue, subscriber) constraint
+        session.execute(insert(OutboxMessage), [{**double, "subscriber_id": row.subscriber_id, "attempts": 0,
+                        "next_attempt_at": utcnow(), "created_at": utcnow(), "updated_at": utcnow()}])  # fmt: skip
+    assert late  # the late reader got no row of the old issue
+    with db.session(readonly=True) as session:
+        assert session.scalar(select(func.count()).where(OutboxMessage.subscriber_id == late["late@example.org"])) == 0
 
 
 def test_dry_run_plan_counts_recipients_per_section_set(db: Database, seed_issue: Issue) -> None:

@@ -1,8 +1,8 @@
 """staff.totp_pending_secret and totp_pending_at: the TOTP secret being enrolled waits on the server, not in the
 signed (readable) session cookie
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-02 14:50:00
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
