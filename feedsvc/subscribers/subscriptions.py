@@ -12,9 +12,10 @@ asked for before the subscription ended (unsubscribed, bounced) is stale: one pl
 Concurrency: one address gets at most one confirmation (or manage-link) mail per `NOTICE_INTERVAL`,
 however many requests arrive at once. That is decided by the database, not by Python locks: the
 subscriber row is created with ``INSERT … ON CONFLICT DO NOTHING`` (the unique address decides who
-creates it) and the mail is claimed with a conditional ``UPDATE … SET notified_at = now WHERE
-notified_at IS NULL OR notified_at < now - interval RETURNING …``, which exactly one of any number of
-concurrent transactions can win (row lock on PostgreSQL, the write lock on SQLite).
+creates it), already carrying its first mail's claim (``notified_at = now``); for a known address the mail
+is claimed with a conditional ``UPDATE … SET notified_at = now WHERE notified_at IS NULL OR notified_at <
+now - interval RETURNING …``, which exactly one of any number of concurrent transactions can win (row
+lock on PostgreSQL, the write lock on SQLite).
 """
 
 from __future__ import annotations
@@ -128,6 +129,10 @@ def _claim_notice(session: Session, email: str, now: datetime) -> _Claim | None:
 
 def _set_sections(session: Session, subscriber_id: int, sections: Sequence[str]) -> None:
     session.execute(delete(SubscriberSection).where(SubscriberSection.subscriber_id == subscriber_id))
+    _add_sections(session, subscriber_id, sections)
+
+
+def _add_sections(session: Session, subscriber_id: int, sections: Sequence[str]) -> None:
     session.execute(
         insert_for(session, SubscriberSection),
         [{"subscriber_id": subscriber_id, "section": slug} for slug in sections],
@@ -165,15 +170,18 @@ def subscribe(
             bounce_count=0,
             created_at=now,
             updated_at=now,
+            notified_at=now,  # a new row is created with its first mail claimed: only its creator can do that
         )
         .on_conflict_do_nothing(index_elements=[Subscriber.email])
         .returning(Subscriber.id)
     ).scalar_one_or_none()
     if created is not None:
-        _set_sections(session, created, chosen)
+        _add_sections(session, created, chosen)
         _log(session, created, "subscribe_requested", now, f"source={source}")
         metrics.count_on_commit(session, metrics.SIGNUPS)
-    claim = _claim_notice(session, email, now)
+        claim: _Claim | None = _Claim(created, email, PENDING, 1, lang)
+    else:
+        claim = _claim_notice(session, email, now)
     if claim is None:
         return Outcome("throttled")
     if claim.status == ACTIVE:
