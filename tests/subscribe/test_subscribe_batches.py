@@ -39,7 +39,7 @@ def test_queued_requests_are_decided_in_one_transaction_with_one_mail_per_addres
     assert len(commits) == 1  # one DELETE took all five, one COMMIT decided them
     with db.session(readonly=True) as s:
         mail = sorted(s.scalars(select(OutboxMessage.recipient)))
-        langs = {email: lang for email, lang in s.execute(select(Subscriber.email, Subscriber.lang))}
+        langs = dict(s.execute(select(Subscriber.email, Subscriber.lang)).all())
     # a new address is created with its first mail claimed; the second request for it, and the address mailed
     # moments ago, are throttled
     assert mail == ["a@example.org", "b@example.org", "c@example.org", "known@example.org"]
