@@ -14,10 +14,9 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Integer, String, bindparam, case, delete, func, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from feedsvc.db.engine import dialect_of
+from feedsvc.db.engine import dialect_of, insert_for_dialect
 from feedsvc.db.models import RateLimit
 
 
@@ -65,7 +64,7 @@ def _hit_statement(dialect: str) -> Any:
     """The upsert `hit` runs, built once per dialect (building it cost more than running it on SQLite); Core, so
     that a session runs it as it is."""
     table = RateLimit.__table__
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = insert_for_dialect(dialect, table)
     key, window_start = bindparam("key", type_=String), bindparam("window_start", type_=BigInteger)
     if dialect == "postgresql":
         relaxed = func.set_config("synchronous_commit", "off", True) == "off"

@@ -221,7 +221,12 @@ def dialect_of(executor: Session | Connection) -> str:
 
 def insert_for(executor: Session | Connection, table: Any) -> Any:
     """The dialect's INSERT for `table`: with ``on_conflict_do_nothing``/``_do_update`` on SQLite and PostgreSQL."""
-    if dialect_of(executor) == "postgresql":
+    return insert_for_dialect(dialect_of(executor), table)
+
+
+def insert_for_dialect(dialect: str, table: Any) -> Any:
+    """`insert_for` by dialect name (``sqlite``, ``postgresql``), for a statement built once and kept."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert

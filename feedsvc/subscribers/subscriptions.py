@@ -23,13 +23,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc import metrics
 from feedsvc.config import Publication, Settings
-from feedsvc.db.engine import insert_for, utcnow
+from feedsvc.db.engine import dialect_of, insert_for, insert_for_dialect, utcnow
 from feedsvc.db.models import (
     ACTIVE,
     BOUNCED,
@@ -127,6 +129,24 @@ def _claim_notice(session: Session, email: str, now: datetime) -> _Claim | None:
     return _Claim(*row) if row else None
 
 
+@cache
+def _new_subscriber(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` of a pending subscriber (Core, built once per dialect).
+
+    A new row is created with its first mail claimed (``notified_at``): only its creator can do that.
+    """
+    now = bindparam("now", type_=Subscriber.__table__.c.created_at.type)
+    values = {"email": bindparam("email"), "source": bindparam("source"), "lang": bindparam("lang")}
+    return (
+        insert_for_dialect(dialect, Subscriber.__table__)
+        .values(
+            status=PENDING, token_version=1, bounce_count=0, created_at=now, updated_at=now, notified_at=now, **values
+        )
+        .on_conflict_do_nothing(index_elements=[Subscriber.__table__.c.email])
+        .returning(Subscriber.__table__.c.id)
+    )
+
+
 def _set_sections(session: Session, subscriber_id: int, sections: Sequence[str]) -> None:
     session.execute(delete(SubscriberSection).where(SubscriberSection.subscriber_id == subscriber_id))
     _add_sections(session, subscriber_id, sections)
@@ -134,7 +154,7 @@ def _set_sections(session: Session, subscriber_id: int, sections: Sequence[str])
 
 def _add_sections(session: Session, subscriber_id: int, sections: Sequence[str]) -> None:
     session.execute(
-        insert_for(session, SubscriberSection),
+        insert_for(session, SubscriberSection.__table__),
         [{"subscriber_id": subscriber_id, "section": slug} for slug in sections],
     )
 
@@ -159,27 +179,13 @@ def subscribe(
     now = now or utcnow()
     email = normalise_email(address)
     chosen = choose_sections(settings.publication, sections)
-    created = session.execute(
-        insert_for(session, Subscriber)
-        .values(
-            email=email,
-            status=PENDING,
-            source=source,
-            lang=lang,
-            token_version=1,
-            bounce_count=0,
-            created_at=now,
-            updated_at=now,
-            notified_at=now,  # a new row is created with its first mail claimed: only its creator can do that
-        )
-        .on_conflict_do_nothing(index_elements=[Subscriber.email])
-        .returning(Subscriber.id)
-    ).scalar_one_or_none()
+    values = {"email": email, "source": source, "lang": lang, "now": now}
+    created = session.execute(_new_subscriber(dialect_of(session)), values).scalar_one_or_none()
     if created is not None:
         _add_sections(session, created, chosen)
         _log(session, created, "subscribe_requested", now, f"source={source}")
         metrics.count_on_commit(session, metrics.SIGNUPS)
-        claim: _Claim | None = _Claim(created, email, PENDING, 1, lang)
+        claim: _Claim | None = _Claim(created, email, PENDING, 1, lang)  # claimed by creating it
     else:
         claim = _claim_notice(session, email, now)
     if claim is None:
