@@ -366,7 +366,7 @@ def bench(kind: str) -> None:
         )
     for phase, rounds, waits in zip(signups, (spread, shared), backlog.values(), strict=True):
         each = sorted(r.p99 / h.p99 for r, h in zip(rounds, healths, strict=True))
-        decided = len(phase.latencies) / (phase.seconds + sum(seconds for _, seconds in waits))
+        sustained = len(phase.latencies) / (phase.seconds + sum(seconds for _, seconds in waits))
         print(
             f"  {phase.name}: p99 as a ratio to /healthz p99 {phase.p99 / health.p99:.2f} "
             f"(round by round: median {statistics.median(each):.2f}, {each[0]:.2f} to {each[-1]:.2f}); "
@@ -374,8 +374,8 @@ def bench(kind: str) -> None:
         )
         print(
             f"    undecided when a phase ended: at most {max(n for n, _ in waits)} of {REQUESTS // ROUNDS}; "
-            f"decided sign-ups/s (the phases and the waits until all were decided) {decided:.0f}, "
-            f"as a ratio to /healthz {decided / health.rate:.3f}"
+            f"decided sign-ups/s (the phases and the waits until all were decided) {sustained:.0f}, "
+            f"as a ratio to /healthz {sustained / health.rate:.3f}"
         )
     subscribers, rows = decided
     if subscribers != expected or rows != expected:
