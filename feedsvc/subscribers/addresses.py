@@ -10,7 +10,6 @@ mail system a newsletter reaches treats them so, and one person must not subscri
 from __future__ import annotations
 
 import unicodedata
-from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -25,12 +24,11 @@ class UnsendableAddress(InvalidAddress):
     """A valid address whose local part is not ASCII: it needs SMTPUTF8, which mail from here does not use."""
 
 
-@lru_cache(maxsize=4096)
 def normalise_email(raw: str) -> str:
     """The canonical form of an address: NFKC, syntax checked, ASCII local part, IDNA domain, lower-cased.
 
-    Cached (bounded; a refusal raises again, it is not cached): a sign-up checks the form's address, queues
-    it and decides it, usually in one process, and the check costs about 0.1 ms each time.
+    Never cached: a sign-up normalises the form's address twice (about 0.1 ms each), but a cache would answer
+    faster for an address this process saw recently, which is the timing a sign-up must not have.
     """
     raw = unicodedata.normalize("NFKC", (raw or "").strip())
     if not raw or len(raw) > MAX_ADDRESS_LENGTH:
