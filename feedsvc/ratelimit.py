@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-from sqlalchemy import case, delete, select, text
+from sqlalchemy import BigInteger, Connection, Integer, String, bindparam, case, delete, func, literal, select
 from sqlalchemy.orm import Session
 
-from feedsvc.db.engine import insert_for
+from feedsvc.db.engine import dialect_of, insert_for_dialect
 from feedsvc.db.models import RateLimit
 
 
@@ -41,26 +43,40 @@ def client_key(action: str, client: str, secret: str) -> str:
     return f"{action}:{digest}"
 
 
-def hit(session: Session, key: str, limit: Limit, now: float) -> bool:
+def hit(executor: Session | Connection, key: str, limit: Limit, now: float) -> bool:
     """Count one hit under `key`; True while the window's hits are within the limit.
 
-    On PostgreSQL the transaction commits without waiting for its WAL flush (``synchronous_commit = off``
-    for this transaction only): every request of a client (or of every client behind one proxy) bumps the
-    same row, so each waits for the one before it to commit, and a flush per hit made that queue the sign-up
-    latency tail. What a crash can lose is the last fraction of a second of counts; the count itself is
-    exact while the server runs, and every other write keeps its durable commit.
+    One statement, so it can run on its own (autocommit: no BEGIN or COMMIT round trips, the row lock held
+    only inside the server) or in the caller's transaction. On PostgreSQL the statement itself sets
+    ``synchronous_commit = off`` for its transaction (``set_config(…, true)``): every request of a client
+    (or of every client behind one proxy) bumps the same row, so each waits for the one before it to commit,
+    and a flush per hit made that queue the sign-up latency tail. What a crash can lose is the last fraction
+    of a second of counts; the count itself is exact while the server runs, and every other write keeps its
+    durable commit (a caller's transaction that holds other writes should not count hits in it).
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
     window_start = int(now) - int(now) % limit.window
-    stmt = insert_for(session, RateLimit).values(key=key, window_start=window_start, hits=1)
-    same_window = RateLimit.window_start == stmt.excluded.window_start
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[RateLimit.key],
-        set_={"hits": case((same_window, RateLimit.hits + 1), else_=1), "window_start": stmt.excluded.window_start},
-    ).returning(RateLimit.hits)
-    hits = session.execute(stmt).scalar_one()
-    return hits <= limit.count
+    hits = executor.execute(_hit_statement(dialect_of(executor)), {"key": key, "window_start": window_start})
+    return hits.scalar_one() <= limit.count
+
+
+@cache
+def _hit_statement(dialect: str) -> Any:
+    """The upsert `hit` runs, built once per dialect (building it cost more than running it on SQLite); Core, so
+    that a session runs it as it is."""
+    table = RateLimit.__table__
+    stmt = insert_for_dialect(dialect, table)
+    key, window_start = bindparam("key", type_=String), bindparam("window_start", type_=BigInteger)
+    if dialect == "postgresql":
+        relaxed = func.set_config("synchronous_commit", "off", True) == "off"
+        row = select(key, window_start, literal(1, Integer)).where(relaxed)
+        stmt = stmt.from_select([table.c.key, table.c.window_start, table.c.hits], row)
+    else:
+        stmt = stmt.values(key=key, window_start=window_start, hits=1)
+    same_window = table.c.window_start == stmt.excluded.window_start
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={"hits": case((same_window, table.c.hits + 1), else_=1), "window_start": stmt.excluded.window_start},
+    ).returning(table.c.hits)
 
 
 def exceeded(session: Session, key: str, limit: Limit, now: float) -> bool:

@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -121,6 +121,7 @@ class Database:
         self._readonly_sessions = sessionmaker(
             self.engine.execution_options(**{READONLY: True}), expire_on_commit=False
         )
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def dialect(self) -> str:
@@ -133,6 +134,22 @@ class Database:
         factory = self._readonly_sessions if readonly else self.sessions
         with factory() as session, session.begin():
             yield session
+
+    @contextmanager
+    def standalone(self) -> Iterator[Connection]:
+        """A connection for a few statements that each stand alone (Core, no ORM).
+
+        On PostgreSQL each statement commits by itself (autocommit): no BEGIN or COMMIT round trips, and the
+        row locks a statement takes are held only inside the server, never while this thread waits for its
+        turn to run. On SQLite, where a statement costs no round trip, they share one write transaction (one
+        ``BEGIN IMMEDIATE``), rolled back if the block raises.
+        """
+        if self.dialect == "postgresql":
+            with self._autocommit.connect() as connection:
+                yield connection
+        else:
+            with self.engine.begin() as connection:
+                yield connection
 
     def schema_problem(self) -> str | None:
         """None when the schema is at the migrations' head; else what is wrong, and what to run."""
@@ -197,9 +214,19 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
-def insert_for(session: Session, table: Any) -> Any:
+def dialect_of(executor: Session | Connection) -> str:
+    """``sqlite`` or ``postgresql``: the dialect a session or connection runs on."""
+    return (executor.get_bind() if isinstance(executor, Session) else executor).dialect.name
+
+
+def insert_for(executor: Session | Connection, table: Any) -> Any:
     """The dialect's INSERT for `table`: with ``on_conflict_do_nothing``/``_do_update`` on SQLite and PostgreSQL."""
-    if session.get_bind().dialect.name == "postgresql":
+    return insert_for_dialect(dialect_of(executor), table)
+
+
+def insert_for_dialect(dialect: str, table: Any) -> Any:
+    """`insert_for` by dialect name (``sqlite``, ``postgresql``), for a statement built once and kept."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert

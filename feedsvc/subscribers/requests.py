@@ -19,8 +19,9 @@ import threading
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -38,10 +39,23 @@ SUBSCRIBE, MANAGE_LINK = "subscribe", "manage"
 SETTLE_SECONDS = 0.05
 #: look for requests another process queued (or left behind when it stopped) this often.
 POLL_SECONDS = 5.0
+#: requests decided in one transaction.
+BATCH = 50
+
+
+class Taken(NamedTuple):
+    """A queued request, as deciding takes it."""
+
+    id: int
+    action: str
+    email: str
+    sections: str
+    lang: str
+    source: str
 
 
 def queue(
-    session: Session,
+    executor: Session | Connection,
     settings: Settings,
     action: str,
     address: str,
@@ -51,52 +65,90 @@ def queue(
     source: str = "form",
     now: datetime | None = None,
 ) -> None:
-    """Queue a request to decide later; raises InvalidAddress or NoSections (nothing is written then)."""
+    """Queue a request to decide later (one INSERT); raises InvalidAddress or NoSections (nothing is written then)."""
     email = normalise_email(address)
     chosen = subscriptions.choose_sections(settings.publication, sections) if action == SUBSCRIBE else []
-    session.add(
-        SubscriptionRequest(
-            action=action, email=email, sections=";".join(chosen), lang=lang, source=source, created_at=now or utcnow()
-        )
-    )
+    row = {"action": action, "email": email, "sections": ";".join(chosen), "lang": lang, "source": source}
+    executor.execute(insert(SubscriptionRequest.__table__), {**row, "created_at": now or utcnow()})
 
 
 def process_one(session: Session, settings: Settings) -> bool:
-    """Take the oldest queued request and decide it in `session`'s transaction; False when none is queued."""
-    oldest = select(SubscriptionRequest.id).order_by(SubscriptionRequest.id).limit(1).with_for_update(skip_locked=True)
+    """Take the oldest queued request and decide it in `session`'s transaction; False when none is queued.
+
+    A request that cannot be decided (InvalidAddress, NoSections: the rules changed since it was queued) is
+    dropped with a log line, what it wrote undone, never left to block the ones after it.
+    """
+    taken = _take(session, 1)
+    if not taken:
+        return False
+    try:
+        with session.begin_nested():
+            _decide(session, settings, taken[0])
+    except (ValueError, IntegrityError) as exc:
+        log.warning("dropped a queued %s request that cannot be decided: %s", taken[0].action, type(exc).__name__)
+    return True
+
+
+def process_batch(session: Session, settings: Settings, count: int = BATCH) -> int:
+    """Take up to `count` of the oldest queued requests and decide them all in `session`'s transaction; how many.
+
+    One DELETE takes them and one COMMIT ends them (a commit per request was most of the deciding). They are
+    decided in address order, so processes deciding batches that share an address lock its row in the same
+    order. Any request that cannot be decided raises, which undoes the whole batch; `process` then decides
+    those requests one by one (`process_one`).
+    """
+    taken = _take(session, count)
+    with session.no_autoflush:  # the events and mail rows of the whole batch go in one INSERT each, at commit
+        for request in sorted(taken, key=lambda request: (request.email, request.id)):
+            _decide(session, settings, request)
+    return len(taken)
+
+
+def _take(session: Session, count: int) -> list[Taken]:
+    """Delete up to `count` of the oldest queued requests that no other transaction holds."""
+    oldest = select(SubscriptionRequest.id).order_by(SubscriptionRequest.id).limit(count)
     taken = session.execute(
         delete(SubscriptionRequest)
-        .where(SubscriptionRequest.id == oldest.scalar_subquery())
+        .where(SubscriptionRequest.id.in_(oldest.with_for_update(skip_locked=True)))
         .returning(
+            SubscriptionRequest.id,
             SubscriptionRequest.action,
             SubscriptionRequest.email,
             SubscriptionRequest.sections,
             SubscriptionRequest.lang,
             SubscriptionRequest.source,
         )
-    ).one_or_none()
-    if taken is None:
-        return False
-    action, email, sections, lang, source = taken
-    try:
-        with session.begin_nested():  # a refused request is dropped, never left to block the ones after it
-            if action == SUBSCRIBE:
-                subscriptions.subscribe(session, settings, email, sections.split(";"), lang=lang, source=source)
-            else:
-                subscriptions.request_manage_link(session, settings, email)
-    except (ValueError, IntegrityError) as exc:  # InvalidAddress, NoSections (rules changed since it was queued)
-        log.warning("dropped a queued %s request that cannot be decided: %s", action, exc.__class__.__name__)
-    return True
+    )
+    return [Taken(*row) for row in taken]
+
+
+def _decide(session: Session, settings: Settings, request: Taken) -> None:
+    """Run the workflow a request asks for."""
+    if request.action == SUBSCRIBE:
+        sections = request.sections.split(";")
+        subscriptions.subscribe(session, settings, request.email, sections, lang=request.lang, source=request.source)
+    else:
+        subscriptions.request_manage_link(session, settings, request.email)
 
 
 def process(database: Database, settings: Settings, limit: int = 1000) -> int:
-    """Decide up to `limit` queued requests, one transaction each; how many were decided."""
+    """Decide up to `limit` queued requests, up to BATCH per transaction; how many were decided."""
     done = 0
     while done < limit:
-        with database.session() as session:
-            if not process_one(session, settings):
-                break
-        done += 1
+        count = min(BATCH, limit - done)
+        try:
+            with database.session() as session:
+                taken = process_batch(session, settings, count)
+        except (ValueError, IntegrityError):  # one of them cannot be decided: these one per transaction
+            taken = 0
+            while taken < count:
+                with database.session() as session:
+                    if not process_one(session, settings):
+                        break
+                taken += 1
+        done += taken
+        if taken < count:  # the queue is empty (or the rest is being decided by another process)
+            break
     return done
 
 

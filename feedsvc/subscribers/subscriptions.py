@@ -12,9 +12,10 @@ asked for before the subscription ended (unsubscribed, bounced) is stale: one pl
 Concurrency: one address gets at most one confirmation (or manage-link) mail per `NOTICE_INTERVAL`,
 however many requests arrive at once. That is decided by the database, not by Python locks: the
 subscriber row is created with ``INSERT … ON CONFLICT DO NOTHING`` (the unique address decides who
-creates it) and the mail is claimed with a conditional ``UPDATE … SET notified_at = now WHERE
-notified_at IS NULL OR notified_at < now - interval RETURNING …``, which exactly one of any number of
-concurrent transactions can win (row lock on PostgreSQL, the write lock on SQLite).
+creates it), already carrying its first mail's claim (``notified_at = now``); for a known address the mail
+is claimed with a conditional ``UPDATE … SET notified_at = now WHERE notified_at IS NULL OR notified_at <
+now - interval RETURNING …``, which exactly one of any number of concurrent transactions can win (row
+lock on PostgreSQL, the write lock on SQLite).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from feedsvc.config import Publication, Settings
-from feedsvc.db.engine import insert_for, utcnow
+from feedsvc.db.engine import dialect_of, insert_for, insert_for_dialect, utcnow
 from feedsvc.db.models import (
     ACTIVE,
     BOUNCED,
@@ -128,17 +131,42 @@ def _claim_notice(session: Session, email: str, now: datetime) -> _Claim | None:
     return _Claim(*row) if row else None
 
 
+@cache
+def _new_subscriber(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` of a pending subscriber (Core, built once per dialect).
+
+    A new row is created with its first mail claimed (``notified_at``): only its creator can do that, and with
+    its ``sections_key`` (`_add_sections` writes the rows).
+    """
+    now = bindparam("now", type_=Subscriber.__table__.c.created_at.type)
+    names = ("email", "source", "lang", "sections_key")
+    values = {name: bindparam(name) for name in names}
+    return (
+        insert_for_dialect(dialect, Subscriber.__table__)
+        .values(
+            status=PENDING, token_version=1, bounce_count=0, created_at=now, updated_at=now, notified_at=now, **values
+        )
+        .on_conflict_do_nothing(index_elements=[Subscriber.__table__.c.email])
+        .returning(Subscriber.__table__.c.id)
+    )
+
+
 def set_sections(session: Session, chosen: Mapping[int, Sequence[str]]) -> None:
-    """The one writer of chosen sections (subscriber id → slugs): the `subscriber_sections` rows and `sections_key`."""
+    """The one writer of changed sections (subscriber id → slugs): the `subscriber_sections` rows and `sections_key`."""
     ids = list(chosen)
     for start in range(0, len(ids), WRITE_BATCH):
         part = ids[start : start + WRITE_BATCH]
         session.execute(delete(SubscriberSection).where(SubscriberSection.subscriber_id.in_(part)))
-    rows = [{"subscriber_id": sid, "section": slug} for sid, slugs in chosen.items() for slug in dict.fromkeys(slugs)]
-    if rows:
-        session.execute(insert_for(session, SubscriberSection), rows)
+    _add_sections(session, chosen)
     if ids:
         session.execute(update(Subscriber), [{"id": sid, "sections_key": section_key(s)} for sid, s in chosen.items()])
+
+
+def _add_sections(session: Session, chosen: Mapping[int, Sequence[str]]) -> None:
+    """The `subscriber_sections` rows (for `set_sections`, and a subscriber `_new_subscriber` created with its key)."""
+    rows = [{"subscriber_id": sid, "section": slug} for sid, slugs in chosen.items() for slug in dict.fromkeys(slugs)]
+    if rows:
+        session.execute(insert_for(session, SubscriberSection.__table__), rows)
 
 
 def subscribe(
@@ -161,26 +189,15 @@ def subscribe(
     now = now or utcnow()
     email = normalise_email(address)
     chosen = choose_sections(settings.publication, sections)
-    created = session.execute(
-        insert_for(session, Subscriber)
-        .values(
-            email=email,
-            status=PENDING,
-            source=source,
-            lang=lang,
-            token_version=1,
-            bounce_count=0,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[Subscriber.email])
-        .returning(Subscriber.id)
-    ).scalar_one_or_none()
+    values = {"email": email, "source": source, "lang": lang, "sections_key": section_key(chosen), "now": now}
+    created = session.execute(_new_subscriber(dialect_of(session)), values).scalar_one_or_none()
     if created is not None:
-        set_sections(session, {created: chosen})
+        _add_sections(session, {created: chosen})
         _log(session, created, "subscribe_requested", now, f"source={source}")
         metrics.count_on_commit(session, metrics.SIGNUPS)
-    claim = _claim_notice(session, email, now)
+        claim: _Claim | None = _Claim(created, email, PENDING, 1, lang)  # claimed by creating it
+    else:
+        claim = _claim_notice(session, email, now)
     if claim is None:
         return Outcome("throttled")
     if claim.status == ACTIVE:

@@ -77,16 +77,27 @@ def _client_address() -> str:
     return client_address(get_settings().trusted_proxies)
 
 
-def _within_limit(action: str) -> bool:
-    """Count this request against the client's limit for `action`; False once it is over.
+def _counted(queued: str | None, email: str = "", sections: list[str] | None = None) -> bool:
+    """Count this request against the client's sign-up limit and, within it, queue the request `queued`
+    (None: a refused form or a bot, only counted); False once over the limit.
 
-    Its own short transaction: a client's counter is one row, and holding its lock through the rest of
-    a sign-up would serialise every request of that client (or of every client behind one proxy).
+    Two single statements on one connection (`Database.standalone`). On PostgreSQL each commits by itself:
+    the count first, without waiting for its flush, so a client's counter row (one per client, or per proxy
+    in front of many) is locked only inside the server, never while this thread waits for the GIL or the
+    queued request's durable commit.
     """
     limit: ratelimit.Limit = current_app.extensions["feedsvc.signup_limit"]
-    key = ratelimit.client_key(action, _client_address(), get_settings().secret_key)
-    with get_db().session() as s:
-        return ratelimit.hit(s, key, limit, time.time())
+    key = ratelimit.client_key("signup", _client_address(), get_settings().secret_key)
+    with get_db().standalone() as connection:
+        if not ratelimit.hit(connection, key, limit, time.time()):
+            return False
+        if queued:
+            requests.queue(
+                connection, get_settings(), queued, email, sections or [], lang=page_language(), source="form"
+            )
+    if queued:
+        current_app.extensions[PROCESSOR].wake()
+    return True
 
 
 def _too_many() -> Response:
@@ -131,27 +142,19 @@ def subscribe() -> Response:
     """Ask for a subscription; the same 'check your inbox' answer whatever the address's state.
 
     The form is checked first (without the database); then the request is counted against the client's
-    limit (invalid requests count too), and a valid one is recorded in one short transaction. Pages are
-    rendered after it commits.
+    limit (invalid requests count too), and a valid one is queued right after the count (`_counted`). Pages
+    are rendered after both have committed.
     """
     email, chosen = request.form.get("email", ""), _chosen_sections()
     error = _address_error(email)
     if not error and not set(chosen) & set(get_settings().publication.slugs):
         error = t("请至少选择一个栏目。")
-    if not _within_limit("signup"):
+    queued = requests.SUBSCRIBE if not error and not request.form.get(HONEYPOT_FIELD) else None  # a bot: counted
+    if not _counted(queued, email, chosen):
         return _too_many()
-    if not error and not request.form.get(HONEYPOT_FIELD):  # a bot gets the usual answer, nothing else
-        _queue(requests.SUBSCRIBE, email, chosen)
     if error:
         return _page("web/subscribe.html", 400, error=error, email=email[:320], chosen=chosen)
     return _page("web/subscribe_sent.html")
-
-
-def _queue(action: str, email: str, sections: list[str] | None = None) -> None:
-    """Queue the request (the same work for every address); what it does is decided after the answer."""
-    with get_db().session() as s:
-        requests.queue(s, get_settings(), action, email, sections or [], lang=page_language(), source="form")
-    current_app.extensions[PROCESSOR].wake()
 
 
 def _address_error(email: str) -> str:
@@ -222,10 +225,9 @@ def manage_request() -> Response:
     """Mail a manage link to a known address; the same answer for any address."""
     email = request.form.get("email", "")
     error = _address_error(email)
-    if not _within_limit("signup"):
+    queued = requests.MANAGE_LINK if not error and not request.form.get(HONEYPOT_FIELD) else None
+    if not _counted(queued, email):
         return _too_many()
-    if not error and not request.form.get(HONEYPOT_FIELD):
-        _queue(requests.MANAGE_LINK, email)
     if error:
         return _page("web/manage_request.html", 400, email=email[:320], error=error)
     return _page("web/subscribe_sent.html", manage=True)
