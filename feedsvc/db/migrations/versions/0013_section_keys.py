@@ -3,7 +3,8 @@
 `subscribers.sections_key` is the reader's chosen slugs as the outbox names a variant (sorted, joined by
 ';'), written with the `subscriber_sections` rows by their one writer
 (feedsvc.subscribers.subscriptions.set_sections). Enqueueing reads each reader's variant from it instead of
-grouping `subscriber_sections` per reader. The outbox's (subscriber_id, state) index goes: a subscriber's
+grouping `subscriber_sections` per reader, and counts the readers of each set from an index on (status,
+sections_key). The outbox's (subscriber_id, state) index goes: a subscriber's
 rows are found through the unique (issue_number, subscriber_id) index, one probe per issue in the outbox
 (feedsvc.outbox.sends.rows_of), so a send no longer inserts a million entries into an index ordered by
 subscriber. The message_id index holds only rows that have one (none when they are enqueued).
@@ -29,6 +30,7 @@ BATCH = 5000
 def upgrade() -> None:
     op.add_column("subscribers", sa.Column("sections_key", sa.String(512), nullable=False, server_default=""))
     _fill_keys()
+    op.create_index("ix_subscribers_status_sections_key", "subscribers", ["status", "sections_key"])
     op.drop_index("ix_outbox_subscriber_id_state", table_name="outbox")
     op.drop_index("ix_outbox_message_id", table_name="outbox")
     where = sa.text("message_id IS NOT NULL")
@@ -59,4 +61,5 @@ def downgrade() -> None:
     op.drop_index("ix_outbox_message_id", table_name="outbox")
     op.create_index("ix_outbox_message_id", "outbox", ["message_id"])
     op.create_index("ix_outbox_subscriber_id_state", "outbox", ["subscriber_id", "state"])
+    op.drop_index("ix_subscribers_status_sections_key", table_name="subscribers")
     op.execute("ALTER TABLE subscribers DROP COLUMN sections_key")
