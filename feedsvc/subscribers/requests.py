@@ -28,7 +28,6 @@ from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.db.models import SubscriptionRequest
 from feedsvc.db.outage import DatabaseOutage
-from feedsvc.subscribers import subscriptions
 from feedsvc.subscribers.addresses import normalise_email
 
 log = logging.getLogger(__name__)
@@ -52,6 +51,8 @@ def queue(
     now: datetime | None = None,
 ) -> None:
     """Queue a request to decide later; raises InvalidAddress or NoSections (nothing is written then)."""
+    from feedsvc.subscribers import subscriptions  # the sign-up rules and their mail templates (Jinja2)
+
     email = normalise_email(address)
     chosen = subscriptions.choose_sections(settings.publication, sections) if action == SUBSCRIBE else []
     session.add(
@@ -78,6 +79,8 @@ def process_one(session: Session, settings: Settings) -> bool:
     if taken is None:
         return False
     action, email, sections, lang, source = taken
+    from feedsvc.subscribers import subscriptions  # Jinja2 and the notices: only once there is a request to decide
+
     try:
         with session.begin_nested():  # a refused request is dropped, never left to block the ones after it
             if action == SUBSCRIBE:

@@ -22,7 +22,7 @@ from feedsvc.content.model import Issue
 from feedsvc.db.engine import Database, alembic_config, downgrade, upgrade, utcnow
 from feedsvc.db.models import OutboxMessage, Subscriber
 from feedsvc.outbox import sends
-from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers import privacy, subscriptions
 
 # What rendering loads (Markdown, Jinja2, premailer and its lxml/cssutils), what DKIM loads, and Flask.
 RENDERER_MODULES = ("premailer", "lxml", "cssutils", "jinja2", "markdown_it", "dkim", "cryptography", "flask")
@@ -71,7 +71,7 @@ def test_erasing_or_purging_subscribers_deletes_their_mail(db: Database, setting
         subscriptions.subscribe(s, settings, "old@example.org", ["industry"], now=start - timedelta(days=31))
         subscriptions.subscribe(s, settings, "new@example.org", ["industry"], now=start - timedelta(days=1))
     with db.session() as s:
-        assert subscriptions.purge_unconfirmed(s, now=start) == 1
+        assert privacy.purge_unconfirmed(s, now=start) == 1
     with db.session(readonly=True) as s:
         kept = s.scalar(select(Subscriber.id).where(Subscriber.email == "new@example.org"))
         owners = list(s.scalars(select(OutboxMessage.subscriber_id)))
