@@ -26,6 +26,20 @@ from feedsvc.subscribers import privacy, subscriptions
 
 # What rendering loads (Markdown, Jinja2, premailer and its lxml/cssutils), what DKIM loads, and Flask.
 RENDERER_MODULES = ("premailer", "lxml", "cssutils", "jinja2", "markdown_it", "dkim", "cryptography", "flask")
+# And what the command's start-up and housekeeping used to keep for the life of the process: Alembic (and its
+# Mako) for the schema check, dnspython and the Public Suffix List for DKIM's checks, email-validator (idna).
+COMMAND_MODULES = (*RENDERER_MODULES, "alembic", "mako", "dns", "publicsuffixlist", "email_validator", "idna")
+# `feedsvc worker` as the console script runs it (`from feedsvc.cli import main; main()`), saying at exit which
+# of the modules named in FEEDSVC_TEST_MODULES it had loaded, on stderr's last line.
+COMMAND = """
+import atexit, os, sys
+names = set(os.environ["FEEDSVC_TEST_MODULES"].split(","))
+loaded = lambda: sorted({n.split(".")[0] for n in sys.modules} & names)
+atexit.register(lambda: print("loaded:" + ",".join(loaded()), file=sys.stderr))
+from feedsvc.cli import main
+sys.argv[0] = "feedsvc"
+main()
+"""
 WORKER = """
 import sys, threading
 from feedsvc.config import load_settings
@@ -63,6 +77,30 @@ def test_the_worker_sends_an_issue_without_loading_a_renderer(
     assert len(received) == 50 and len(subjects) == 1
     bodies = {r.message.get_body(("plain",)).get_content().count("\n") for r in received}  # type: ignore[union-attr]
     assert len(bodies) == 2  # two variants, each rendered once
+
+
+def test_the_worker_command_sends_and_keeps_housekeeping_without_loading_what_it_does_not_need(
+    db: Database, settings: Settings, seed_issue: Issue
+) -> None:
+    # `feedsvc worker --once` (start-up checks, scheduled publishing, housekeeping, the send) as operators run it.
+    subscribe_many(db, 20, ["industry"])
+    with db.session() as session:
+        sends.publish(session, seed_issue, Path(seed_issue.source).read_text(encoding="utf-8"))
+    with SmtpSink() as sink:
+        env = {**os.environ, **cli_env(settings), "FEEDSVC_SMTP_URL": sink.url}
+        env["FEEDSVC_TEST_MODULES"] = ",".join(COMMAND_MODULES)
+        done = subprocess.run(
+            [sys.executable, "-c", COMMAND, "worker", "--once", "--no-progress"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        received = sink.wait_for(20)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "sent 20, retried 0, failed 0" in done.stdout and len(received) == 20
+    assert done.stderr.strip().splitlines()[-1] == "loaded:", done.stderr[-2000:]
 
 
 def test_erasing_or_purging_subscribers_deletes_their_mail(db: Database, settings: Settings) -> None:
