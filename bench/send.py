@@ -573,8 +573,8 @@ def memory(
         DATABASE_URL=f"sqlite:///{db_path}",
         FEEDSVC_SMTP_URL=sink.url,
         FEEDSVC_BASE_URL="https://news.example.org",
-        **(signing_env or {}),
     )
+    env.update(signing_env or {})
     floor = subprocess.run([sys.executable, "-c", FLOOR], env=env, capture_output=True, text=True, check=True)
     command = [str(FEEDSVC), "worker", "--no-progress", "--concurrency", str(connections)]
     log = work / "worker.log"
