@@ -9,8 +9,11 @@
    PostgreSQL (skipped with a note when PostgreSQL is not reachable), against a bare INSERT … SELECT of
    the same subscribers' rows into a table with only a primary key; both timed to their commit, after
    the VACUUM ANALYZE autovacuum would have run on the freshly filled tables.
-3. Memory: a worker process sending from that million-row SQLite ledger; its resident size sampled
-   every second (VmRSS) and its peak (VmHWM), for `--memory-messages` messages.
+3. Memory: the `feedsvc worker` command (the console script operators run, feedsvc.toml) sending the
+   whole million-row SQLite ledger (the enqueue part's, or one made here); its resident size sampled
+   every second (VmRSS, printed by progress) and its peak (VmHWM) over everything it sent, against the
+   57 MB target and the floor (`python -c "import sqlalchemy, sqlite3"`, same run). The render child's
+   peak is printed on its own line: it is another process.
 4. Signing: the same worker with DKIM off and on (rsa-sha256 2048 and Ed25519) in alternating rounds of
    one run, to the same sink; and what signing one message costs on its own (`--signing-recipients`).
 
@@ -473,23 +476,17 @@ def _plan(db: Database, issue):  # type: ignore[no-untyped-def]
 # -------------------------------------------------------------------------------------------- memory
 
 
-WORKER = """
-import sys
-from feedsvc.config import load_settings
-from feedsvc.db.engine import Database
-from feedsvc.outbox.worker import SendWorker
-import threading, signal
-settings = load_settings()
-stop = threading.Event()
-signal.signal(signal.SIGTERM, lambda *a: stop.set())
-SendWorker(Database(settings.database_url), settings, concurrency=int(sys.argv[1])).run(stop)
+# The floor: a bare interpreter with SQLAlchemy and the database driver, nothing of feedsvc.
+FLOOR = """
+import sqlalchemy, sqlite3
+print([line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0])
 """
 # The render child's own peak: the four variants of the seed issue, as a worker's child renders them.
 RENDER_CHILD = """
 import sys
 from pathlib import Path
 from feedsvc.config import load_settings
-from feedsvc.outbox.renders import render_variants
+from feedsvc.mail.variants import render_variants
 settings = load_settings()
 source = Path(sys.argv[1]).read_text(encoding="utf-8")
 keys = [(";".join(sorted(v)), "zh-CN") for v in VARIANTS]
@@ -497,26 +494,85 @@ done = render_variants(settings.publication, settings.templates_dir, source, "se
 assert all(not isinstance(r, str) for r in done.values()), done
 print([line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0])
 """
+TARGET_MB = 57  # listmonk's published peak for a 7-million send
+FEEDSVC = Path(sys.executable).parent / "feedsvc"  # the console script operators run
 
 
 def _status(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of `pid`, in kB (kibibytes, as /proc says)."""
     values = {}
     with open(f"/proc/{pid}/status", encoding="ascii") as handle:
         for line in handle:
             if line.startswith(("VmRSS", "VmHWM")):
                 name, value = line.split(":")
-                values[name] = int(value.split()[0]) // 1024
+                values[name] = int(value.split()[0])
     return values
 
 
-def memory(db_path: Path, messages: int, connections: int, work: Path) -> None:
-    """The peak resident size (VmHWM) of a worker process over the send of `messages` rows (0: the whole ledger)."""
+def _sizes(kb: int) -> str:
+    """`kb` kibibytes as MiB and MB, with the ratio of each to the 57 target."""
+    mib, mb = kb / 1024, kb * 1024 / 1e6
+    return (
+        f"{mib:.1f} MiB = {mb:.1f} MB (ratio to {TARGET_MB}: {mib / TARGET_MB:.3f} in MiB, {mb / TARGET_MB:.3f} in MB)"
+    )
+
+
+def ledger(db_path: Path, subscribers: int) -> None:
+    """The million-row SQLite ledger the memory part sends from, when the enqueue part did not leave one."""
+    if db_path.exists():
+        return
+    settings = settings_for(f"sqlite:///{db_path}", db_path.parent / "var")
+    db = Database(settings.database_url)
+    db.upgrade()
+    seconds, _ = timed(lambda: fill(db, subscribers))
+    issue = parse(SEED, settings.publication)
+    with db.session() as s:
+        result = sends.publish(s, issue, SEED.read_text(encoding="utf-8"), source_name=SEED.name)
+    db.dispose()
+    print(f"ledger: {subscribers:,} subscribers filled in {seconds:.0f} s, {result.enqueued:,} rows queued")
+
+
+def dkim_config(work: Path) -> dict[str, str]:
+    """The environment of a `feedsvc worker` that signs (rsa-sha256 2048, selector bench): feedsvc.toml with
+    the DKIM settings filled in, written to `work`, and the key file."""
+    pem, _ = dkim.generate_key(dkim.RSA, "bench")
+    key = work / "dkim-bench.pem"
+    key.write_bytes(pem)
+    domain = settings_for("sqlite://", work).publication.mail_domain
+    toml = (ROOT / "feedsvc.toml").read_text(encoding="utf-8")
+    toml = toml.replace('dkim_domain = ""', f'dkim_domain = "{domain}"').replace(
+        'dkim_selector = ""', 'dkim_selector = "bench"'
+    )
+    config = work / "feedsvc-dkim.toml"
+    config.write_text(toml, encoding="utf-8")
+    return {
+        "FEEDSVC_CONFIG": str(config),
+        dkim.KEY_FILE: str(key),
+        "FEEDSVC_TEMPLATES_DIR": str(ROOT / "templates"),
+        "FEEDSVC_ISSUES_DIR": str(ROOT / "issues"),
+    }
+
+
+def memory(
+    db_path: Path,
+    messages: int,
+    connections: int,
+    work: Path,
+    seconds_limit: float,
+    every: float,
+    signing_env: dict[str, str] | None = None,
+) -> None:
+    """The peak resident size (VmHWM) of the `feedsvc worker` command over the send of `messages` rows (0: the
+    whole ledger), against the 57 MB target; the floor (SQLAlchemy and sqlite3 alone) measured in the same run.
+    With `signing_env` (dkim_config), the worker signs every message with DKIM."""
     with Database(f"sqlite:///{db_path}").session(readonly=True) as s:
         queued = int(s.execute(text("SELECT count(*) FROM outbox WHERE state = 'queued'")).scalar_one())
     messages = messages or queued
+    signs = "DKIM on (rsa-sha256 2048)" if signing_env else "DKIM off, as feedsvc.toml ships"
     print(
-        f"== worker memory: a worker process (SendWorker, SMTP over {connections} connections to an aiosmtpd sink "
-        f"process) sends {messages:,} of the {queued:,} queued rows of the SQLite ledger"
+        f"== worker memory: `feedsvc worker --concurrency {connections}` (the console script, feedsvc.toml, SMTP to "
+        f"an aiosmtpd sink process, {signs}) sends {messages:,} of the {queued:,} queued rows of the SQLite ledger",
+        flush=True,
     )
     sink = Sink()
     env = dict(
@@ -528,26 +584,49 @@ def memory(db_path: Path, messages: int, connections: int, work: Path) -> None:
         FEEDSVC_SMTP_URL=sink.url,
         FEEDSVC_BASE_URL="https://news.example.org",
     )
-    process = subprocess.Popen([sys.executable, "-c", WORKER, str(connections)], env=env, cwd=ROOT)
-    samples: list[tuple[int, int]] = []
+    env.update(signing_env or {})
+    floor = subprocess.run([sys.executable, "-c", FLOOR], env=env, capture_output=True, text=True, check=True)
+    command = [str(FEEDSVC), "worker", "--no-progress", "--concurrency", str(connections)]
+    log = work / "worker.log"
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=handle, stderr=handle)
+    samples: list[tuple[float, int, int]] = []  # (seconds, sent, VmRSS kB)
     start = time.perf_counter()
+    last_print = start
+    stopped = "the whole ledger was sent" if messages == queued else f"{messages:,} were sent"
+    peak = 0
     try:
-        while sink.count < messages and process.poll() is None:
+        while sink.count < messages:
+            if process.poll() is not None:
+                raise RuntimeError(f"the worker exited with {process.returncode}: {log.read_text()[-2000:]}")
             time.sleep(1.0)
-            samples.append((sink.count, _status(process.pid)["VmRSS"]))
+            status = _status(process.pid)
+            now = time.perf_counter()
+            samples.append((now - start, sink.count, status["VmRSS"]))
+            peak = status["VmHWM"]
+            if now - last_print >= every:
+                last_print = now
+                print(
+                    f"  {now - start:7.0f} s  sent {sink.count:>9,}  VmRSS {status['VmRSS'] / 1024:5.1f} MiB  "
+                    f"VmHWM {peak / 1024:5.1f} MiB",
+                    flush=True,
+                )
+            if seconds_limit and now - start >= seconds_limit:
+                stopped = f"STOPPED by --memory-seconds {seconds_limit:.0f}: not the whole ledger"
+                break
         peak = _status(process.pid)["VmHWM"]
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(60)
+        process.wait(120)
         sink.stop()
     seconds = time.perf_counter() - start
     sent = sink.count
-    print(
-        f"sent {sent:,} in {seconds:.0f} s ({sent / seconds:,.0f} msg/s); worker peak RSS (VmHWM, the whole send) "
-        f"{peak} MB; target 57 MB: ratio {peak / 57:.2f}"
-    )
-    marks = [samples[int(len(samples) * f)] for f in (0.1, 0.25, 0.5, 0.75) if samples] + samples[-1:]
-    print("RSS by progress: " + ", ".join(f"{n:>7} sent: {rss} MB" for n, rss in marks))
+    print(f"sent {sent:,} of {queued:,} in {seconds:.0f} s ({sent / seconds:,.0f} msg/s): {stopped}")
+    print(f"`feedsvc worker` peak RSS (VmHWM, over everything it sent): {_sizes(peak)}")
+    floor_kb = int(floor.stdout)
+    print(f"the floor, `python -c 'import sqlalchemy, sqlite3'` (same run): {_sizes(floor_kb)}")
+    marks = [samples[min(len(samples) - 1, int(len(samples) * f))] for f in (0.0, 0.1, 0.25, 0.5, 0.75)] + samples[-1:]
+    print("RSS by progress: " + ", ".join(f"{n:,} sent: {rss / 1024:.1f} MiB" for _, n, rss in marks if samples))
     child = subprocess.run(
         [sys.executable, "-c", f"VARIANTS = {VARIANTS!r}\n" + RENDER_CHILD, str(SEED)],
         env=env,
@@ -556,8 +635,10 @@ def memory(db_path: Path, messages: int, connections: int, work: Path) -> None:
         text=True,
         check=True,
     )
-    child_mb = int(child.stdout) // 1024
-    print(f"the render child (one per issue per worker; exits once the variants are rendered): peak {child_mb} MB")
+    print(
+        "the render child (its own process: one per issue per worker, exits once the variants are rendered; "
+        f"not in the worker's figure above): peak {int(child.stdout) / 1024:.1f} MiB"
+    )
 
 
 def main() -> None:
@@ -567,6 +648,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8, help="alternate plain loop and worker in this many rounds")
     parser.add_argument("--subscribers", type=int, default=1_000_000)
     parser.add_argument("--memory-messages", type=int, default=0, help="0: every queued row of the ledger")
+    parser.add_argument("--memory-seconds", type=float, default=0, help="stop the memory part after this (0: never)")
+    parser.add_argument("--memory-every", type=float, default=60, help="print the worker's RSS this often (s)")
+    parser.add_argument("--ledger", type=Path, help="a SQLite ledger to send from (default: the enqueue part's)")
+    parser.add_argument(
+        "--memory-dkim", action="store_true", help="then the same with DKIM on, from a new ledger of --subscribers"
+    )
     parser.add_argument("--signing-recipients", type=int, default=4_000)
     parser.add_argument(
         "--skip",
@@ -606,8 +693,14 @@ def main() -> None:
                     except Exception as exc:
                         print(f"(could not drop schema {schema}: {exc})")
                     admin.dispose()
-            if "memory" not in args.skip:
-                memory(sqlite_path, args.memory_messages, args.connections, work)
+        if "memory" not in args.skip:
+            path = args.ledger or work / "million.db"
+            ledger(path, args.subscribers)
+            memory(path, args.memory_messages, args.connections, work, args.memory_seconds, args.memory_every)
+            if args.memory_dkim:
+                ledger(work / "dkim.db", args.subscribers)
+                limits = (args.memory_seconds, args.memory_every)
+                memory(work / "dkim.db", args.memory_messages, args.connections, work, *limits, dkim_config(work))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

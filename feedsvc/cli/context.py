@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from feedsvc.config import ConfigError, Settings, load_settings
 from feedsvc.db.engine import Database
 from feedsvc.ops import logs
-from feedsvc.staff import audit
 
 CLI_ACTOR = "cli"  # who the audit log names for a command run on the server
 
@@ -54,6 +53,8 @@ def setup_logs() -> None:
 
 def record(session: Session, action: str, detail: str = "") -> None:
     """Write what this command did to the audit log, in `session`'s transaction: actor "cli", from the OS user."""
+    from feedsvc.staff import audit  # the staff models: for commands that write the audit log, not the worker
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

@@ -9,13 +9,17 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from feedsvc.cli.context import get_settings
 from feedsvc.config import ConfigError, Settings
-from feedsvc.mail import dkim
-from feedsvc.mail.dns_records import Record, zone_line
+from feedsvc.mail import signing
+from feedsvc.mail.alignment import alignment_problems
+
+if TYPE_CHECKING:
+    from feedsvc.mail.dkim import Signer
 
 log = logging.getLogger("feedsvc.worker")
 
@@ -40,6 +44,9 @@ def keygen(selector: str, use_ed25519: bool, output: Path | None) -> None:
     Rotation: make a key with a new selector, publish its record, wait for DNS, then switch dkim_selector
     and the key variable and restart the workers; keep the old record a week for mail still in transit.
     """
+    from feedsvc.mail import dkim  # dkimpy, cryptography, dnspython: for this command, not in the worker
+    from feedsvc.mail.dns_records import Record, zone_line
+
     settings = get_settings()
     selector = selector.strip().lower()
     algorithm = dkim.ED25519 if use_ed25519 else dkim.RSA
@@ -70,14 +77,18 @@ def _write_private(path: Path, data: bytes) -> None:
         out.write(data)
 
 
-def check_at_start(settings: Settings) -> dkim.Signer | None:
+def check_at_start(settings: Settings) -> Signer | None:
     """The signer the worker will use, loaded and proven now; a broken key stops the worker with the reason,
-    a DKIM domain that does not align with From is said on stderr."""
-    try:
-        signer = dkim.Signer.from_settings(settings)
-    except ConfigError as exc:
-        raise click.ClickException(f"{exc} (nothing was sent)") from exc
-    for problem in dkim.alignment_problems(settings.publication, settings.publication.mail_domain):
+    a DKIM domain that does not align with From is said on stderr. dkimpy is loaded only when DKIM is asked for."""
+    signer = None
+    if signing.configured(settings):
+        from feedsvc.mail.dkim import Signer
+
+        try:
+            signer = Signer.from_settings(settings)
+        except ConfigError as exc:
+            raise click.ClickException(f"{exc} (nothing was sent)") from exc
+    for problem in alignment_problems(settings.publication, settings.publication.mail_domain):
         log.warning("%s", problem)
     if signer is None:
         log.info("DKIM: not configured, mail goes out unsigned ([mail] dkim_selector, dkim_domain)")

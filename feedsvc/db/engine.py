@@ -11,6 +11,7 @@ No Flask here: the web app, the CLI and the worker each make a `Database` from t
 
 from __future__ import annotations
 
+import ast
 import random
 import sqlite3
 import time
@@ -21,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, column, create_engine, event, inspect, select, table
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -29,6 +30,7 @@ from sqlalchemy.pool import NullPool
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 READONLY = "feedsvc_readonly"
 PG_CONNECT_TIMEOUT_SECONDS = 5
+VERSION_TABLE = "alembic_version"  # where Alembic records the revision (its default; env.py keeps it)
 
 
 def utcnow() -> datetime:
@@ -153,12 +155,8 @@ class Database:
 
     def schema_problem(self) -> str | None:
         """None when the schema is at the migrations' head; else what is wrong, and what to run."""
-        from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory
-
-        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-        with self.engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
+        head = head_revision()
+        current = current_revision(self.engine)
         if current == head:
             return None
         where = self.engine.url.render_as_string(hide_password=True)
@@ -200,18 +198,46 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at (None before the first upgrade)."""
-    from alembic.runtime.migration import MigrationContext
-
+    """The revision the database is at (None before the first upgrade), read as Alembic stores it, without
+    loading Alembic (some 7 MB that a worker, which checks this at start, would keep)."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return None
+        version = table(VERSION_TABLE, column("version_num"))
+        stored = [str(v) for v in connection.execute(select(version.c.version_num)).scalars()]
+    if len(stored) > 1:
+        raise RuntimeError(f"the database has several migration heads: {', '.join(sorted(stored))}")
+    return stored[0] if stored else None
 
 
 def head_revision() -> str | None:
-    """The newest revision the code knows."""
-    from alembic.script import ScriptDirectory
+    """The newest revision the code knows: the one no migration names as its down_revision (read from the
+    migration files' `revision` and `down_revision` assignments, as Alembic does, without loading Alembic)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (resources.files("feedsvc.db") / "migrations" / "versions").iterdir():
+        if not path.name.endswith(".py") or path.name.startswith("_"):
+            continue
+        values = _assignments(path.read_text(encoding="utf-8"), ("revision", "down_revision"))
+        revisions.add(values["revision"])
+        down = values.get("down_revision")
+        parents.update([down] if isinstance(down, str) else down or ())
+    heads = sorted(revisions - parents)
+    if len(heads) > 1:
+        raise RuntimeError(f"the migrations have several heads: {', '.join(heads)}")
+    return heads[0] if heads else None
 
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+def _assignments(source: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """The literal values assigned to `names` at the top level of a module's source."""
+    found: dict[str, Any] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id in names and node.value is not None:
+                    found[target.id] = ast.literal_eval(node.value)
+    return found
 
 
 def dialect_of(executor: Session | Connection) -> str:

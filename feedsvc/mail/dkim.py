@@ -24,9 +24,9 @@ import dkim as dkimpy
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from publicsuffixlist import PublicSuffixList
 
 from feedsvc.config import ConfigError, Publication, Settings
+from feedsvc.mail.alignment import aligned, alignment_problems, organisational_domain
 from feedsvc.mail.dkim_signature import signature_fields
 from feedsvc.mail.signing import ED25519_KEY_FILE, KEY_FILE, KEY_TEXT
 
@@ -36,6 +36,7 @@ __all__ = [
     "SIGNED_HEADERS",
     "Key",
     "Signer",
+    "aligned",
     "alignment_problems",
     "generate_key",
     "load_key",
@@ -249,43 +250,6 @@ def _signer(
     if not ok:
         raise ConfigError(f"DKIM: a trial signature with the key(s) of {domain} does not verify")
     return signer
-
-
-# ------------------------------------------------------------------------------------ DMARC alignment
-
-
-@lru_cache(maxsize=1)
-def _suffixes() -> PublicSuffixList:
-    return PublicSuffixList()  # the list shipped in the package: no network
-
-
-def organisational_domain(domain: str) -> str:
-    """The registered domain under the Public Suffix List (``news.example.co.uk`` -> ``example.co.uk``)."""
-    domain = domain.strip().lower().rstrip(".")
-    return _suffixes().privatesuffix(domain) or domain
-
-
-def aligned(domain: str, from_domain: str) -> bool:
-    """DMARC relaxed alignment (RFC 7489 §3.1): the two domains have the same organisational domain."""
-    return organisational_domain(domain) == organisational_domain(from_domain)
-
-
-def alignment_problems(publication: Publication, envelope_domain: str | None = None) -> list[str]:
-    """What stops DMARC from passing: the DKIM domain, and `envelope_domain` (the Return-Path's, for SPF)
-    when given, each checked for relaxed alignment with the From domain."""
-    from_domain = publication.from_address.rpartition("@")[2].lower()
-    problems = []
-    checks = [("DKIM", "[mail] dkim_domain", publication.dkim_domain)] if publication.dkim_domain else []
-    if envelope_domain:
-        checks.append(("SPF", "the envelope (Return-Path) domain", envelope_domain))
-    for method, what, domain in checks:
-        if not aligned(domain, from_domain):
-            problems.append(
-                f"{what} {domain} does not align with the From domain {from_domain} (DMARC relaxed alignment: "
-                f"{organisational_domain(domain)} is not {organisational_domain(from_domain)}), so {method} "
-                "cannot make DMARC pass"
-            )
-    return problems
 
 
 # ------------------------------------------------------------------------------------------ Feedback-ID

@@ -14,18 +14,23 @@ if TYPE_CHECKING:
     from feedsvc.mail.dkim import Signer
     from feedsvc.mail.transport import Envelope, Transport
 
-__all__ = ["ED25519_KEY_FILE", "KEY_FILE", "KEY_TEXT", "SigningTransport", "signed"]
+__all__ = ["ED25519_KEY_FILE", "KEY_FILE", "KEY_TEXT", "SigningTransport", "configured", "signed"]
 
 # The DKIM key variables (feedsvc.mail.dkim reads them); named here so that `signed` can tell, without
 # loading dkimpy and cryptography (some 6 MB in every worker), that nothing asks for DKIM.
 KEY_FILE, KEY_TEXT, ED25519_KEY_FILE = "FEEDSVC_DKIM_KEY_FILE", "FEEDSVC_DKIM_KEY", "FEEDSVC_DKIM_ED25519_KEY_FILE"
 
 
-def signed(transport: Transport, settings: Settings) -> Transport:
-    """`transport`, signing every message when DKIM is configured in `settings` (else `transport` itself)."""
+def configured(settings: Settings) -> bool:
+    """Whether `settings` ask for DKIM at all (a selector, a domain or a key): only then is dkimpy loaded."""
     publication = settings.publication
     keys = (settings.extra.get(name, "").strip() for name in (KEY_FILE, KEY_TEXT, ED25519_KEY_FILE))
-    if not (publication.dkim_selector or publication.dkim_domain or any(keys)):
+    return bool(publication.dkim_selector or publication.dkim_domain or any(keys))
+
+
+def signed(transport: Transport, settings: Settings) -> Transport:
+    """`transport`, signing every message when DKIM is configured in `settings` (else `transport` itself)."""
+    if not configured(settings):
         return transport
     from feedsvc.mail.dkim import Signer
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from feedsvc import ratelimit
 from feedsvc.bounces.models import BounceReport
 from feedsvc.db.models import CANCELLED, FAILED, PRIORITY_TRANSACTIONAL, SENT, SKIPPED, OutboxMessage
-from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers.privacy import purge_unconfirmed
 
 __all__ = ["FINAL_STATES", "RAW_REPORTS_KEPT", "TRANSACTIONAL_KEEP", "forget_raw_reports", "housekeeping", "prune"]
 
@@ -50,6 +50,6 @@ def housekeeping(session: Session, now: datetime) -> None:
     """Forget what is no longer needed: old rate-limit counters, unconfirmed sign-ups, old transactional rows,
     old raw bounce reports."""
     ratelimit.prune(session, now.timestamp())
-    subscriptions.purge_unconfirmed(session, now=now)
+    purge_unconfirmed(session, now=now)
     prune(session, now)
     forget_raw_reports(session, now)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import unicodedata
 
-from email_validator import EmailNotValidError, validate_email
-
 MAX_ADDRESS_LENGTH = 254
 
 
@@ -36,6 +34,8 @@ def normalise_email(raw: str) -> str:
     local = raw.rpartition("@")[0]
     if not local.isascii():
         raise UnsendableAddress("the part before @ is not ASCII (needs SMTPUTF8), which this list cannot mail")
+    from email_validator import EmailNotValidError, validate_email  # with idna: only once an address is checked
+
     try:
         info = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:

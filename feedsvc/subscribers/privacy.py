@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 from sqlalchemy import ColumnElement, delete, select, update
@@ -19,7 +19,7 @@ from feedsvc.bounces.classify import BouncePolicy
 from feedsvc.bounces.models import Bounce, BounceReport
 from feedsvc.bounces.scoring import current_score
 from feedsvc.db.engine import insert_for, utcnow
-from feedsvc.db.models import OutboxMessage, Subscriber, SubscriberEvent, Suppression
+from feedsvc.db.models import PENDING, OutboxMessage, Subscriber, SubscriberEvent, Suppression
 from feedsvc.outbox import sends
 from feedsvc.subscribers.addresses import normalise_email, unicode_form
 from feedsvc.subscribers.csvfile import csv_writer
@@ -27,6 +27,7 @@ from feedsvc.subscribers.csvfile import csv_writer
 SUPPRESSION_PREFIX = b"feedsvc-suppression:"
 EXPORT_COLUMNS = ("email", "status", "sections", "bounce_score")
 DELETE_BATCH = 500  # subscribers per outbox DELETE (each probes the unique index once per issue in the outbox)
+UNCONFIRMED_KEPT = timedelta(days=30)  # how long a sign-up that was never confirmed is kept
 
 
 def email_hash(email: str) -> str:
@@ -115,6 +116,15 @@ def delete_subscribers(session: Session, *where: ColumnElement[bool]) -> int:
         )
     result = session.execute(delete(Subscriber).where(*where).execution_options(synchronize_session=False))
     return result.rowcount or 0
+
+
+def purge_unconfirmed(session: Session, *, now: datetime | None = None) -> int:
+    """Delete pending sign-ups never confirmed within UNCONFIRMED_KEPT of their creation (no consent, so no reason
+    to keep them; repeated submissions by anyone do not extend it)."""
+    cutoff = (now or utcnow()) - UNCONFIRMED_KEPT
+    return delete_subscribers(
+        session, Subscriber.status == PENDING, Subscriber.confirmed_at.is_(None), Subscriber.created_at < cutoff
+    )
 
 
 def suppress(session: Session, address: str, reason: str = "publisher", *, now: datetime | None = None) -> None:

@@ -29,7 +29,6 @@ from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.db.models import SubscriptionRequest
 from feedsvc.ops.outage import DatabaseOutage
-from feedsvc.subscribers import subscriptions
 from feedsvc.subscribers.addresses import normalise_email
 
 log = logging.getLogger(__name__)
@@ -66,6 +65,8 @@ def queue(
     now: datetime | None = None,
 ) -> None:
     """Queue a request to decide later (one INSERT); raises InvalidAddress or NoSections (nothing is written then)."""
+    from feedsvc.subscribers import subscriptions  # the sign-up rules and their mail templates (Jinja2)
+
     email = normalise_email(address)
     chosen = subscriptions.choose_sections(settings.publication, sections) if action == SUBSCRIBE else []
     row = {"action": action, "email": email, "sections": ";".join(chosen), "lang": lang, "source": source}
@@ -124,6 +125,8 @@ def _take(session: Session, count: int) -> list[Taken]:
 
 def _decide(session: Session, settings: Settings, request: Taken) -> None:
     """Run the workflow a request asks for."""
+    from feedsvc.subscribers import subscriptions  # Jinja2 and the notices: only once there is a request to decide
+
     if request.action == SUBSCRIBE:
         sections = request.sections.split(";")
         subscriptions.subscribe(session, settings, request.email, sections, lang=request.lang, source=request.source)

@@ -52,11 +52,10 @@ from feedsvc.ops import metrics
 from feedsvc.outbox import rules, sends
 from feedsvc.subscribers import welcome
 from feedsvc.subscribers.addresses import normalise_email
-from feedsvc.subscribers.privacy import delete_subscribers, lift_suppression
+from feedsvc.subscribers.privacy import lift_suppression
 from feedsvc.subscribers.tokens import CONFIRM, MANAGE, UNSUBSCRIBE, TokenError, link, resolve_payload
 
 NOTICE_INTERVAL = timedelta(minutes=10)
-UNCONFIRMED_KEPT = timedelta(days=30)
 WRITE_BATCH = 500  # subscribers per DELETE of section rows (SQLite binds at most 32,766 values)
 #: events that mean the owner once ended the subscription (or a mailbox refused it): an import never undoes them.
 LEFT_EVENTS = ("unsubscribed", "bounced", "complained")
@@ -366,12 +365,3 @@ def record_bounce(
     from feedsvc.bounces.scoring import hard_bounce
 
     return hard_bounce(session, subscriber_id, reason, BouncePolicy(limit=limit), now or utcnow())
-
-
-def purge_unconfirmed(session: Session, *, now: datetime | None = None) -> int:
-    """Delete pending sign-ups never confirmed within UNCONFIRMED_KEPT of their creation (no consent, so no reason
-    to keep them; repeated submissions by anyone do not extend it)."""
-    cutoff = (now or utcnow()) - UNCONFIRMED_KEPT
-    return delete_subscribers(
-        session, Subscriber.status == PENDING, Subscriber.confirmed_at.is_(None), Subscriber.created_at < cutoff
-    )

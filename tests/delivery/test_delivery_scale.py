@@ -19,13 +19,35 @@ from sqlalchemy.orm import Session
 from feedsvc import ratelimit
 from feedsvc.config import Settings
 from feedsvc.content.model import Issue
-from feedsvc.db.engine import Database, alembic_config, downgrade, upgrade, utcnow
+from feedsvc.db.engine import (
+    Database,
+    alembic_config,
+    current_revision,
+    downgrade,
+    head_revision,
+    upgrade,
+    utcnow,
+)
 from feedsvc.db.models import OutboxMessage, Subscriber, section_key
 from feedsvc.outbox import sends
-from feedsvc.subscribers import subscriptions
+from feedsvc.subscribers import privacy, subscriptions
 
 # What rendering loads (Markdown, Jinja2, premailer and its lxml/cssutils), what DKIM loads, and Flask.
 RENDERER_MODULES = ("premailer", "lxml", "cssutils", "jinja2", "markdown_it", "dkim", "cryptography", "flask")
+# And what the command's start-up and housekeeping used to keep for the life of the process: Alembic (and its
+# Mako) for the schema check, dnspython and the Public Suffix List for DKIM's checks, email-validator (idna).
+COMMAND_MODULES = (*RENDERER_MODULES, "alembic", "mako", "dns", "publicsuffixlist", "email_validator", "idna")
+# `feedsvc worker` as the console script runs it (`from feedsvc.cli import main; main()`), saying at exit which
+# of the modules named in FEEDSVC_TEST_MODULES it had loaded, on stderr's last line.
+COMMAND = """
+import atexit, os, sys
+names = set(os.environ["FEEDSVC_TEST_MODULES"].split(","))
+loaded = lambda: sorted({n.split(".")[0] for n in sys.modules} & names)
+atexit.register(lambda: print("loaded:" + ",".join(loaded()), file=sys.stderr))
+from feedsvc.cli import main
+sys.argv[0] = "feedsvc"
+main()
+"""
 WORKER = """
 import sys, threading
 from feedsvc.config import load_settings
@@ -38,6 +60,13 @@ print(stats.sent, ",".join(loaded))
 """
 
 
+def _python(settings: Settings, smtp_url: str, arguments: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -c` with `arguments` under `settings`, sending to `smtp_url`."""
+    variables = {**os.environ, **cli_env(settings), "FEEDSVC_SMTP_URL": smtp_url, **env}
+    command = [sys.executable, "-c", *arguments]
+    return subprocess.run(command, env=variables, capture_output=True, text=True, timeout=240, check=False)
+
+
 def test_the_worker_sends_an_issue_without_loading_a_renderer(
     db: Database, settings: Settings, seed_issue: Issue
 ) -> None:
@@ -47,16 +76,9 @@ def test_the_worker_sends_an_issue_without_loading_a_renderer(
     with db.session() as session:
         sends.publish(session, seed_issue, Path(seed_issue.source).read_text(encoding="utf-8"))
     with SmtpSink() as sink:
-        env = {**os.environ, **cli_env(settings), "FEEDSVC_SMTP_URL": sink.url}
-        done = subprocess.run(
-            [sys.executable, "-c", WORKER, ",".join(RENDERER_MODULES)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=True,
-        )
+        done = _python(settings, sink.url, [WORKER, ",".join(RENDERER_MODULES)])
         received = sink.wait_for(50)
+    assert done.returncode == 0, done.stderr[-2000:]
     sent, loaded = done.stdout.split("\n")[0].partition(" ")[::2]
     assert (int(sent), loaded) == (50, ""), done.stderr[-2000:]
     subjects = {r.message["Subject"] for r in received}
@@ -65,13 +87,51 @@ def test_the_worker_sends_an_issue_without_loading_a_renderer(
     assert len(bodies) == 2  # two variants, each rendered once
 
 
+def test_the_worker_command_sends_and_keeps_housekeeping_without_loading_what_it_does_not_need(
+    db: Database, settings: Settings, seed_issue: Issue
+) -> None:
+    # `feedsvc worker --once` (start-up checks, scheduled publishing, housekeeping, the send) as operators run it.
+    subscribe_many(db, 20, ["industry"])
+    with db.session() as session:
+        sends.publish(session, seed_issue, Path(seed_issue.source).read_text(encoding="utf-8"))
+    with SmtpSink() as sink:
+        arguments = [COMMAND, "worker", "--once", "--no-progress"]
+        done = _python(settings, sink.url, arguments, FEEDSVC_TEST_MODULES=",".join(COMMAND_MODULES))
+        received = sink.wait_for(20)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "sent 20, retried 0, failed 0" in done.stdout and len(received) == 20
+    assert done.stderr.strip().splitlines()[-1] == "loaded:", done.stderr[-2000:]
+
+
+def test_the_schema_check_reads_both_revisions_as_alembic_does(db: Database, tmp_path: Path) -> None:
+    # The worker's start-up check reads them without Alembic; Alembic's own answers are the reference.
+    from alembic.runtime.migration import MigrationContext
+
+    def alembics(engine: sa.Engine) -> str | None:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None and head_revision() == head
+    assert current_revision(db.engine) == alembics(db.engine) == head and db.schema_problem() is None
+    downgrade(db.engine, "0011")
+    try:
+        assert current_revision(db.engine) == alembics(db.engine) == "0011"
+        assert f"is at migration 0011, not {head}: run `feedsvc db upgrade`" in (db.schema_problem() or "")
+    finally:
+        upgrade(db.engine)
+    empty = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+    assert current_revision(empty.engine) is None and "has no feedsvc tables" in (empty.schema_problem() or "")
+    empty.dispose()
+
+
 def test_erasing_or_purging_subscribers_deletes_their_mail(db: Database, settings: Settings) -> None:
     start = utcnow()
     with db.session() as s:
         subscriptions.subscribe(s, settings, "old@example.org", ["industry"], now=start - timedelta(days=31))
         subscriptions.subscribe(s, settings, "new@example.org", ["industry"], now=start - timedelta(days=1))
     with db.session() as s:
-        assert subscriptions.purge_unconfirmed(s, now=start) == 1
+        assert privacy.purge_unconfirmed(s, now=start) == 1
     with db.session(readonly=True) as s:
         kept = s.scalar(select(Subscriber.id).where(Subscriber.email == "new@example.org"))
         owners = list(s.scalars(select(OutboxMessage.subscriber_id)))

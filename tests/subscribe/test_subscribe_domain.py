@@ -325,7 +325,7 @@ def test_unconfirmed_signups_are_purged_after_thirty_days(db: Database, settings
         subscriptions.subscribe(s, settings, "old@example.org", ["people"], now=start - timedelta(hours=1))
     confirmed(db, settings, "kept@example.org", ["industry"])
     with db.session() as s:
-        assert subscriptions.purge_unconfirmed(s, now=start) == 1
+        assert privacy.purge_unconfirmed(s, now=start) == 1
     with db.session(readonly=True) as s:
         assert sorted(s.scalars(select(Subscriber.email))) == ["kept@example.org", "new@example.org"]
 
