@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 CONFIG_FILE = "feedsvc.toml"
 IMAGE_POLICIES = ("https", "none")  # [content] images: which remote images issues may show
+SECTION_KEY_LENGTH = 512  # the longest ';'-joined slug set (subscribers.sections_key, outbox.sections)
 
 
 class ConfigError(Exception):
@@ -198,6 +199,12 @@ def load_publication(path: Path, base_url: str | None = None) -> Publication:
         dupes = sorted({v for v in values if values.count(v) > 1})
         if dupes:
             raise ConfigError(f"{path}: section {attr} repeated: {', '.join(dupes)}")
+    every = ";".join(sorted(s.slug for s in sections))
+    if len(every) > SECTION_KEY_LENGTH:
+        raise ConfigError(
+            f"{path}: the section slugs take {len(every)} characters joined by ';', at most {SECTION_KEY_LENGTH}: "
+            "a reader's chosen sections are stored as one such key"
+        )
     for required in ("name", "publisher"):
         if not pub.get(required):
             raise ConfigError(f"{path}: [publication] {required} is missing")

@@ -40,6 +40,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from feedsvc.config import SECTION_KEY_LENGTH
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -133,7 +135,7 @@ class Subscriber(Base):
     notified_at: Mapped[datetime | None]
     # The chosen slugs as `section_key` spells them, written with the section rows by their one writer
     # (feedsvc.subscribers.subscriptions.set_sections): enqueueing names each reader's variant from it (0013).
-    sections_key: Mapped[str] = mapped_column(String(512), server_default="")
+    sections_key: Mapped[str] = mapped_column(String(SECTION_KEY_LENGTH), server_default="")
 
     sections: Mapped[list[SubscriberSection]] = relationship(
         back_populates="subscriber",

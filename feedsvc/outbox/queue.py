@@ -189,11 +189,11 @@ def _sort_out(
         status, version, lang = readers.get(r.subscriber_id, (None, 1, DEFAULT_LANGUAGE))
         if r.subscriber_id is not None:
             allowed = SEND_TO.get(r.kind)
-            if status is None:
-                skips.append({"b_id": r.id, "b_error": "subscriber erased"})
+            if status is None:  # erased while this row was being written: it keeps no address either
+                skips.append({"b_id": r.id, "b_error": "subscriber erased", "b_recipient": ""})
                 continue
             if allowed is not None and status not in allowed:
-                skips.append({"b_id": r.id, "b_error": f"subscriber is {status}"})
+                skips.append({"b_id": r.id, "b_error": f"subscriber is {status}", "b_recipient": r.recipient})
                 continue
         language = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
         jobs.append(Job(*r[:9], token_version=version, lang=language, first_attempt_at=r.first_attempt_at))
@@ -209,6 +209,7 @@ def _skip(session: Session, skips: list[dict[str, object]], now: datetime) -> No
         .values(
             state=SKIPPED,
             last_error=bindparam("b_error"),
+            recipient=bindparam("b_recipient"),
             lease_owner=None,
             lease_expires_at=None,
             message=None,

@@ -3,7 +3,7 @@ stored message is read. No Flask.
 
 Every message to send is an `OutboxMessage` row written before sending starts (by the web request or the
 publish that asked for it, in the same transaction): notices by `queue_notice`, an issue's mail by
-`feedsvc.outbox.sends.enqueue`. `feedsvc.outbox.worker.SendWorker` claims rows under a lease, sends them
+`feedsvc.outbox.sends.publish`. `feedsvc.outbox.worker.SendWorker` claims rows under a lease, sends them
 and records each outcome; see its module docstring for the ledger's life cycle.
 """
 

@@ -167,7 +167,8 @@ def publish(
         return PublishResult(issue.number, 0, 0, already_published=True)
     sets = _section_sets(session)
     enqueued = _enqueue(session, issue.number, slugs, sets, now)
-    skipped = sum(sets.values()) - enqueued
+    # counted in the same snapshot as `sets` (readers confirmed in between are enqueued, not counted here)
+    skipped = sum(count for key, count in sets.items() if not variant_of(key, slugs))
     session.execute(
         update(PublishedIssue)
         .where(PublishedIssue.number == issue.number)

@@ -108,14 +108,17 @@ def delete_subscribers(session: Session, *where: ColumnElement[bool]) -> int:
     """Delete the subscribers matching `where` with their outbox rows (the outbox has no foreign key to
     cascade, migration 0012); sections and events go by their keys' cascade. How many subscribers."""
     chosen = list(session.scalars(select(Subscriber.id).where(*where)))
+    deleted = 0
     for start in range(0, len(chosen), DELETE_BATCH):
+        part = chosen[start : start + DELETE_BATCH]
         session.execute(
-            delete(OutboxMessage)
-            .where(sends.rows_of(session, chosen[start : start + DELETE_BATCH]))
-            .execution_options(synchronize_session=False)
+            delete(OutboxMessage).where(sends.rows_of(session, part)).execution_options(synchronize_session=False)
         )
-    result = session.execute(delete(Subscriber).where(*where).execution_options(synchronize_session=False))
-    return result.rowcount or 0
+        result = session.execute(
+            delete(Subscriber).where(Subscriber.id.in_(part)).execution_options(synchronize_session=False)
+        )
+        deleted += result.rowcount or 0
+    return deleted
 
 
 def purge_unconfirmed(session: Session, *, now: datetime | None = None) -> int:

@@ -46,6 +46,7 @@ def test_the_project_config_describes_the_publication() -> None:
         ('slug = "capital"', 'slug = "all"', "reserved"),
         ('slug = "capital"', 'slug = "Capital Markets"', "lower-case ASCII"),
         ('base_url = "http://127.0.0.1:8000"', 'base_url = "ftp://example.org"', "not an absolute http(s) URL"),
+        ('slug = "capital"', f'slug = "{"c" * 480}"', "at most 512"),  # one key of every slug: 527 characters
     ],
 )
 def test_a_wrong_config_is_refused_with_the_reason(tmp_path: Path, old: str, new: str, message: str) -> None:

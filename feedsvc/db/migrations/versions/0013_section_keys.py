@@ -16,6 +16,8 @@ Create Date: 2026-12-02 14:30:00
 
 from __future__ import annotations
 
+import itertools
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -42,19 +44,22 @@ def _fill_keys() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         op.execute(
-            "UPDATE subscribers SET sections_key = chosen.key FROM (SELECT subscriber_id, "
-            "string_agg(section, ';' ORDER BY section) AS key FROM subscriber_sections GROUP BY subscriber_id) "
+            # COLLATE "C": code point order, as Python's sorted() spells every key the code writes
+            "UPDATE subscribers SET sections_key = chosen.key FROM (SELECT subscriber_id, string_agg(section, ';' "
+            'ORDER BY section COLLATE "C") AS key FROM subscriber_sections GROUP BY subscriber_id) '
             "AS chosen WHERE chosen.subscriber_id = subscribers.id"
         )
         return
-    rows = bind.execute(sa.text("SELECT subscriber_id, section FROM subscriber_sections ORDER BY subscriber_id"))
-    chosen: dict[int, list[str]] = {}
-    for subscriber_id, section in rows:
-        chosen.setdefault(int(subscriber_id), []).append(str(section))
     update = sa.text("UPDATE subscribers SET sections_key = :key WHERE id = :id")
-    pairs = [{"id": sid, "key": ";".join(sorted(set(slugs)))} for sid, slugs in chosen.items()]
-    for start in range(0, len(pairs), BATCH):
-        bind.execute(update, pairs[start : start + BATCH])
+    rows = bind.execute(sa.text("SELECT subscriber_id, section FROM subscriber_sections ORDER BY subscriber_id"))
+    keys = []  # streamed: one subscriber's rows are adjacent; Python's sorted() is the code's spelling
+    for subscriber_id, group in itertools.groupby(rows, key=lambda row: int(row[0])):
+        keys.append({"id": subscriber_id, "key": ";".join(sorted({str(row[1]) for row in group}))})
+        if len(keys) == BATCH:
+            bind.execute(update, keys)
+            keys = []
+    if keys:
+        bind.execute(update, keys)
 
 
 def downgrade() -> None:
