@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from feedsvc.config import Settings
 from feedsvc.db.engine import insert_for, utcnow
-from feedsvc.db.models import ACTIVE, PENDING, Subscriber, SubscriberEvent, Suppression
+from feedsvc.db.models import ACTIVE, PENDING, Subscriber, SubscriberEvent, Suppression, section_key
 from feedsvc.subscribers import subscriptions
 from feedsvc.subscribers.addresses import normalise_email
 from feedsvc.subscribers.csvfile import ParsedCsv, RowProblem, parse_csv
@@ -125,13 +125,14 @@ def _add_active(session: Session, email: str, sections: list[str], now: datetime
             created_at=now,
             updated_at=now,
             confirmed_at=now,
+            sections_key=section_key(sections),
         )
         .on_conflict_do_nothing(index_elements=[Subscriber.email])
         .returning(Subscriber.id)
     ).scalar_one_or_none()
     if sid is None:
         return False
-    subscriptions.set_sections(session, {sid: sections})
+    subscriptions.add_sections(session, {sid: sections})
     session.add(SubscriberEvent(subscriber_id=sid, kind="imported", detail="consented", at=now))
     return True
 

@@ -135,7 +135,7 @@ def _new_subscriber(dialect: str) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING RETURNING id`` of a pending subscriber (Core, built once per dialect).
 
     A new row is created with its first mail claimed (``notified_at``): only its creator can do that, and with
-    its ``sections_key`` (`_add_sections` writes the rows).
+    its ``sections_key`` (`add_sections` writes the rows).
     """
     now = bindparam("now", type_=Subscriber.__table__.c.created_at.type)
     names = ("email", "source", "lang", "sections_key")
@@ -156,13 +156,13 @@ def set_sections(session: Session, chosen: Mapping[int, Sequence[str]]) -> None:
     for start in range(0, len(ids), WRITE_BATCH):
         part = ids[start : start + WRITE_BATCH]
         session.execute(delete(SubscriberSection).where(SubscriberSection.subscriber_id.in_(part)))
-    _add_sections(session, chosen)
+    add_sections(session, chosen)
     if ids:
         session.execute(update(Subscriber), [{"id": sid, "sections_key": section_key(s)} for sid, s in chosen.items()])
 
 
-def _add_sections(session: Session, chosen: Mapping[int, Sequence[str]]) -> None:
-    """The `subscriber_sections` rows (for `set_sections`, and a subscriber `_new_subscriber` created with its key)."""
+def add_sections(session: Session, chosen: Mapping[int, Sequence[str]]) -> None:
+    """The `subscriber_sections` rows, for `set_sections` and for a subscriber just created with its `sections_key`."""
     rows = [{"subscriber_id": sid, "section": slug} for sid, slugs in chosen.items() for slug in dict.fromkeys(slugs)]
     if rows:
         session.execute(insert_for(session, SubscriberSection.__table__), rows)
@@ -191,7 +191,7 @@ def subscribe(
     values = {"email": email, "source": source, "lang": lang, "sections_key": section_key(chosen), "now": now}
     created = session.execute(_new_subscriber(dialect_of(session)), values).scalar_one_or_none()
     if created is not None:
-        _add_sections(session, {created: chosen})
+        add_sections(session, {created: chosen})
         _log(session, created, "subscribe_requested", now, f"source={source}")
         metrics.count_on_commit(session, metrics.SIGNUPS)
         claim: _Claim | None = _Claim(created, email, PENDING, 1, lang)  # claimed by creating it
