@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from feedsvc.db.engine import Database, utcnow
@@ -49,3 +49,13 @@ def by_state(db: Database) -> dict[str, int]:
     with db.session(readonly=True) as session:
         rows = session.execute(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state))
         return {str(state): int(count) for state, count in rows}
+
+
+def outbox_index_sql(db: Database) -> dict[str, str]:
+    """The outbox's indexes as the database states them (name → CREATE INDEX), to check their predicates."""
+    if db.dialect == "sqlite":
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL"
+    else:
+        query = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'outbox' AND schemaname = current_schema"
+    with db.engine.connect() as connection:
+        return {str(name): str(sql) for name, sql in connection.execute(text(query))}

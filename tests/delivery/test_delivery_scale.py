@@ -11,7 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from builders import cli_env
-from delivery_support import subscribe_many
+from delivery_support import outbox_index_sql, subscribe_many
 from smtp_support import SmtpSink
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -142,22 +142,8 @@ def _foreign_keys(db: Database) -> list[dict[str, object]]:
     return sa.inspect(db.engine).get_foreign_keys("outbox")
 
 
-def _index_sql(db: Database) -> dict[str, str]:
-    with db.engine.connect() as connection:
-        if db.dialect == "sqlite":
-            query = (
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL"
-            )
-        else:
-            query = (
-                "SELECT indexname, indexdef FROM pg_indexes "
-                "WHERE tablename = 'outbox' AND schemaname = current_schema()"
-            )
-        return {str(name): str(sql) for name, sql in connection.execute(sa.text(query))}
-
-
 def test_migration_0012_drops_the_key_and_the_issue_state_index_and_keeps_the_partial_ones(db: Database) -> None:
-    indexes = _index_sql(db)
+    indexes = outbox_index_sql(db)
     assert _foreign_keys(db) == []
     assert "ix_outbox_issue_number_state" not in indexes
     assert "WHERE" in indexes["ix_outbox_claim"] and "queued" in indexes["ix_outbox_claim"]
@@ -167,10 +153,10 @@ def test_migration_0012_drops_the_key_and_the_issue_state_index_and_keeps_the_pa
     assert isinstance(before, str)
     downgrade(db.engine, before)
     assert [fk["referred_table"] for fk in _foreign_keys(db)] == ["subscribers"]
-    assert "ix_outbox_issue_number_state" in _index_sql(db)
-    assert "WHERE" in _index_sql(db)["ix_outbox_claim"]
+    assert "ix_outbox_issue_number_state" in outbox_index_sql(db)
+    assert "WHERE" in outbox_index_sql(db)["ix_outbox_claim"]
     upgrade(db.engine)
-    assert _foreign_keys(db) == [] and set(_index_sql(db)) == set(indexes)
+    assert _foreign_keys(db) == [] and set(outbox_index_sql(db)) == set(indexes)
 
 
 def test_publish_names_every_section_set_as_section_key_does(db: Database, seed_issue: Issue) -> None:

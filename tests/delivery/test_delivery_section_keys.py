@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import sqlalchemy as sa
-from delivery_support import add_subscribers
+from delivery_support import add_subscribers, outbox_index_sql
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -149,21 +149,13 @@ def test_migration_0013_fills_every_key_and_keeps_only_the_indexes_a_send_needs(
             "m2@example.org": "content",
             "m3@example.org": section_key(["ab", "a-c"]),
         }
-    indexes = _index_sql(db)
+    indexes = outbox_index_sql(db)
     assert "ix_outbox_subscriber_id_state" not in indexes
     assert "message_id IS NOT NULL" in indexes["ix_outbox_message_id"], indexes
     downgrade(db.engine, "0012")
-    assert "ix_outbox_subscriber_id_state" in _index_sql(db) and "WHERE" not in _index_sql(db)["ix_outbox_message_id"]
+    before = outbox_index_sql(db)
+    assert "ix_outbox_subscriber_id_state" in before and "WHERE" not in before["ix_outbox_message_id"]
     upgrade(db.engine)
-
-
-def _index_sql(db: Database) -> dict[str, str]:
-    if db.dialect == "sqlite":
-        query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL"
-    else:
-        query = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'outbox' AND schemaname = current_schema"
-    with db.engine.connect() as connection:
-        return {str(name): str(sql) for name, sql in connection.execute(sa.text(query))}
 
 
 def test_a_row_whose_subscriber_was_erased_meanwhile_keeps_no_address(db: Database, settings: Settings) -> None:
