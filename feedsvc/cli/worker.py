@@ -1,8 +1,9 @@
 """`feedsvc worker`: send the outbox (issue mail and transactional mail) through the configured transport.
 
 A thin shell over `feedsvc.outbox.worker.SendWorker`: options, signals (drain on the first, stop at once on the
-second), waiting for the database at start-up, housekeeping every minute, and a progress bar of the sends under
-way (on a terminal; a log line every 30 s otherwise).
+second), waiting for the database at start-up, deciding queued sign-up requests (`requests.Decider`, a thread),
+housekeeping every minute, and a progress bar of the sends under way (on a terminal; a log line every 30 s
+otherwise).
 """
 
 from __future__ import annotations
@@ -20,19 +21,18 @@ from sqlalchemy.exc import DBAPIError
 
 from feedsvc.cli.context import get_settings, open_database, setup_logs
 from feedsvc.cli.progress import Counts, ProgressBar
-from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
 from feedsvc.ops import metrics
 from feedsvc.ops.outage import DatabaseOutage
 from feedsvc.outbox import housekeeping, sends
 from feedsvc.outbox.worker import SendWorker, WorkerStats
+from feedsvc.subscribers import requests
 
 log = logging.getLogger("feedsvc.worker")
 HOUSEKEEPING_EVERY = 60.0
 SCHEDULE_EVERY = 5.0
 PROGRESS_EVERY = 2.0
-
-log = logging.getLogger("feedsvc.worker")
+DECIDER_STOP_SECONDS = 10.0  # a stopping worker waits this long for the sign-up batch being decided
 
 
 @click.command()
@@ -97,7 +97,7 @@ def worker(
             now = time.monotonic()
             if now - last["housekeeping"] >= HOUSEKEEPING_EVERY:
                 last["housekeeping"] = now
-                runner.safely("housekeeping", lambda: _housekeeping(database, settings))
+                runner.safely("housekeeping", lambda: _housekeeping(database))
             if now - last["schedule"] >= SCHEDULE_EVERY:
                 last["schedule"] = now
                 runner.safely("scheduled publishing", lambda: _fire_schedules(database, runner.owner))
@@ -109,8 +109,13 @@ def worker(
 
         runner.on_tick = tick
         stop = threading.Event()
-        if not once:
+        deciding: threading.Thread | None = None
+        if once:
+            runner.safely("sign-up requests", lambda: requests.process(database, settings))
+        else:
             _on_stop_signals(stop, runner)
+            decider = requests.Decider(database, settings, on_decided=runner.wake, outage=runner.outage)
+            deciding = decider.start(stop)
             where = settings.smtp_url.rpartition("@")[2] or settings.mail_dir
             log.info(
                 "worker %s: %d connection(s) to %s",
@@ -120,6 +125,9 @@ def worker(
                 extra={"owner": runner.owner, "concurrency": concurrency, "transport": str(where)},
             )
         stats = runner.run(stop, until_idle=once)
+        if deciding is not None:
+            stop.set()
+            deciding.join(DECIDER_STOP_SECONDS)
         if show:
             counts = _sends_under_way(database, watched)
             if counts.total:
@@ -188,14 +196,10 @@ def _serve_metrics(database: Database, host: str, port: int) -> None:
     log.info("metrics on http://%s:%d/metrics", host, bound, extra={"metrics_host": host, "metrics_port": bound})
 
 
-def _housekeeping(database: Database, settings: Settings) -> None:
-    """Forget what is no longer needed (old rate-limit counters, unconfirmed sign-ups, old transactional rows),
-    and decide sign-up requests that a stopped web process left queued."""
-    from feedsvc.subscribers import requests  # the sign-up rules and their mail templates, not in every import
-
+def _housekeeping(database: Database) -> None:
+    """Forget what is no longer needed (old rate-limit counters, unconfirmed sign-ups, old transactional rows)."""
     with database.session() as session:
         housekeeping.housekeeping(session, utcnow())
-    requests.process(database, settings)
 
 
 def _sends_under_way(database: Database, watched: set[int]) -> Counts:

@@ -1,6 +1,6 @@
 """Saying that the database went away and came back: once each way, with a backoff between tries. No Flask.
 
-The worker, its start-up and the web process's sign-up decider each keep one `DatabaseOutage`. A restart of
+The worker, its start-up and its sign-up decider each keep one `DatabaseOutage`. A restart of
 PostgreSQL then shows in their logs as two lines, "database unreachable (what failed: why)" and "database is
 back after N s", not one traceback per try, and nothing spins while it is away.
 """

@@ -71,6 +71,7 @@ from feedsvc.outbox.retry import RetryPolicy
 log = logging.getLogger(__name__)
 
 SHUTDOWN_RECORD_SECONDS = 10.0  # how long a stopping worker keeps trying to write its last outcomes
+STOP_CHECK_SECONDS = 0.1  # while idle, see this often whether the worker is stopping
 
 __all__ = ["SendWorker", "WorkerStats", "default_owner"]
 
@@ -212,6 +213,7 @@ class SendWorker:
         self._unrecorded: list[Outcome] = []
         self._halted: dict[int, str] = {}
         self.outage = DatabaseOutage()
+        self._woken = threading.Event()
 
     # -- the sender threads
 
@@ -260,12 +262,24 @@ class SendWorker:
                 if self._turn(timers):  # idle
                     if until_idle:
                         break
-                    stop.wait(self.poll_interval)
+                    self._idle(stop)
         finally:
             self._shutdown(threads)
             if self.on_tick:
                 self.on_tick(self.stats)
         return self.stats
+
+    def wake(self) -> None:
+        """Rows were just queued (a sign-up decided in this process): claim now, not at the next poll."""
+        self._woken.set()
+
+    def _idle(self, stop: threading.Event) -> None:
+        """Wait `poll_interval`, or less: until `wake` or `stop`."""
+        deadline = time.monotonic() + self.poll_interval
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            if self._woken.wait(min(left, STOP_CHECK_SECONDS)):
+                break
+        self._woken.clear()
 
     def _turn(self, timers: _Timers) -> bool:
         """One turn of the loop: upkeep, a claim when the threads run short, a group commit. True if idle."""

@@ -1,25 +1,25 @@
-"""Sign-up and manage-link requests, decided after the web answer so that its timing says nothing. No Flask.
+"""Sign-up and manage-link requests, decided by `feedsvc worker` after the web answer, so that its timing says
+nothing. No Flask.
 
 Whether an address is new, pending, active or mailed a minute ago decides what a request does (a
 confirmation, a manage link, nothing), and each of those costs a different amount of work. The web
 request therefore only checks the form and queues the request: one INSERT, the same for every address.
-`process` then runs the workflow (`subscriptions.subscribe`, `subscriptions.request_manage_link`) for
-each queued request, one transaction each; a `Processor` thread in every web process does that shortly
-after the answer has gone, and every few seconds for what another process left behind (the thread starts
-with a process's first request). `feedsvc worker` also decides what is queued, every housekeeping turn, so
-requests left by a web process that stopped are never stranded. A request that can no longer be decided
-(its sections were removed from feedsvc.toml since) is dropped with a log line, never retried forever.
+`process` then runs the workflow (`subscriptions.subscribe`, `subscriptions.request_manage_link`) for up
+to 50 queued requests a transaction. The worker's `Decider` thread calls it as soon as PostgreSQL says a
+request was queued (a trigger NOTIFYs on CHANNEL) and every second in any case (SQLite, or a notification
+missed while the database was away), so web processes spend no time deciding. A request that can no longer
+be decided (its sections were removed from feedsvc.toml since) is dropped with a log line, never retried
+forever.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -34,12 +34,18 @@ from feedsvc.subscribers.addresses import normalise_email
 log = logging.getLogger(__name__)
 
 SUBSCRIBE, MANAGE_LINK = "subscribe", "manage"
-#: after a wake-up, wait this long before deciding: the work then falls on other requests, not this one.
+#: after a NOTIFY, wait this long before deciding, so that the requests of the same moment go in one batch.
 SETTLE_SECONDS = 0.05
-#: look for requests another process queued (or left behind when it stopped) this often.
-POLL_SECONDS = 5.0
+#: look for queued requests this often even without a NOTIFY (SQLite has none; one may be missed in an outage).
+POLL_SECONDS = 1.0
+#: while waiting for a NOTIFY, see this often whether the worker is stopping.
+STOP_CHECK_SECONDS = 0.5
+#: PostgreSQL's notification channel: a trigger on subscription_requests (migration 0015) sends on it.
+CHANNEL = "feedsvc_subscription_requests"
 #: requests decided in one transaction.
 BATCH = 50
+#: requests decided before the decider looks at the stop signal again.
+TURN = 1000
 
 
 class Taken(NamedTuple):
@@ -134,7 +140,7 @@ def _decide(session: Session, settings: Settings, request: Taken) -> None:
         subscriptions.request_manage_link(session, settings, request.email)
 
 
-def process(database: Database, settings: Settings, limit: int = 1000) -> int:
+def process(database: Database, settings: Settings, limit: int = TURN) -> int:
     """Decide up to `limit` queued requests, up to BATCH per transaction; how many were decided."""
     done = 0
     while done < limit:
@@ -155,46 +161,90 @@ def process(database: Database, settings: Settings, limit: int = 1000) -> int:
     return done
 
 
-class Processor:
-    """Decides the queued requests of one web process: in a background thread, or at once when `inline`."""
+class Decider:
+    """Decides queued requests in `feedsvc worker`: as soon as PostgreSQL says one was queued, and every few seconds."""
 
-    def __init__(self, database: Database, settings: Settings, *, inline: bool = False) -> None:
-        self.database, self.settings, self.inline = database, settings, inline
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self._lock = threading.Lock()
-        self._outage = DatabaseOutage()
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        poll_seconds: float = POLL_SECONDS,
+        on_decided: Callable[[], None] | None = None,
+        outage: DatabaseOutage | None = None,
+    ) -> None:
+        self.database, self.settings, self.poll_seconds = database, settings, poll_seconds
+        self.on_decided = on_decided  # the worker's SendWorker.wake: the mail just queued goes out at once
+        self._outage = outage or DatabaseOutage()  # the worker's: one outage is logged once, not once per thread
+        self._listener: Any = None  # PostgreSQL: a psycopg connection that LISTENs on CHANNEL
 
-    def wake(self) -> None:
-        """A request was queued: decide it soon (now, when inline)."""
-        if self.inline:
-            process(self.database, self.settings)
-            return
-        self.ensure_running()
-        self._wake.set()
+    def start(self, stop: threading.Event) -> threading.Thread:
+        """Run `run(stop)` in a daemon thread; the thread."""
+        thread = threading.Thread(target=self.run, args=(stop,), name="subscription-requests", daemon=True)
+        thread.start()
+        return thread
 
-    def ensure_running(self) -> None:
-        """Start this process's thread if it is not running (a forked web worker starts its own)."""
-        if self.inline or (self._thread is not None and self._pid == os.getpid() and self._thread.is_alive()):
-            return
-        with self._lock:
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name="subscription-requests", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(POLL_SECONDS)
-            self._wake.clear()
-            time.sleep(SETTLE_SECONDS)
+    def run(self, stop: threading.Event) -> None:
+        """Decide what is queued, then wait for a NOTIFY (or the next poll), until `stop` is set."""
+        while not stop.is_set():
             try:
-                process(self.database, self.settings)
+                decided = process(self.database, self.settings, TURN) if self.waiting() else 0
+                self._outage.succeeded()
+                if decided and self.on_decided:
+                    self.on_decided()
+                if decided < TURN:  # the queue is empty now: wait for the next request
+                    self._wait(stop)
             except OperationalError as exc:  # the database is away: the requests stay queued, said once
-                self._outage.failed("deciding sign-up requests", exc, "they stay queued")
-                continue
+                self._close_listener()
+                stop.wait(self._outage.failed("deciding sign-up requests", exc, "they stay queued"))
             except Exception:  # anything else: the requests stay queued for the next turn
                 log.exception("deciding queued subscription requests failed; will try again")
-                continue
-            self._outage.succeeded()
+                self._close_listener()
+                stop.wait(self.poll_seconds)
+        self._close_listener()
+
+    @property
+    def listening(self) -> bool:
+        """Whether a NOTIFY wakes this decider now (PostgreSQL, connected)."""
+        return self._listener is not None
+
+    def waiting(self) -> bool:
+        """Whether any request is queued (a read: an empty poll takes no write lock, on SQLite least of all)."""
+        with self.database.session(readonly=True) as session:
+            return session.execute(select(SubscriptionRequest.id).limit(1)).first() is not None
+
+    def _wait(self, stop: threading.Event) -> None:
+        """Until a NOTIFY on CHANNEL arrives (PostgreSQL), `poll_seconds` pass or `stop` is set."""
+        if self.database.dialect != "postgresql":
+            stop.wait(self.poll_seconds)
+            return
+        import psycopg  # only PostgreSQL listens
+
+        deadline = time.monotonic() + self.poll_seconds
+        try:
+            listener = self._listen()
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                if any(True for _ in listener.notifies(timeout=min(left, STOP_CHECK_SECONDS), stop_after=1)):
+                    stop.wait(SETTLE_SECONDS)  # let the requests of the same moment arrive: one batch decides them
+                    return
+        except (psycopg.Error, OperationalError) as exc:  # the database went away while listening
+            self._close_listener()
+            stop.wait(self._outage.failed("listening for sign-up requests", exc, "they stay queued"))
+
+    def _listen(self) -> Any:
+        """The LISTENing connection, opened on first use (and after an outage closed it)."""
+        if self._listener is None:
+            pooled = self.database.engine.raw_connection()
+            connection = pooled.driver_connection
+            pooled.detach()  # held for the worker's life: not a pooled connection any more
+            connection.rollback()
+            connection.autocommit = True
+            connection.execute(f"LISTEN {CHANNEL}")
+            self._listener = connection
+        return self._listener
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            finally:
+                self._listener = None

@@ -6,7 +6,8 @@ Rules every handler keeps:
 - Every form POST carries a CSRF token tied to the session cookie, except the RFC 8058 one-click
   unsubscribe (``List-Unsubscribe=One-Click``), which needs no cookie and no token and answers 200.
 - Sign-up and manage-link requests give the same answer whatever the address's state (no enumeration),
-  in the same time: the request is queued and decided after the answer (feedsvc.subscribers.requests).
+  in the same time: the request is queued, and `feedsvc worker` decides it after the answer
+  (feedsvc.subscribers.requests).
   They are rate limited per client (a counter in the database, shared by every process), and have a honeypot.
 - Token pages are never cached and never leak their URL in a Referer.
 """
@@ -27,7 +28,6 @@ from feedsvc.subscribers import privacy, requests, subscriptions, tokens
 from feedsvc.subscribers.addresses import InvalidAddress, UnsendableAddress, normalise_email
 from feedsvc.subscribers.subscriptions import NoSections
 from feedsvc.subscribers.tokens import TokenError
-from feedsvc.web.database import EXTENSION as DB_EXTENSION
 from feedsvc.web.database import get_db, get_settings
 from feedsvc.web.language import page_language, t
 from feedsvc.web.security import LINK_PAGE_POLICY, client_address, csrf_ok, csrf_token
@@ -36,7 +36,7 @@ bp = Blueprint("subscribe", __name__)
 
 HONEYPOT_FIELD = "website"
 DEFAULT_SIGNUP_LIMIT = "10/600"
-PROCESSOR = "feedsvc.subscription_requests"
+DECIDE_INLINE = "feedsvc.decide_requests_inline"
 # On top of the app's policy (feedsvc.web.security): token pages are never cached, indexed or given images.
 SECURITY_HEADERS = {
     "Content-Security-Policy": LINK_PAGE_POLICY,
@@ -49,10 +49,8 @@ def init_app(app: Flask, settings: Settings) -> None:
     """The sign-up limit and the template helpers the subscribe form uses."""
     signup_limit = ratelimit.Limit.parse(settings.extra.get("FEEDSVC_SIGNUP_RATE_LIMIT", DEFAULT_SIGNUP_LIMIT))
     app.extensions["feedsvc.signup_limit"] = signup_limit
-    # Requests are decided after the answer (timing says nothing); tests decide them at once, in the request.
-    processor = requests.Processor(app.extensions[DB_EXTENSION], settings, inline=app.testing)
-    app.extensions[PROCESSOR] = processor
-    app.before_request(processor.ensure_running)  # so what an earlier process left is decided without a new form
+    # Requests are decided by `feedsvc worker` after the answer (timing says nothing); tests decide them at once.
+    app.extensions[DECIDE_INLINE] = app.testing
 
     @app.context_processor
     def subscribe_helpers() -> dict[str, Any]:
@@ -95,8 +93,8 @@ def _counted(queued: str | None, email: str = "", sections: list[str] | None = N
             requests.queue(
                 connection, get_settings(), queued, email, sections or [], lang=page_language(), source="form"
             )
-    if queued:
-        current_app.extensions[PROCESSOR].wake()
+    if queued and current_app.extensions[DECIDE_INLINE]:
+        requests.process(get_db(), get_settings())
     return True
 
 
