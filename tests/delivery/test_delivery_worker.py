@@ -369,16 +369,17 @@ def test_a_claimed_row_goes_out_as_the_built_message_byte_for_byte(
 
 
 def test_leases_are_renewed_while_a_slow_send_holds_rows(db: Database, settings: Settings, seed_issue: Issue) -> None:
-    # Two workers with a 1-second lease and a slow server (0.1 s a message, one connection, 20 rows claimed at
-    # a time): rows wait in a worker for up to 2 s, so only lease renewal keeps the other worker, which
-    # re-queues expired leases twice a second, from taking them over and sending them again.
+    # Two workers with a 3-second lease and a slow server (0.3 s a message, one connection, 20 rows claimed at
+    # a time): rows wait in a worker for up to 6 s, twice the lease, so only lease renewal (every second) keeps
+    # the other worker, which re-queues expired leases every 1.5 s, from taking them over and sending them
+    # again. (With a 1-second lease a busy machine's stall of two thirds of a second let one expire.)
     subscribe_many(db, 40, ["industry"])
     publish(db, seed_issue)
-    short = settings.with_overrides(lease_seconds=1)
+    short = settings.with_overrides(lease_seconds=3)
 
     class SlowTransport(SmtpTransport):
         def send(self, envelope, data):  # type: ignore[no-untyped-def]
-            time.sleep(0.1)
+            time.sleep(0.3)
             super().send(envelope, data)
 
     with MisbehavingSmtp() as server:
