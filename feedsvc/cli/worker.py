@@ -73,6 +73,8 @@ def worker(
     from feedsvc.cli.dkim import check_at_start  # DKIM's libraries only for this check, not in every import
 
     setup_logs()
+    if metrics_port is None:
+        metrics.discard()  # nobody scrapes this process: count nothing, and leave prometheus_client unloaded
     settings = get_settings()
     check_at_start(settings)
     with open_database(settings, migrated=False) as database:

@@ -6,84 +6,162 @@ subscription workflow (sign-ups, confirmations, unsubscribes, counted when their
 web shell (requests). `QueueDepth` counts outbox rows per state from the database at scrape time.
 `exposition` writes the text format for the web app's ``/metrics`` and the worker's ``--metrics-port``.
 
+The metrics are made on first use (`metrics.MESSAGES_SENT` and the others, from METRICS), so prometheus_client
+is imported only by a process that counts. A process that serves no metrics (`feedsvc worker` without
+``--metrics-port``) calls `discard` first: every metric is then a stand-in that counts nothing, and
+prometheus_client is never loaded (2 MiB of the worker's memory).
+
 Several processes (gunicorn's workers) share their counters through prometheus_client's multiprocess mode
-when ``PROMETHEUS_MULTIPROC_DIR`` is set before this module is first imported: every process writes its
-values to files there, and a scrape of any one of them sums all (deploy/gunicorn.conf.py empties the folder
-when gunicorn starts and marks exited workers). Importing this module opens no database; the database
-modules are imported only by a scrape or a count on commit.
+when ``PROMETHEUS_MULTIPROC_DIR`` is set before the first metric is made: every process writes its values to
+files there, and a scrape of any one of them sums all (deploy/gunicorn.conf.py empties the folder when
+gunicorn starts and marks exited workers). Importing this module opens no database; the database modules are
+imported only by a scrape or a count on commit.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
-
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from feedsvc.db.engine import Database
 
-__all__ = ["CONTENT_TYPE", "QueueDepth", "count_on_commit", "exposition", "multiprocess_dir", "observe_smtp"]
+__all__ = ["METRICS", "QueueDepth", "count_on_commit", "discard", "exposition", "multiprocess_dir", "observe_smtp"]
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SMTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-# -- sending (feedsvc.outbox.worker, feedsvc.outbox.queue, feedsvc.mail.transport)
+#: module attribute -> (prometheus_client class, metric name, help, labels, histogram buckets).
+METRICS: dict[str, tuple[str, str, str, tuple[str, ...], tuple[float, ...]]] = {
+    # -- sending (feedsvc.outbox.worker, feedsvc.outbox.queue, feedsvc.mail.transport)
+    "MESSAGES_SENT": (
+        "Counter",
+        "feedsvc_messages_sent",
+        "Messages the mail server accepted (or the mail folder stored), by outbox kind.",
+        ("kind",),
+        (),
+    ),
+    "MESSAGES_FAILED": (
+        "Counter",
+        "feedsvc_messages_failed",
+        "Outbox rows recorded as failed (not retried), by kind.",
+        ("kind",),
+        (),
+    ),
+    "MESSAGES_RETRIED": (
+        "Counter",
+        "feedsvc_messages_retried",
+        "Outbox rows put back in the queue after a temporary failure, by kind.",
+        ("kind",),
+        (),
+    ),
+    "SMTP_REPLY_SECONDS": (
+        "Histogram",
+        "feedsvc_smtp_reply_seconds",
+        "Seconds from a message's MAIL FROM to the server's final reply, by outcome "
+        "(accepted, temporary, permanent, no_reply: the connection broke).",
+        ("outcome",),
+        SMTP_BUCKETS,
+    ),
+    "CLAIMS": ("Counter", "feedsvc_claims", "Outbox rows claimed (leased) by workers.", (), ()),
+    "LEASE_EXPIRIES": (
+        "Counter",
+        "feedsvc_lease_expiries",
+        "Outbox rows re-queued because their worker's lease expired (the worker died).",
+        (),
+        (),
+    ),
+    # -- readers (feedsvc.subscribers, feedsvc.bounces)
+    "SIGNUPS": ("Counter", "feedsvc_signups", "New addresses signed up (pending until they confirm).", (), ()),
+    "CONFIRMATIONS": (
+        "Counter",
+        "feedsvc_confirmations",
+        "Subscriptions confirmed: a pending or ended one became active.",
+        (),
+        (),
+    ),
+    "UNSUBSCRIBES": (
+        "Counter",
+        "feedsvc_unsubscribes",
+        "Subscriptions ended by the reader, by how (one-click, unsubscribe page …).",
+        ("how",),
+        (),
+    ),
+    "BOUNCES": ("Counter", "feedsvc_bounces", "Bounces received, by kind (hard, soft, policy).", ("kind",), ()),
+    "COMPLAINTS": (
+        "Counter",
+        "feedsvc_complaints",
+        "Spam complaints (ARF reports, provider feedback) received.",
+        (),
+        (),
+    ),
+    # -- the web app (feedsvc.web.metrics)
+    "HTTP_REQUESTS": (
+        "Counter",
+        "feedsvc_http_requests",
+        "HTTP requests answered, by Flask endpoint (none: no route matched) and status.",
+        ("endpoint", "status"),
+        (),
+    ),
+    "HTTP_SECONDS": (
+        "Histogram",
+        "feedsvc_http_request_duration_seconds",
+        "Seconds from a request's start to its response, by Flask endpoint.",
+        ("endpoint",),
+        HTTP_BUCKETS,
+    ),
+}
+_making = threading.Lock()
 
-MESSAGES_SENT = Counter(
-    "feedsvc_messages_sent", "Messages the mail server accepted (or the mail folder stored), by outbox kind.", ["kind"]
-)
-MESSAGES_FAILED = Counter("feedsvc_messages_failed", "Outbox rows recorded as failed (not retried), by kind.", ["kind"])
-MESSAGES_RETRIED = Counter(
-    "feedsvc_messages_retried", "Outbox rows put back in the queue after a temporary failure, by kind.", ["kind"]
-)
-SMTP_REPLY_SECONDS = Histogram(
-    "feedsvc_smtp_reply_seconds",
-    "Seconds from a message's MAIL FROM to the server's final reply, by outcome "
-    "(accepted, temporary, permanent, no_reply: the connection broke).",
-    ["outcome"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
-)
-CLAIMS = Counter("feedsvc_claims", "Outbox rows claimed (leased) by workers.")
-LEASE_EXPIRIES = Counter(
-    "feedsvc_lease_expiries", "Outbox rows re-queued because their worker's lease expired (the worker died)."
-)
 
-# -- readers (feedsvc.subscribers, feedsvc.bounces)
+def __getattr__(name: str) -> Any:
+    """`metrics.NAME`: the metric NAME of METRICS (all of them are made, once, on the first use of any);
+    `metrics.CONTENT_TYPE`: the exposition's content type."""
+    if name == "CONTENT_TYPE":
+        from prometheus_client import CONTENT_TYPE_LATEST
 
-SIGNUPS = Counter("feedsvc_signups", "New addresses signed up (pending until they confirm).")
-CONFIRMATIONS = Counter("feedsvc_confirmations", "Subscriptions confirmed: a pending or ended one became active.")
-UNSUBSCRIBES = Counter(
-    "feedsvc_unsubscribes", "Subscriptions ended by the reader, by how (one-click, unsubscribe page …).", ["how"]
-)
-BOUNCES = Counter("feedsvc_bounces", "Bounces received, by kind (hard, soft, policy).", ["kind"])
-COMPLAINTS = Counter("feedsvc_complaints", "Spam complaints (ARF reports, provider feedback) received.")
+        return CONTENT_TYPE_LATEST
+    if name not in METRICS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _making:
+        if name not in globals():
+            import prometheus_client
 
-# -- the web app (feedsvc.web.metrics)
+            for attribute, (kind, metric, text, labels, buckets) in METRICS.items():
+                options: dict[str, Any] = {"buckets": buckets} if buckets else {}
+                globals()[attribute] = getattr(prometheus_client, kind)(metric, text, labels, **options)
+    return globals()[name]
 
-HTTP_REQUESTS = Counter(
-    "feedsvc_http_requests",
-    "HTTP requests answered, by Flask endpoint (none: no route matched) and status.",
-    ["endpoint", "status"],
-)
-HTTP_SECONDS = Histogram(
-    "feedsvc_http_request_duration_seconds",
-    "Seconds from a request's start to its response, by Flask endpoint.",
-    ["endpoint"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-)
+
+class _Discarded:
+    """A metric that counts nothing: what every metric is in a process that serves none (`discard`)."""
+
+    def labels(self, *_values: str, **_named: str) -> _Discarded:
+        return self
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Count nothing."""
+
+    def observe(self, amount: float) -> None:
+        """Record nothing."""
+
+
+def discard() -> None:
+    """This process serves no metrics: what it counts from now on is dropped, and prometheus_client stays unloaded."""
+    with _making:
+        for attribute in METRICS:
+            globals().setdefault(attribute, _Discarded())
 
 
 def observe_smtp(started: float, outcome: str) -> None:
     """Record one SMTP transaction begun at `started` (time.perf_counter) and ended with `outcome`."""
-    SMTP_REPLY_SECONDS.labels(outcome).observe(time.perf_counter() - started)
+    __getattr__("SMTP_REPLY_SECONDS").labels(outcome).observe(time.perf_counter() - started)
 
 
 # -- counting what a transaction changed, once it commits
@@ -120,7 +198,7 @@ def _listen() -> None:
 # -- the queue, counted at scrape time
 
 
-class QueueDepth(Collector):
+class QueueDepth:
     """``feedsvc_queue_depth{state}``: outbox rows queued and sending, counted in the database at every scrape.
 
     Only the two live states: each count reads its partial index (ix_outbox_claim, ix_outbox_lease), so a
@@ -131,7 +209,8 @@ class QueueDepth(Collector):
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
         from sqlalchemy import text
         from sqlalchemy.exc import SQLAlchemyError
 
@@ -152,7 +231,7 @@ class QueueDepth(Collector):
             return
         yield family
 
-    def describe(self) -> Iterable[Metric]:
+    def describe(self) -> Iterable[Any]:
         return []  # collected live only: registering it must not query the database
 
 
@@ -164,20 +243,23 @@ def multiprocess_dir() -> str:
     return os.environ.get(MULTIPROC_ENV, "")
 
 
-class _Joined(Collector):
-    """Several collectors scraped as one."""
+class _Joined:
+    """Several collectors scraped as one (prometheus_client asks a collector for `collect` only)."""
 
     def __init__(self, parts: Iterable[Any]) -> None:
         self.parts = list(parts)
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator[Any]:
         for part in self.parts:
             yield from part.collect()
 
 
-def collector(db: Database | None, *, own_process: bool = False) -> Collector:
+def collector(db: Database | None, *, own_process: bool = False) -> Any:
     """What a scrape reads: this process's metrics (or, in multiprocess mode, every process's), plus the
     queue depth of `db`. `own_process` reads this process only even in multiprocess mode (the worker)."""
+    from prometheus_client import REGISTRY
+
+    __getattr__("CLAIMS")  # the metrics exist (at zero) before the first scrape, not only once counted
     parts: list[Any] = [REGISTRY]
     if multiprocess_dir() and not own_process:
         from prometheus_client import CollectorRegistry, multiprocess
@@ -192,4 +274,6 @@ def collector(db: Database | None, *, own_process: bool = False) -> Collector:
 
 def exposition(db: Database | None) -> bytes:
     """The text exposition of `collector(db)`, for a /metrics answer (content type CONTENT_TYPE)."""
-    return generate_latest(collector(db))  # type: ignore[arg-type]
+    from prometheus_client import generate_latest
+
+    return generate_latest(collector(db))

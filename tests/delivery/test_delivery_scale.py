@@ -35,8 +35,12 @@ from feedsvc.subscribers import privacy, subscriptions
 # What rendering loads (Markdown, Jinja2, premailer and its lxml/cssutils), what DKIM loads, and Flask.
 RENDERER_MODULES = ("premailer", "lxml", "cssutils", "jinja2", "markdown_it", "dkim", "cryptography", "flask")
 # And what the command's start-up and housekeeping used to keep for the life of the process: Alembic (and its
-# Mako) for the schema check, dnspython and the Public Suffix List for DKIM's checks, email-validator (idna).
-COMMAND_MODULES = (*RENDERER_MODULES, "alembic", "mako", "dns", "publicsuffixlist", "email_validator", "idna")
+# Mako) for the schema check, dnspython and the Public Suffix List for DKIM's checks, email-validator (idna);
+# and prometheus_client, which only a worker serving --metrics-port needs.
+COMMAND_MODULES = (
+    *RENDERER_MODULES,
+    *("alembic", "mako", "dns", "publicsuffixlist", "email_validator", "idna", "prometheus_client"),
+)
 # `feedsvc worker` as the console script runs it (`from feedsvc.cli import main; main()`), saying at exit which
 # of the modules named in FEEDSVC_TEST_MODULES it had loaded, on stderr's last line.
 COMMAND = """
