@@ -601,6 +601,8 @@ def memory(
                 raise RuntimeError(f"the worker exited with {process.returncode}: {log.read_text()[-2000:]}")
             time.sleep(1.0)
             status = _status(process.pid)
+            if "VmRSS" not in status:  # it exited since the poll above (a zombie has no memory): said next turn
+                continue
             now = time.perf_counter()
             samples.append((now - start, sink.count, status["VmRSS"]))
             peak = status["VmHWM"]
