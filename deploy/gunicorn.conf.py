@@ -22,6 +22,12 @@ max_requests_jitter = 500
 forwarded_allow_ips = os.environ.get("FEEDSVC_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
 errorlog = "-"
+# gunicorn 25.1+ opens a control socket for gunicornc at one path per user ($XDG_RUNTIME_DIR/gunicorn.ctl or
+# ~/.gunicorn/gunicorn.ctl): two gunicorns on one machine (a second site, a redeploy beside the old one, the
+# tests) would take it from each other, and the first to stop deletes the other's. Off unless a path of this
+# gunicorn's own is named (older gunicorns ignore both settings).
+control_socket = os.environ.get("FEEDSVC_GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
 
 # One log format for gunicorn, the app and the worker: FEEDSVC_LOG_FORMAT=json for one JSON object a line.
 logconfig_dict = dict_config()
