@@ -8,6 +8,7 @@ from flask import Flask, Response, g, request
 
 from feedsvc.config import Settings
 from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES, negotiate, translate
+from feedsvc.web.security import https_site
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -18,11 +19,13 @@ def init_app(app: Flask, settings: Settings) -> None:
         requested = request.args.get("lang") or request.cookies.get("lang")
         g.lang = negotiate(requested, request.accept_languages)
 
+    secure = https_site(settings)  # as the session cookie: never sent over plain http by an https site
+
     @app.after_request
     def remember_language(response: Response) -> Response:
         chosen = request.args.get("lang")
         if chosen in LANGUAGES:
-            response.set_cookie("lang", chosen, max_age=365 * 86400, samesite="Lax", httponly=True)
+            response.set_cookie("lang", chosen, max_age=365 * 86400, samesite="Lax", httponly=True, secure=secure)
         if g.get("language_varies"):
             response.vary.add("Accept-Language")
             response.vary.add("Cookie")

@@ -43,6 +43,8 @@ def test_an_http_site_sets_httponly_lax_cookies_for_the_browser_session_only(cli
         assert attributes.keys() == {"httponly", "path", "samesite"}  # no Secure, Domain, Expires or Max-Age
         assert (attributes["path"], attributes["samesite"]) == ("/", "Lax")
     assert client.get("/admin/").status_code == 200
+    chosen = client.get("/?lang=en").headers.getlist("Set-Cookie")
+    assert "secure" not in set_cookie(chosen, "lang")  # a plain-http site could not read it back
 
 
 def test_an_https_site_names_its_cookies_host_only_and_secure(tmp_path: Path, database_url: str) -> None:
@@ -57,6 +59,8 @@ def test_an_https_site_names_its_cookies_host_only_and_secure(tmp_path: Path, da
             assert attributes.keys() == {"secure", "httponly", "path", "samesite"}
             assert (attributes["path"], attributes["samesite"]) == ("/", "Lax")
         assert client.get("/admin/", base_url="https://localhost").status_code == 200  # read back by that name
+        chosen = client.get("/?lang=en", base_url="https://localhost").headers.getlist("Set-Cookie")
+        assert set_cookie(chosen, "lang").keys() == {"secure", "httponly", "path", "samesite", "max-age", "expires"}
 
 
 @pytest.mark.parametrize(("age_hours", "accepted"), [(11.9, True), (12.1, False)])
