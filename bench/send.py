@@ -616,7 +616,7 @@ def memory(
             if seconds_limit and now - start >= seconds_limit:
                 stopped = f"STOPPED by --memory-seconds {seconds_limit:.0f}: not the whole ledger"
                 break
-        peak = _status(process.pid)["VmHWM"]
+        peak = _status(process.pid).get("VmHWM", peak)  # the last sample's, if it exited meanwhile
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(120)

@@ -272,30 +272,23 @@ def server(kind: str) -> Iterator[tuple[int, str]]:
     log = folder / "gunicorn.log"
     gunicorn = Path(sys.executable).with_name("gunicorn")
     config = ROOT / "deploy" / "gunicorn.conf.py"
-    with open(log, "wb") as out, open(folder / "worker.log", "wb") as worker_out:
-        process = subprocess.Popen(
-            [gunicorn, "-c", str(config), "--access-logfile", "/dev/null", "feedsvc.web:create_app()"],
-            env=env,
-            stdout=out,
-            stderr=out,
-            cwd=ROOT,
-        )
-        # As deployed (deploy/feedsvc-worker.service): the worker decides the queued sign-ups and sends their
-        # confirmations (to the mail folder: FEEDSVC_SMTP_URL is not set).
-        worker = subprocess.Popen(
-            [Path(sys.executable).with_name("feedsvc"), "worker", "--no-progress"],
-            env=env,
-            stdout=worker_out,
-            stderr=worker_out,
-            cwd=ROOT,
-        )
+    started: list[subprocess.Popen[bytes]] = []
     try:
-        wait_until_up(port, process, log)
+        with open(log, "wb") as out, open(folder / "worker.log", "wb") as worker_out:
+            command = [gunicorn, "-c", str(config), "--access-logfile", "/dev/null", "feedsvc.web:create_app()"]
+            started.append(subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT))
+            # As deployed (deploy/feedsvc-worker.service): the worker decides the queued sign-ups and sends
+            # their confirmations (to the mail folder: FEEDSVC_SMTP_URL is not set).
+            worker = [Path(sys.executable).with_name("feedsvc"), "worker", "--no-progress"]
+            started.append(subprocess.Popen(worker, env=env, stdout=worker_out, stderr=worker_out, cwd=ROOT))
+        wait_until_up(port, started[0], log)
+        if started[1].poll() is not None:
+            raise RuntimeError(f"feedsvc worker exited:\n{(folder / 'worker.log').read_text(errors='replace')[-2000:]}")
         yield port, url
     finally:
-        for running in (process, worker):
+        for running in started:
             running.terminate()
-        for running in (process, worker):
+        for running in started:
             try:
                 running.wait(timeout=20)
             except subprocess.TimeoutExpired:

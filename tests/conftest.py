@@ -155,3 +155,14 @@ def db(database_url: str) -> Iterator[Database]:
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Settings for a test: the real feedsvc.toml and templates, var/ and mail in tmp_path, the test database."""
     return make_settings(tmp_path, database_url, base_url=LOCAL_BASE_URL)
+
+
+@pytest.fixture(autouse=True)
+def _metrics_count_again() -> Iterator[None]:
+    """A `feedsvc worker` run in this process (CliRunner) discards the metrics process-wide: undo it after."""
+    yield
+    from feedsvc.ops import metrics
+
+    for name in metrics.METRICS:
+        if isinstance(vars(metrics).get(name), metrics.Discarded):
+            delattr(metrics, name)

@@ -139,10 +139,10 @@ def __getattr__(name: str) -> Any:
     return globals()[name]
 
 
-class _Discarded:
+class Discarded:
     """A metric that counts nothing: what every metric is in a process that serves none (`discard`)."""
 
-    def labels(self, *_values: str, **_named: str) -> _Discarded:
+    def labels(self, *_values: str, **_named: str) -> Discarded:
         return self
 
     def inc(self, amount: float = 1.0) -> None:
@@ -156,12 +156,13 @@ def discard() -> None:
     """This process serves no metrics: what it counts from now on is dropped, and prometheus_client stays unloaded."""
     with _making:
         for attribute in METRICS:
-            globals().setdefault(attribute, _Discarded())
+            globals().setdefault(attribute, Discarded())
 
 
 def observe_smtp(started: float, outcome: str) -> None:
     """Record one SMTP transaction begun at `started` (time.perf_counter) and ended with `outcome`."""
-    __getattr__("SMTP_REPLY_SECONDS").labels(outcome).observe(time.perf_counter() - started)
+    histogram = globals().get("SMTP_REPLY_SECONDS") or __getattr__("SMTP_REPLY_SECONDS")  # no lock once made
+    histogram.labels(outcome).observe(time.perf_counter() - started)
 
 
 # -- counting what a transaction changed, once it commits

@@ -236,15 +236,21 @@ class Decider:
             pooled = self.database.engine.raw_connection()
             connection = pooled.driver_connection
             pooled.detach()  # held for the worker's life: not a pooled connection any more
-            connection.rollback()
-            connection.autocommit = True
-            connection.execute(f"LISTEN {CHANNEL}")
+            try:
+                connection.rollback()
+                connection.autocommit = True
+                connection.execute(f"LISTEN {CHANNEL}")
+            except BaseException:
+                connection.close()
+                raise
             self._listener = connection
         return self._listener
 
     def _close_listener(self) -> None:
-        if self._listener is not None:
+        """Close the LISTENing connection, if any; never raises (it runs in the loop's error paths)."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
             try:
-                self._listener.close()
-            finally:
-                self._listener = None
+                listener.close()
+            except Exception:  # a connection already broken: nothing more to close
+                log.debug("closing the sign-up listener failed", exc_info=True)
