@@ -226,9 +226,13 @@ class Decider:
                 if any(True for _ in listener.notifies(timeout=min(left, STOP_CHECK_SECONDS), stop_after=1)):
                     stop.wait(SETTLE_SECONDS)  # let the requests of the same moment arrive: one batch decides them
                     return
-        except (psycopg.Error, OperationalError) as exc:  # the database went away while listening
+        except (psycopg.Error, OperationalError) as exc:
+            # The connection was lost (a restart, an idle timeout): not itself an outage, which the next
+            # `waiting()` finds and the worker's tracker reports. Listen again after one poll's wait.
+            if self._listener is not None:
+                log.info("the sign-up listener's connection was lost (%s); listening again", type(exc).__name__)
             self._close_listener()
-            stop.wait(self._outage.failed("listening for sign-up requests", exc, "they stay queued"))
+            stop.wait(max(0.0, deadline - time.monotonic()))
 
     def _listen(self) -> Any:
         """The LISTENing connection, opened on first use (and after an outage closed it)."""
