@@ -162,7 +162,7 @@ def process(database: Database, settings: Settings, limit: int = TURN) -> int:
 
 
 class Decider:
-    """Decides queued requests in `feedsvc worker`: as soon as PostgreSQL says one was queued, and every few seconds."""
+    """Decides queued requests in `feedsvc worker`: as soon as PostgreSQL says one was queued, and every second."""
 
     def __init__(
         self,
