@@ -36,7 +36,6 @@ bp = Blueprint("subscribe", __name__)
 
 HONEYPOT_FIELD = "website"
 DEFAULT_SIGNUP_LIMIT = "10/600"
-DECIDE_INLINE = "feedsvc.decide_requests_inline"
 # On top of the app's policy (feedsvc.web.security): token pages are never cached, indexed or given images.
 SECURITY_HEADERS = {
     "Content-Security-Policy": LINK_PAGE_POLICY,
@@ -49,8 +48,6 @@ def init_app(app: Flask, settings: Settings) -> None:
     """The sign-up limit and the template helpers the subscribe form uses."""
     signup_limit = ratelimit.Limit.parse(settings.extra.get("FEEDSVC_SIGNUP_RATE_LIMIT", DEFAULT_SIGNUP_LIMIT))
     app.extensions["feedsvc.signup_limit"] = signup_limit
-    # Requests are decided by `feedsvc worker` after the answer (timing says nothing); tests decide them at once.
-    app.extensions[DECIDE_INLINE] = app.testing
 
     @app.context_processor
     def subscribe_helpers() -> dict[str, Any]:
@@ -93,7 +90,7 @@ def _counted(queued: str | None, email: str = "", sections: list[str] | None = N
             requests.queue(
                 connection, get_settings(), queued, email, sections or [], lang=page_language(), source="form"
             )
-    if queued and current_app.extensions[DECIDE_INLINE]:
+    if queued and current_app.testing:  # else `feedsvc worker` decides it after the answer (timing says nothing)
         requests.process(get_db(), get_settings())
     return True
 
