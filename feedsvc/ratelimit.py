@@ -11,13 +11,15 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, Connection, Integer, String, bindparam, case, delete, func, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, Integer, String, bindparam, case, delete, func, literal, select
 
 from feedsvc.db.engine import dialect_of, insert_for_dialect
-from feedsvc.db.models import RateLimit
+from feedsvc.db.tables import rate_limits
+
+if TYPE_CHECKING:
+    from feedsvc.db.engine import Executor
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ def client_key(action: str, client: str, secret: str) -> str:
     return f"{action}:{digest}"
 
 
-def hit(executor: Session | Connection, key: str, limit: Limit, now: float) -> bool:
+def hit(executor: Executor, key: str, limit: Limit, now: float) -> bool:
     """Count one hit under `key`; True while the window's hits are within the limit.
 
     One statement, so it can run on its own (autocommit: no BEGIN or COMMIT round trips, the row lock held
@@ -63,7 +65,7 @@ def hit(executor: Session | Connection, key: str, limit: Limit, now: float) -> b
 def _hit_statement(dialect: str) -> Any:
     """The upsert `hit` runs, built once per dialect (building it cost more than running it on SQLite); Core, so
     that a session runs it as it is."""
-    table = RateLimit.__table__
+    table = rate_limits
     stmt = insert_for_dialect(dialect, table)
     key, window_start = bindparam("key", type_=String), bindparam("window_start", type_=BigInteger)
     if dialect == "postgresql":
@@ -79,14 +81,15 @@ def _hit_statement(dialect: str) -> Any:
     ).returning(table.c.hits)
 
 
-def exceeded(session: Session, key: str, limit: Limit, now: float) -> bool:
+def exceeded(session: Executor, key: str, limit: Limit, now: float) -> bool:
     """True when `key` has already used up this window's hits (reads, counts nothing)."""
     window_start = int(now) - int(now) % limit.window
-    hits = session.scalar(select(RateLimit.hits).where(RateLimit.key == key, RateLimit.window_start == window_start))
+    counter = rate_limits.c
+    hits = session.scalar(select(counter.hits).where(counter.key == key, counter.window_start == window_start))
     return hits is not None and hits >= limit.count
 
 
-def prune(session: Session, now: float, older_than: int = 86_400) -> int:
+def prune(session: Executor, now: float, older_than: int = 86_400) -> int:
     """Delete counters whose window started more than `older_than` seconds ago; how many went."""
-    result = session.execute(delete(RateLimit).where(RateLimit.window_start < int(now) - older_than))
+    result = session.execute(delete(rate_limits).where(rate_limits.c.window_start < int(now) - older_than))
     return result.rowcount or 0

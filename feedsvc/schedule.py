@@ -15,20 +15,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, insert, select, update
 
 from feedsvc.config import Publication, Settings
 from feedsvc.db.engine import Database, utcnow
-from feedsvc.db.models import (
+from feedsvc.db.tables import (
     SCHEDULE_CANCELLED,
     SCHEDULE_FAILED,
     SCHEDULE_FIRED,
     SCHEDULE_PENDING,
-    PublishedIssue,
-    ScheduledIssue,
+    issues,
+    scheduled_issues,
 )
+
+if TYPE_CHECKING:
+    from feedsvc.db.engine import Executor
+
+SCHEDULED = scheduled_issues.c
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +77,18 @@ def _refuse_past(due_at: datetime, now: datetime, publication: Publication) -> N
         )
 
 
-def _pending(session: Session, number: int) -> ScheduledIssue | None:
-    return session.scalars(
-        select(ScheduledIssue).where(ScheduledIssue.issue_number == number, ScheduledIssue.state == SCHEDULE_PENDING)
+def _pending(session: Executor, number: int) -> Row[Any] | None:
+    return session.execute(
+        select(scheduled_issues).where(SCHEDULED.issue_number == number, SCHEDULED.state == SCHEDULE_PENDING)
     ).first()
 
 
+def _set(session: Executor, row_id: int, **values: object) -> None:
+    session.execute(update(scheduled_issues).where(SCHEDULED.id == row_id).values(**values))
+
+
 def schedule(
-    session: Session, settings: Settings, path: Path, due_at: datetime, now: datetime | None = None
+    session: Executor, settings: Settings, path: Path, due_at: datetime, now: datetime | None = None
 ) -> Scheduled:
     """Check the issue at `path` and keep it to be published at `due_at` (aware, in the future).
 
@@ -95,47 +104,49 @@ def schedule(
     except OSError as exc:
         raise publishing.PublishError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     issue, _ = publishing.check_with_folder(path, data, settings)
-    if session.get(PublishedIssue, issue.number) is not None:
+    if session.scalar(select(issues.c.number).where(issues.c.number == issue.number)) is not None:
         raise ScheduleError(f"issue {issue.number} is published already")
     if _pending(session, issue.number) is not None:
         raise ScheduleError(f"issue {issue.number} is scheduled already: move or cancel that schedule")
-    row = ScheduledIssue(
-        issue_number=issue.number,
-        source_name=path.name,
-        source=data,
-        due_at=due_at,
-        state=SCHEDULE_PENDING,
-        created_at=now,
-        updated_at=now,
+    session.execute(
+        insert(scheduled_issues).values(
+            issue_number=issue.number,
+            source_name=path.name,
+            source=data,
+            due_at=due_at,
+            state=SCHEDULE_PENDING,
+            created_at=now,
+            updated_at=now,
+        )
     )
-    session.add(row)
-    session.flush()
     return Scheduled(issue.number, path.name, due_at)
 
 
-def move(session: Session, settings: Settings, number: int, due_at: datetime, now: datetime | None = None) -> Scheduled:
+def move(
+    session: Executor, settings: Settings, number: int, due_at: datetime, now: datetime | None = None
+) -> Scheduled:
     """Give issue `number`'s pending schedule the time `due_at`; ScheduleError if none or the time has passed."""
     now = now or utcnow()
     _refuse_past(due_at, now, settings.publication)
     row = _pending(session, number)
     if row is None:
         raise ScheduleError(f"issue {number} has no schedule waiting to fire")
-    row.due_at, row.updated_at = due_at, now
+    _set(session, row.id, due_at=due_at, updated_at=now)
     return Scheduled(number, row.source_name, due_at)
 
 
-def cancel(session: Session, number: int, now: datetime | None = None) -> None:
+def cancel(session: Executor, number: int, now: datetime | None = None) -> None:
     """Cancel issue `number`'s pending schedule; ScheduleError if there is none (it may have fired)."""
     row = _pending(session, number)
     if row is None:
         raise ScheduleError(f"issue {number} has no schedule waiting to fire")
-    row.state, row.updated_at = SCHEDULE_CANCELLED, now or utcnow()
+    _set(session, row.id, state=SCHEDULE_CANCELLED, updated_at=now or utcnow())
 
 
-def pending(session: Session) -> list[Scheduled]:
+def pending(session: Executor) -> list[Scheduled]:
     """Every schedule waiting to fire, soonest first."""
-    rows = session.scalars(
-        select(ScheduledIssue).where(ScheduledIssue.state == SCHEDULE_PENDING).order_by(ScheduledIssue.due_at)
+    rows = session.execute(
+        select(scheduled_issues).where(SCHEDULED.state == SCHEDULE_PENDING).order_by(SCHEDULED.due_at)
     )
     return [Scheduled(r.issue_number, r.source_name, r.due_at) for r in rows]
 
@@ -143,9 +154,9 @@ def pending(session: Session) -> list[Scheduled]:
 def fire_due(database: Database, settings: Settings, owner: str, clock: Callable[[], datetime] = utcnow) -> list[int]:
     """Publish every schedule that is due (by `clock`), each in its own transaction; the issue numbers this
     call published. Safe to call from any number of workers at once."""
-    with database.session(readonly=True) as session:
-        due = session.scalars(
-            select(ScheduledIssue.id).where(ScheduledIssue.state == SCHEDULE_PENDING, ScheduledIssue.due_at <= clock())
+    with database.transaction(readonly=True) as connection:
+        due = connection.scalars(
+            select(SCHEDULED.id).where(SCHEDULED.state == SCHEDULE_PENDING, SCHEDULED.due_at <= clock())
         ).all()
     return [number for row_id in due if (number := _fire(database, settings, row_id, owner, clock)) is not None]
 
@@ -158,17 +169,13 @@ def _fire(database: Database, settings: Settings, row_id: int, owner: str, clock
         with database.session() as session:
             now = clock()
             claimed = session.execute(
-                update(ScheduledIssue)
-                .where(
-                    ScheduledIssue.id == row_id,
-                    ScheduledIssue.state == SCHEDULE_PENDING,
-                    ScheduledIssue.due_at <= now,
-                )
+                update(scheduled_issues)
+                .where(SCHEDULED.id == row_id, SCHEDULED.state == SCHEDULE_PENDING, SCHEDULED.due_at <= now)
                 .values(state=SCHEDULE_FIRED, fired_by=owner, fired_at=now, updated_at=now)
             )
             if claimed.rowcount != 1:  # type: ignore[attr-defined]
                 return None
-            row = session.get_one(ScheduledIssue, row_id)
+            row = session.execute(select(scheduled_issues).where(SCHEDULED.id == row_id)).one()
             with tempfile.TemporaryDirectory(prefix="feedsvc-scheduled-") as folder:
                 path = Path(folder) / row.source_name
                 path.write_bytes(row.source)
@@ -176,10 +183,10 @@ def _fire(database: Database, settings: Settings, row_id: int, owner: str, clock
             return row.issue_number
     except publishing.PublishError as exc:
         log.error("scheduled issue (row %s) failed to publish: %s", row_id, exc)
-        with database.session() as session:
-            session.execute(
-                update(ScheduledIssue)
-                .where(ScheduledIssue.id == row_id, ScheduledIssue.state == SCHEDULE_PENDING)
+        with database.transaction() as connection:
+            connection.execute(
+                update(scheduled_issues)
+                .where(SCHEDULED.id == row_id, SCHEDULED.state == SCHEDULE_PENDING)
                 .values(state=SCHEDULE_FAILED, last_error=str(exc)[:2000], updated_at=clock())
             )
         return None

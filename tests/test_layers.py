@@ -55,12 +55,12 @@ def test_nothing_outside_web_and_cli_imports_flask() -> None:
 WORKER_PROBE = """
 import json, sys
 import feedsvc.cli.worker
-heavy = ("flask", "premailer", "lxml", "cssutils", "markdown_it", "feedgen", "dkim")
+heavy = ("flask", "premailer", "lxml", "cssutils", "markdown_it", "feedgen", "dkim", "jinja2", "sqlalchemy.orm")
 print(json.dumps(sorted(name for name in heavy if name in sys.modules)))
 """
 
 
-def test_the_worker_command_loads_no_renderer_web_app_or_dkim() -> None:
+def test_the_worker_command_loads_no_renderer_web_app_dkim_or_orm() -> None:
     probe = subprocess.run(
         [sys.executable, "-c", WORKER_PROBE], capture_output=True, text=True, timeout=120, check=False
     )

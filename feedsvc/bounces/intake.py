@@ -246,24 +246,20 @@ def _apply(
     family = (COMPLAINT,) if kind == COMPLAINT else (HARD, SOFT, POLICY)
     if session.scalar(select(Bounce.id).where(Bounce.outbox_id == row.id, Bounce.kind.in_(family)).limit(1)):
         return _outcome(recipient, True, "replayed", row)
-    bounce = Bounce(
-        report_id=stored.id,
-        subscriber_id=row.subscriber_id,
-        outbox_id=row.id,
-        issue_number=row.issue_number,
-        kind=kind,
-        status=recipient.status[:16],
-        diagnostic=recipient.diagnostic[:1000],
-        source=source[:32],
-        counted=False,
-        effect="",
-        at=now,
-    )
+    bounce = {
+        "report_id": stored.id,
+        "outbox_id": row.id,
+        "issue_number": row.issue_number,
+        "kind": kind,
+        "status": recipient.status[:16],
+        "diagnostic": recipient.diagnostic[:1000],
+        "source": source[:32],
+        "at": now,
+    }
     metrics.count_on_commit(session, metrics.COMPLAINTS if kind == COMPLAINT else metrics.BOUNCES.labels(kind))
     if kind == POLICY:  # the sender's problem: kept against the send, never counted against the reader
-        bounce.effect = "policy"
-        session.add(bounce)
-        return _outcome(recipient, True, bounce.effect, row)
+        session.add(Bounce(**bounce, subscriber_id=row.subscriber_id, counted=False, effect="policy"))
+        return _outcome(recipient, True, "policy", row)
     subscriber = session.get(Subscriber, row.subscriber_id, with_for_update=True) if row.subscriber_id else None
     if subscriber is None:
         return _outcome(recipient, True, "erased", row)
@@ -273,7 +269,8 @@ def _apply(
         subscriptions.unsubscribe(session, subscriber, how="complaint", now=now)
         detail = f"{recipient.diagnostic or recipient.status} (outbox row {row.id}, via {source})"
         session.add(SubscriberEvent(subscriber_id=subscriber.id, kind="complained", detail=detail[:500], at=now))
-        bounce.counted, bounce.effect = True, "unsubscribed"
-        session.add(bounce)
-        return _outcome(recipient, True, bounce.effect, row)
-    return _outcome(recipient, True, score_bounce(session, subscriber, bounce, policy, now), row)
+        session.add(Bounce(**bounce, subscriber_id=subscriber.id, counted=True, effect="unsubscribed"))
+        return _outcome(recipient, True, "unsubscribed", row)
+    effect = score_bounce(session, subscriber.id, bounce, policy, now)
+    session.expire(subscriber)  # scored in Core statements: read again when next used
+    return _outcome(recipient, True, effect, row)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.orm import Session
 
 from feedsvc.config import ConfigError, Settings, load_settings
 from feedsvc.db.engine import Database
 from feedsvc.ops import logs
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 CLI_ACTOR = "cli"  # who the audit log names for a command run on the server
 

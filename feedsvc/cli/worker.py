@@ -200,14 +200,14 @@ def _serve_metrics(database: Database, host: str, port: int) -> None:
 
 def _housekeeping(database: Database) -> None:
     """Forget what is no longer needed (old rate-limit counters, unconfirmed sign-ups, old transactional rows)."""
-    with database.session() as session:
-        housekeeping.housekeeping(session, utcnow())
+    with database.transaction() as connection:
+        housekeeping.housekeeping(connection, utcnow())
 
 
 def _sends_under_way(database: Database, watched: set[int]) -> Counts:
     """Issue mail by state, summed over the sends with rows queued or in flight (and those seen so before)."""
-    with database.session(readonly=True) as session:
-        every = sends.counts(session)
+    with database.transaction(readonly=True) as connection:
+        every = sends.counts(connection)
     watched.update(c.number for c in every if c.remaining)
     found = [c for c in every if c.number in watched]
     return Counts(

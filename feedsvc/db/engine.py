@@ -18,14 +18,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import Connection, Engine, column, create_engine, event, inspect, select, table
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    #: what a statement runs on: an ORM session, or a Core connection (in `feedsvc worker`, always the latter).
+    Executor: TypeAlias = Session | Connection
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 READONLY = "feedsvc_readonly"
@@ -114,16 +120,30 @@ def begin_immediate(dbapi_connection: Any, timeout: float = SQLITE_BUSY_TIMEOUT_
 
 
 class Database:
-    """An engine and its session factory. ``with db.session() as s:`` is one transaction."""
+    """An engine, and transactions on it: ``with db.transaction() as c:`` (Core) or ``with db.session() as s:`` (ORM).
+
+    The ORM (sqlalchemy.orm, some 6 MiB) is loaded by the first `session`, never by `transaction`: `feedsvc worker`
+    sends through Core connections alone.
+    """
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._readonly_sessions = sessionmaker(
-            self.engine.execution_options(**{READONLY: True}), expire_on_commit=False
-        )
+        self._readonly = self.engine.execution_options(**{READONLY: True})
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        """The session factory (objects stay readable after commit)."""
+        from sqlalchemy.orm import sessionmaker
+
+        return sessionmaker(self.engine, expire_on_commit=False)
+
+    @cached_property
+    def _readonly_sessions(self) -> sessionmaker[Session]:
+        from sqlalchemy.orm import sessionmaker
+
+        return sessionmaker(self._readonly, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -136,6 +156,17 @@ class Database:
         factory = self._readonly_sessions if readonly else self.sessions
         with factory() as session, session.begin():
             yield session
+
+    @contextmanager
+    def transaction(self, readonly: bool = False) -> Iterator[Connection]:
+        """A Core connection in one transaction: committed when the block ends, rolled back if it raises. A
+        read-only one (a plain ``BEGIN`` on SQLite) is rolled back at the end: it has nothing to commit."""
+        if readonly:
+            with self._readonly.connect() as connection:  # begun by its first statement, rolled back on close
+                yield connection
+        else:
+            with self.engine.begin() as connection:
+                yield connection
 
     @contextmanager
     def standalone(self) -> Iterator[Connection]:
@@ -240,12 +271,12 @@ def _assignments(source: str, names: tuple[str, ...]) -> dict[str, Any]:
     return found
 
 
-def dialect_of(executor: Session | Connection) -> str:
+def dialect_of(executor: Executor) -> str:
     """``sqlite`` or ``postgresql``: the dialect a session or connection runs on."""
-    return (executor.get_bind() if isinstance(executor, Session) else executor).dialect.name
+    return (executor if isinstance(executor, Connection) else executor.get_bind()).dialect.name
 
 
-def insert_for(executor: Session | Connection, table: Any) -> Any:
+def insert_for(executor: Executor, table: Any) -> Any:
     """The dialect's INSERT for `table`: with ``on_conflict_do_nothing``/``_do_update`` on SQLite and PostgreSQL."""
     return insert_for_dialect(dialect_of(executor), table)
 

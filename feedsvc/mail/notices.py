@@ -12,7 +12,6 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from feedsvc.config import Settings
-from feedsvc.mail.templates import environment
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,8 @@ def _draft(settings: Settings, kind: str, lang: str) -> tuple[str, str, str]:
     inside its write transaction. A changed top-level template (Jinja reloads it) is rendered again;
     edits to included partials are picked up on restart.
     """
+    from feedsvc.mail.templates import environment  # Jinja2: where notices are rendered, not where they are sent
+
     env = environment(str(settings.templates_dir.resolve()), lang)
     templates = tuple(env.get_template(f"email/{kind}.{part}") for part in ("subject.txt", "txt", "html"))
     key = (settings.templates_dir, settings.publication, kind, lang, templates)

@@ -7,14 +7,16 @@ No Flask. Issue rows are kept: they are the record of who got which issue.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, update
-from sqlalchemy.orm import Session
 
 from feedsvc import ratelimit
-from feedsvc.bounces.models import BounceReport
-from feedsvc.db.models import CANCELLED, FAILED, PRIORITY_TRANSACTIONAL, SENT, SKIPPED, OutboxMessage
-from feedsvc.subscribers.privacy import purge_unconfirmed
+from feedsvc.db.tables import CANCELLED, FAILED, PRIORITY_TRANSACTIONAL, SENT, SKIPPED, bounce_reports, outbox
+from feedsvc.subscribers.removal import purge_unconfirmed
+
+if TYPE_CHECKING:
+    from feedsvc.db.engine import Executor
 
 __all__ = ["FINAL_STATES", "RAW_REPORTS_KEPT", "TRANSACTIONAL_KEEP", "forget_raw_reports", "housekeeping", "prune"]
 
@@ -23,30 +25,29 @@ TRANSACTIONAL_KEEP = timedelta(days=90)
 RAW_REPORTS_KEPT = timedelta(days=30)
 
 
-def prune(session: Session, now: datetime, keep: timedelta = TRANSACTIONAL_KEEP) -> int:
+def prune(session: Executor, now: datetime, keep: timedelta = TRANSACTIONAL_KEEP) -> int:
     """Delete finished transactional rows older than `keep` (their history goes with them); how many."""
     result = session.execute(
-        delete(OutboxMessage).where(
-            OutboxMessage.priority == PRIORITY_TRANSACTIONAL,
-            OutboxMessage.state.in_(FINAL_STATES),
-            OutboxMessage.updated_at < now - keep,
+        delete(outbox).where(
+            outbox.c.priority == PRIORITY_TRANSACTIONAL,
+            outbox.c.state.in_(FINAL_STATES),
+            outbox.c.updated_at < now - keep,
         )
     )
     return result.rowcount or 0
 
 
-def forget_raw_reports(session: Session, now: datetime, keep: timedelta = RAW_REPORTS_KEPT) -> int:
+def forget_raw_reports(session: Executor, now: datetime, keep: timedelta = RAW_REPORTS_KEPT) -> int:
     """Empty the raw bytes of bounce reports taken in more than `keep` ago (what they did stays); how many."""
     result = session.execute(
-        update(BounceReport)
-        .where(BounceReport.received_at < now - keep, BounceReport.raw.is_not(None))
+        update(bounce_reports)
+        .where(bounce_reports.c.received_at < now - keep, bounce_reports.c.raw.is_not(None))
         .values(raw=None)
-        .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
 
 
-def housekeeping(session: Session, now: datetime) -> None:
+def housekeeping(session: Executor, now: datetime) -> None:
     """Forget what is no longer needed: old rate-limit counters, unconfirmed sign-ups, old transactional rows,
     old raw bounce reports."""
     ratelimit.prune(session, now.timestamp())

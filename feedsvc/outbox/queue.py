@@ -15,34 +15,26 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, and_, bindparam, func, literal, literal_column, or_, select, update
-from sqlalchemy.orm import Session
 
 from feedsvc.bounces import scoring
 from feedsvc.bounces.classify import BouncePolicy
-from feedsvc.db.engine import Database
-from feedsvc.db.models import (
-    FAILED,
-    QUEUED,
-    SENDING,
-    SENT,
-    SKIPPED,
-    OutboxMessage,
-    PublishedIssue,
-    Subscriber,
-    UTCDateTime,
-)
+from feedsvc.db.engine import Database, dialect_of
+from feedsvc.db.tables import FAILED, QUEUED, SENDING, SENT, SKIPPED, UTCDateTime, issues, outbox, subscribers
 from feedsvc.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from feedsvc.ops import metrics
 from feedsvc.outbox import sends
 from feedsvc.outbox.retry import RetryPolicy
 from feedsvc.outbox.rules import SEND_TO
 
+if TYPE_CHECKING:
+    from feedsvc.db.engine import Executor
+
 __all__ = ["Job", "OutboxQueue", "Outcome", "Recorded", "SendKey", "claim", "reap", "record", "renew"]
 
-OUTBOX = OutboxMessage.__table__
+OUTBOX = outbox
 # The state tests that pick the partial indexes ix_outbox_claim and ix_outbox_lease: written as SQL
 # constants, because SQLite uses a partial index only when the query's WHERE repeats the index's WHERE
 # literally; `state = ?` with a bound 'queued' would scan the whole outbox on every claim.
@@ -103,24 +95,24 @@ class Recorded:
 # ------------------------------------------------------------------------------------------- claim
 
 
-def claim(session: Session, owner: str, *, limit: int, lease_seconds: int, now: datetime) -> tuple[list[Job], int]:
+def claim(executor: Executor, owner: str, *, limit: int, lease_seconds: int, now: datetime) -> tuple[list[Job], int]:
     """Claim up to `limit` due rows for `owner`; returns the jobs to send and how many were skipped.
 
     Skipped rows (the subscriber is no longer active for that kind of mail, or was erased) are final
     in the same transaction. Rows of paused or stopped sends are left alone.
     """
-    ids = _due(session, limit, now)
+    ids = _due(executor, limit, now)
     if not ids:
         return [], 0
-    rows = _lease(session, owner, ids, lease_seconds, now)
-    jobs, skips = _sort_out(rows, _readers(session, rows))
-    _skip(session, skips, now)
+    rows = _lease(executor, owner, ids, lease_seconds, now)
+    jobs, skips = _sort_out(rows, _readers(executor, rows))
+    _skip(executor, skips, now)
     return jobs, len(skips)
 
 
-def _due(session: Session, limit: int, now: datetime) -> list[int]:
+def _due(executor: Executor, limit: int, now: datetime) -> list[int]:
     """Ids of the next due queued rows not of a halted send: transactional first, then by due time."""
-    halted = select(PublishedIssue.number).where(PublishedIssue.send_state != sends.RUNNING)
+    halted = select(issues.c.number).where(issues.c.send_state != sends.RUNNING)
     due = (
         select(OUTBOX.c.id)
         .where(
@@ -131,14 +123,14 @@ def _due(session: Session, limit: int, now: datetime) -> list[int]:
         .order_by(OUTBOX.c.priority, OUTBOX.c.next_attempt_at, OUTBOX.c.id)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_of(executor) == "postgresql":
         due = due.with_for_update(skip_locked=True, of=OUTBOX)
-    return list(session.scalars(due))
+    return list(executor.scalars(due))
 
 
-def _lease(session: Session, owner: str, ids: list[int], lease_seconds: int, now: datetime) -> list[Row[Any]]:
+def _lease(executor: Executor, owner: str, ids: list[int], lease_seconds: int, now: datetime) -> list[Row[Any]]:
     """Set the rows `ids` that are still queued to sending under `owner`'s lease; the rows, in claim order."""
-    rows = session.execute(
+    rows = executor.execute(
         update(OUTBOX)
         .where(OUTBOX.c.id.in_(ids), OUTBOX.c.state == QUEUED)
         .values(
@@ -168,12 +160,12 @@ def _lease(session: Session, owner: str, ids: list[int], lease_seconds: int, now
     return rows
 
 
-def _readers(session: Session, rows: Sequence[Row[Any]]) -> dict[int, tuple[str, int, str]]:
+def _readers(executor: Executor, rows: Sequence[Row[Any]]) -> dict[int, tuple[str, int, str]]:
     """Status, token version and language of the subscribers the rows go to (erased ones are missing)."""
     ids = {r.subscriber_id for r in rows if r.subscriber_id is not None}
-    found = session.execute(
-        select(Subscriber.id, Subscriber.status, Subscriber.token_version, Subscriber.lang).where(
-            Subscriber.id.in_(ids)
+    found = executor.execute(
+        select(subscribers.c.id, subscribers.c.status, subscribers.c.token_version, subscribers.c.lang).where(
+            subscribers.c.id.in_(ids)
         )
     )
     return {sid: (status, version, lang) for sid, status, version, lang in found}
@@ -200,10 +192,10 @@ def _sort_out(
     return jobs, skips
 
 
-def _skip(session: Session, skips: list[dict[str, object]], now: datetime) -> None:
+def _skip(executor: Executor, skips: list[dict[str, object]], now: datetime) -> None:
     if not skips:
         return
-    session.execute(
+    executor.execute(
         update(OUTBOX)
         .where(OUTBOX.c.id == bindparam("b_id"))
         .values(
@@ -223,7 +215,7 @@ def _skip(session: Session, skips: list[dict[str, object]], now: datetime) -> No
 
 
 def record(
-    session: Session,
+    executor: Executor,
     owner: str,
     outcomes: Sequence[Outcome],
     policy: RetryPolicy,
@@ -238,7 +230,7 @@ def record(
     def write(values: dict[str, object], params: list[dict[str, object]]) -> int:
         if not params:
             return 0
-        result = session.execute(update(OUTBOX).where(guard).values(**values, **free), params)
+        result = executor.execute(update(OUTBOX).where(guard).values(**values, **free), params)
         return max(result.rowcount, 0)
 
     jobs = {outcome.job.id: outcome.job for outcome in outcomes}
@@ -271,7 +263,7 @@ def record(
         done.failed += 1
         done.tally[FAILED, (outcome.job.kind, outcome.job.issue_number)] += 1
         scoring.record_refusal(  # the one bounce rule: policy refusals never count against the reader
-            session,
+            executor,
             subscriber_id=outcome.job.subscriber_id,
             outbox_id=outcome.job.id,
             issue_number=outcome.job.issue_number,
@@ -282,7 +274,7 @@ def record(
     done.released = write({"state": QUEUED, "attempts": OUTBOX.c.attempts - 1, "next_attempt_at": now}, released)
     done.lost = len(outcomes) - done.sent - done.retried - done.failed - done.released
     if released:
-        sends.cancel_queued(session, now)  # a row handed back from a stopped send is cancelled at once
+        sends.cancel_queued(executor, now)  # a row handed back from a stopped send is cancelled at once
     return done
 
 
@@ -318,11 +310,11 @@ def _sort_outcomes(
 # ---------------------------------------------------------------------------------- renew and reap
 
 
-def renew(session: Session, owner: str, ids: Sequence[int], lease_seconds: int, now: datetime) -> int:
+def renew(executor: Executor, owner: str, ids: Sequence[int], lease_seconds: int, now: datetime) -> int:
     """Extend the lease of rows `owner` still holds; how many."""
     if not ids:
         return 0
-    result = session.execute(
+    result = executor.execute(
         update(OUTBOX)
         .where(OUTBOX.c.id.in_(list(ids)), OUTBOX.c.state == SENDING, OUTBOX.c.lease_owner == owner)
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
@@ -330,16 +322,16 @@ def renew(session: Session, owner: str, ids: Sequence[int], lease_seconds: int, 
     return max(result.rowcount, 0)
 
 
-def reap(session: Session, now: datetime) -> int:
+def reap(executor: Executor, now: datetime) -> int:
     """Re-queue rows whose lease expired (their worker died); rows of a stopped send become cancelled."""
-    expired = session.execute(
+    expired = executor.execute(
         update(OUTBOX)
         .where(IS_SENDING, OUTBOX.c.lease_expires_at < now)
         .values(state=QUEUED, lease_owner=None, lease_expires_at=None, next_attempt_at=now, updated_at=now)
     )
     count = max(expired.rowcount, 0)
     if count:
-        sends.cancel_queued(session, now)
+        sends.cancel_queued(executor, now)
     return count
 
 
@@ -359,15 +351,17 @@ class OutboxQueue:
 
     def claim(self, limit: int) -> tuple[list[Job], int]:
         """Lease up to `limit` due rows: the jobs to send, and how many rows were skipped instead."""
-        with self.db.session() as session:
-            jobs, skipped = claim(session, self.owner, limit=limit, lease_seconds=self.lease_seconds, now=self.clock())
+        with self.db.transaction() as connection:
+            jobs, skipped = claim(
+                connection, self.owner, limit=limit, lease_seconds=self.lease_seconds, now=self.clock()
+            )
         metrics.CLAIMS.inc(len(jobs) + skipped)
         return jobs, skipped
 
     def record(self, outcomes: Sequence[Outcome]) -> Recorded:
         """Write `outcomes` in one transaction (a group commit); failed and retried rows are counted once it commits."""
-        with self.db.session() as session:
-            done = record(session, self.owner, outcomes, self.policy, self.clock(), self.rng)
+        with self.db.transaction() as connection:
+            done = record(connection, self.owner, outcomes, self.policy, self.clock(), self.rng)
         for (what, (kind, _issue)), count in done.tally.items():
             if what == FAILED:
                 metrics.MESSAGES_FAILED.labels(kind).inc(count)
@@ -377,8 +371,8 @@ class OutboxQueue:
 
     def renew(self, ids: Sequence[int]) -> int:
         """Extend the leases of the rows `ids` this worker still holds; how many."""
-        with self.db.session() as session:
-            return renew(session, self.owner, ids, self.lease_seconds, self.clock())
+        with self.db.transaction() as connection:
+            return renew(connection, self.owner, ids, self.lease_seconds, self.clock())
 
     @staticmethod
     def release(jobs: Sequence[Job]) -> list[Outcome]:
@@ -387,12 +381,12 @@ class OutboxQueue:
 
     def reap(self) -> int:
         """Re-queue rows whose lease expired, whoever held them; how many."""
-        with self.db.session() as session:
-            count = reap(session, self.clock())
+        with self.db.transaction() as connection:
+            count = reap(connection, self.clock())
         metrics.LEASE_EXPIRIES.inc(count)
         return count
 
     def halted(self) -> dict[int, str]:
         """Issues whose send is paused or stopped: number → state."""
-        with self.db.session(readonly=True) as session:
-            return sends.halted_issues(session)
+        with self.db.transaction(readonly=True) as connection:
+            return sends.halted_issues(connection)

@@ -18,7 +18,7 @@ from sqlalchemy import func, literal_column
 from sqlalchemy.exc import SQLAlchemyError
 
 from feedsvc.db.engine import Database, insert_for
-from feedsvc.db.models import SendSchedule
+from feedsvc.db.tables import send_schedules
 from feedsvc.mail.pool import Pacer
 
 log = logging.getLogger(__name__)
@@ -43,15 +43,15 @@ def reserve_slots(db: Database, rate: float, count: int, key: str = SCHEDULE_KEY
     on any machine get disjoint slots.
     """
     span = count / rate
-    with db.session() as session:
-        now = _database_now(session.get_bind().dialect.name)
-        table = SendSchedule.__table__
-        stmt = insert_for(session, table).values(key=key, next_slot=now + span)
-        latest = func.greatest if session.get_bind().dialect.name == "postgresql" else func.max
+    with db.transaction() as connection:
+        now = _database_now(db.dialect)
+        table = send_schedules
+        stmt = insert_for(connection, table).values(key=key, next_slot=now + span)
+        latest = func.greatest if db.dialect == "postgresql" else func.max
         stmt = stmt.on_conflict_do_update(
             index_elements=[table.c.key], set_={"next_slot": latest(table.c.next_slot, now) + span}
         ).returning(table.c.next_slot, now)
-        next_slot, db_now = session.execute(stmt).one()
+        next_slot, db_now = connection.execute(stmt).one()
     return float(next_slot) - span, float(db_now)
 
 

@@ -29,7 +29,7 @@ import feedsvc
 from feedsvc.bounces import verp
 from feedsvc.config import Publication, Settings
 from feedsvc.db.engine import Database
-from feedsvc.db.models import KIND_ISSUE
+from feedsvc.db.tables import KIND_ISSUE
 from feedsvc.mail import message as mail_message
 from feedsvc.mail.transport import Envelope, prepare
 from feedsvc.outbox import sends
@@ -129,8 +129,8 @@ class VariantCache:
             wanted = set(keys) | self._wanted.pop(number, set())
             missing = sorted(k for k in wanted if held is None or k not in held)
             if missing:
-                with self.db.session(readonly=True) as session:
-                    recorded = sends.issue_source(session, number)
+                with self.db.transaction(readonly=True) as connection:
+                    recorded = sends.issue_source(connection, number)
                 if recorded is None:
                     raise LookupError(f"issue {number} has outbox rows but was never recorded")
                 source, name = recorded

@@ -16,12 +16,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
-
-if TYPE_CHECKING:
-    from feedsvc.mail import notices
-
-from feedsvc.db.models import (
+from feedsvc.db.tables import (
     ACTIVE,
     BOUNCED,
     KIND_CONFIRM,
@@ -34,8 +29,13 @@ from feedsvc.db.models import (
     QUEUED,
     SUBSCRIBER_STATUSES,
     UNSUBSCRIBED,
-    OutboxMessage,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from feedsvc.db.models import OutboxMessage
+    from feedsvc.mail import notices
 
 __all__ = ["SEND_TO", "queue_notice", "stored_message"]
 
@@ -54,6 +54,8 @@ def queue_notice(
 ) -> OutboxMessage:
     """Queue a rendered notice (confirm, manage; a staff link has no subscriber) to go first, in the caller's
     transaction; the new row."""
+    from feedsvc.db.models import OutboxMessage  # an ORM workflow's row: the sender of a notice holds a session
+
     row = OutboxMessage(
         kind=kind,
         priority=PRIORITY_TRANSACTIONAL,

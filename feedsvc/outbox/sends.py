@@ -18,13 +18,12 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, text, update
-from sqlalchemy.orm import Session
 
-from feedsvc.content.model import Issue
 from feedsvc.db.engine import insert_for, utcnow
-from feedsvc.db.models import (
+from feedsvc.db.tables import (
     ACTIVE,
     CANCELLED,
     FAILED,
@@ -37,12 +36,16 @@ from feedsvc.db.models import (
     SENDING,
     SENT,
     SKIPPED,
-    OutboxMessage,
-    PublishedIssue,
-    Subscriber,
     UTCDateTime,
+    issues,
+    outbox,
     section_key,
+    subscribers,
 )
+
+if TYPE_CHECKING:
+    from feedsvc.content.model import Issue
+    from feedsvc.db.engine import Executor
 
 # Send states of an issue: running, paused, stopped (cancelled by the publisher), and finished.
 RUNNING, PAUSED, STOPPED = SEND_RUNNING, SEND_PAUSED, SEND_STOPPED
@@ -103,18 +106,18 @@ class SendError(Exception):
 
 
 def variant_of(chosen_key: str, slugs: Iterable[str]) -> str:
-    """The variant a reader with `Subscriber.sections_key` `chosen_key` gets of an issue with `slugs` ('' for none)."""
+    """The variant a reader whose `sections_key` is `chosen_key` gets of an issue with `slugs` ('' for none)."""
     return section_key(set(chosen_key.split(";")) & set(slugs)) if chosen_key else ""
 
 
-def _section_sets(session: Session) -> dict[str, int]:
-    """Active subscribers per chosen section set (`Subscriber.sections_key`; '' for none chosen)."""
-    chosen = Subscriber.sections_key
-    rows = session.execute(select(chosen, func.count()).where(Subscriber.status == ACTIVE).group_by(chosen))
+def _section_sets(session: Executor) -> dict[str, int]:
+    """Active subscribers per chosen section set (`subscribers.c.sections_key`; '' for none chosen)."""
+    chosen = subscribers.c.sections_key
+    rows = session.execute(select(chosen, func.count()).where(subscribers.c.status == ACTIVE).group_by(chosen))
     return {str(key): int(count) for key, count in rows}
 
 
-def plan(session: Session, slugs: Sequence[str]) -> tuple[dict[str, int], int]:
+def plan(session: Executor, slugs: Sequence[str]) -> tuple[dict[str, int], int]:
     """For a dry run: active recipients per variant, and active subscribers with none of `slugs`."""
     per_variant: dict[str, int] = {}
     skipped = 0
@@ -131,7 +134,7 @@ def plan(session: Session, slugs: Sequence[str]) -> tuple[dict[str, int], int]:
 
 
 def publish(
-    session: Session, issue: Issue, source: str, *, source_name: str = "", now: datetime | None = None
+    session: Executor, issue: Issue, source: str, *, source_name: str = "", now: datetime | None = None
 ) -> PublishResult:
     """Record `issue` (its Markdown `source` as published) and enqueue its mail, in the caller's transaction.
 
@@ -145,7 +148,7 @@ def publish(
     now = now or utcnow()
     slugs = issue.slugs
     created = session.execute(
-        insert_for(session, PublishedIssue)
+        insert_for(session, issues)
         .values(
             number=issue.number,
             issue_date=issue.date,
@@ -160,8 +163,8 @@ def publish(
             published_at=now,
             updated_at=now,
         )
-        .on_conflict_do_nothing(index_elements=[PublishedIssue.number])
-        .returning(PublishedIssue.number)
+        .on_conflict_do_nothing(index_elements=[issues.c.number])
+        .returning(issues.c.number)
     ).scalar_one_or_none()
     if created is None:
         return PublishResult(issue.number, 0, 0, already_published=True)
@@ -170,15 +173,12 @@ def publish(
     # counted in the same snapshot as `sets` (readers confirmed in between are enqueued, not counted here)
     skipped = sum(count for key, count in sets.items() if not variant_of(key, slugs))
     session.execute(
-        update(PublishedIssue)
-        .where(PublishedIssue.number == issue.number)
-        .values(enqueued=enqueued, skipped_no_sections=skipped)
-        .execution_options(synchronize_session=False)
+        update(issues).where(issues.c.number == issue.number).values(enqueued=enqueued, skipped_no_sections=skipped)
     )
     return PublishResult(issue.number, enqueued, skipped, already_published=False)
 
 
-def _enqueue(session: Session, number: int, slugs: Sequence[str], sets: dict[str, int], now: datetime) -> int:
+def _enqueue(session: Executor, number: int, slugs: Sequence[str], sets: dict[str, int], now: datetime) -> int:
     """One outbox row per active subscriber with at least one of `slugs`: a single INSERT … SELECT from subscribers.
 
     `sets` (the chosen section sets in use) turns each reader's `sections_key` into their variant: the key
@@ -192,20 +192,20 @@ def _enqueue(session: Session, number: int, slugs: Sequence[str], sets: dict[str
     if not included:
         return 0
     narrowed = {key: variant for key, variant in variants.items() if variant and variant != key}
-    chosen = Subscriber.sections_key
+    chosen = subscribers.c.sections_key
     source = select(
         literal(KIND_ISSUE),
         literal(PRIORITY_BULK),
-        Subscriber.id,
+        subscribers.c.id,
         literal(number),
         case(narrowed, value=chosen, else_=chosen) if narrowed else chosen,
-        Subscriber.email,
+        subscribers.c.email,
         literal(QUEUED),
         literal(0),
         literal(now, UTCDateTime()),
         literal(now, UTCDateTime()),
         literal(now, UTCDateTime()),
-    ).where(Subscriber.status == ACTIVE, chosen.in_(included))
+    ).where(subscribers.c.status == ACTIVE, chosen.in_(included))
     columns = [
         "kind",
         "priority",
@@ -220,21 +220,20 @@ def _enqueue(session: Session, number: int, slugs: Sequence[str], sets: dict[str
         "updated_at",
     ]
     statement = (
-        insert_for(session, OutboxMessage.__table__)
+        insert_for(session, outbox)
         .from_select(columns, source)
         .execution_options(preserve_rowcount=True)  # SQLAlchemy leaves an INSERT's rowcount at -1 otherwise
     )
     return max(session.execute(statement).rowcount, 0)
 
 
-def rows_of(session: Session, subscriber_ids: Collection[int]) -> ColumnElement[bool]:
+def rows_of(session: Executor, subscriber_ids: Collection[int]) -> ColumnElement[bool]:
     """WHERE for every outbox row of these subscribers, through the unique (issue_number, subscriber_id) index.
 
     Issue rows are found one probe per issue the outbox holds, transactional rows under issue_number NULL.
     """
     numbers = list(session.scalars(ISSUES_IN_OUTBOX))
     ids = list(subscriber_ids)
-    outbox = OutboxMessage.__table__
     transactional = and_(outbox.c.issue_number.is_(None), outbox.c.subscriber_id.in_(ids))
     if not numbers:
         return transactional
@@ -254,19 +253,18 @@ ISSUES_IN_OUTBOX = text(
 # -------------------------------------------------------------------------------------------- status
 
 
-def counts(session: Session, numbers: Sequence[int] | None = None) -> list[IssueCounts]:
+def counts(session: Executor, numbers: Sequence[int] | None = None) -> list[IssueCounts]:
     """Outbox rows per published issue and state, newest issue first (every published issue is listed)."""
-    outbox = OutboxMessage.__table__
     query = (
         select(outbox.c.issue_number, outbox.c.state, func.count())
         .where(outbox.c.kind == KIND_ISSUE)
         .group_by(outbox.c.issue_number, outbox.c.state)
     )
-    issues = select(PublishedIssue.number, PublishedIssue.send_state)
+    states = select(issues.c.number, issues.c.send_state)
     if numbers:
         query = query.where(outbox.c.issue_number.in_(list(numbers)))
-        issues = issues.where(PublishedIssue.number.in_(list(numbers)))
-    state_of: dict[int, str] = {int(n): str(state) for n, state in session.execute(issues)}
+        states = states.where(issues.c.number.in_(list(numbers)))
+    state_of: dict[int, str] = {int(n): str(state) for n, state in session.execute(states)}
     by_issue: dict[int, dict[str, int]] = {n: {} for n in state_of}
     for number, state, count in session.execute(query):
         by_issue.setdefault(int(number), {})[str(state)] = int(count)
@@ -288,78 +286,73 @@ def counts(session: Session, numbers: Sequence[int] | None = None) -> list[Issue
 # ----------------------------------------------------------------------------- pause, resume, cancel
 
 
-def _issue(session: Session, number: int) -> PublishedIssue:
-    found = session.get(PublishedIssue, number, with_for_update=True)
+def _send_state(session: Executor, number: int) -> str:
+    """The send state of issue `number`, its row locked for the change that follows."""
+    found = session.scalar(select(issues.c.send_state).where(issues.c.number == number).with_for_update())
     if found is None:
         raise SendError(f"issue {number} has not been published")
-    return found
+    return str(found)
 
 
-def pause(session: Session, number: int, *, now: datetime | None = None) -> None:
+def _set_send_state(session: Executor, number: int, state: str, now: datetime) -> None:
+    session.execute(update(issues).where(issues.c.number == number).values(send_state=state, updated_at=now))
+
+
+def pause(session: Executor, number: int, *, now: datetime | None = None) -> None:
     """Stop claiming rows of this issue; workers hand back rows they hold but have not started."""
-    found = _issue(session, number)
-    if found.send_state == STOPPED:
+    if _send_state(session, number) == STOPPED:
         raise SendError(f"the send of issue {number} was cancelled; resume it to send the rest")
-    found.send_state, found.updated_at = PAUSED, now or utcnow()
+    _set_send_state(session, number, PAUSED, now or utcnow())
 
 
-def resume(session: Session, number: int, *, now: datetime | None = None) -> int:
+def resume(session: Executor, number: int, *, now: datetime | None = None) -> int:
     """Let workers claim this issue's rows again; a cancelled send queues its cancelled rows again (how many)."""
     now = now or utcnow()
-    found = _issue(session, number)
     requeued = 0
-    if found.send_state == STOPPED:
+    if _send_state(session, number) == STOPPED:
         requeued = (
             session.execute(
-                update(OutboxMessage.__table__)
-                .where(and_(OutboxMessage.issue_number == number, OutboxMessage.state == CANCELLED))
+                update(outbox)
+                .where(and_(outbox.c.issue_number == number, outbox.c.state == CANCELLED))
                 .values(state=QUEUED, next_attempt_at=now, updated_at=now)
             ).rowcount
             or 0
         )
-    found.send_state, found.updated_at = RUNNING, now
+    _set_send_state(session, number, RUNNING, now)
     return requeued
 
 
-def cancel(session: Session, number: int, *, now: datetime | None = None) -> int:
+def cancel(session: Executor, number: int, *, now: datetime | None = None) -> int:
     """Cancel the rest of this issue's send: its queued rows become cancelled (how many). Rows in flight finish."""
     now = now or utcnow()
-    found = _issue(session, number)
-    found.send_state, found.updated_at = STOPPED, now
+    _send_state(session, number)
+    _set_send_state(session, number, STOPPED, now)
     return cancel_queued(session, now, number)
 
 
-def cancel_queued(session: Session, now: datetime, number: int | None = None) -> int:
+def cancel_queued(session: Executor, now: datetime, number: int | None = None) -> int:
     """Mark queued rows of issue `number` (or of every cancelled send) cancelled; how many."""
     if number is not None:
         numbers = [number]
     else:
-        numbers = list(session.scalars(select(PublishedIssue.number).where(PublishedIssue.send_state == STOPPED)))
+        numbers = list(session.scalars(select(issues.c.number).where(issues.c.send_state == STOPPED)))
         if not numbers:
             return 0
     result = session.execute(
-        update(OutboxMessage.__table__)
-        .where(
-            and_(
-                OutboxMessage.issue_number.in_(numbers), OutboxMessage.state == QUEUED, OutboxMessage.kind == KIND_ISSUE
-            )
-        )
+        update(outbox)
+        .where(and_(outbox.c.issue_number.in_(numbers), outbox.c.state == QUEUED, outbox.c.kind == KIND_ISSUE))
         .values(state=CANCELLED, updated_at=now)
     )
     return max(result.rowcount, 0)
 
 
-def halted_issues(session: Session) -> dict[int, str]:
+def halted_issues(session: Executor) -> dict[int, str]:
     """Issues whose send is paused or cancelled: number → state."""
-    rows = session.execute(
-        select(PublishedIssue.number, PublishedIssue.send_state).where(PublishedIssue.send_state != RUNNING)
-    )
+    rows = session.execute(select(issues.c.number, issues.c.send_state).where(issues.c.send_state != RUNNING))
     return {int(n): str(s) for n, s in rows}
 
 
-def issue_source(session: Session, number: int) -> tuple[str, str] | None:
+def issue_source(session: Executor, number: int) -> tuple[str, str] | None:
     """The Markdown of a published issue as published, and its file name."""
-    row = session.execute(
-        select(PublishedIssue.source, PublishedIssue.source_name).where(PublishedIssue.number == number)
-    ).first()
+    row = session.execute(select(issues.c.source, issues.c.source_name).where(issues.c.number == number)).first()
     return (row[0], row[1]) if row else None

@@ -47,7 +47,7 @@ from sqlalchemy.exc import DBAPIError
 
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
-from feedsvc.db.models import FAILED, SENT
+from feedsvc.db.tables import FAILED, SENT
 from feedsvc.mail.pool import TransportPool
 from feedsvc.mail.transport import PermanentFailure, TemporaryFailure, Transport, open_transport
 from feedsvc.ops import metrics

@@ -9,25 +9,24 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from feedsvc.bounces.classify import BouncePolicy
 from feedsvc.bounces.models import Bounce, BounceReport
 from feedsvc.bounces.scoring import current_score
 from feedsvc.db.engine import insert_for, utcnow
-from feedsvc.db.models import PENDING, OutboxMessage, Subscriber, SubscriberEvent, Suppression
+from feedsvc.db.models import OutboxMessage, Subscriber, SubscriberEvent, Suppression
 from feedsvc.outbox import sends
 from feedsvc.subscribers.addresses import normalise_email, unicode_form
 from feedsvc.subscribers.csvfile import csv_writer
+from feedsvc.subscribers.removal import delete_subscribers, purge_unconfirmed  # noqa: F401 - re-exported
 
 SUPPRESSION_PREFIX = b"feedsvc-suppression:"
 EXPORT_COLUMNS = ("email", "status", "sections", "bounce_score")
-DELETE_BATCH = 500  # subscribers per outbox DELETE (each probes the unique index once per issue in the outbox)
-UNCONFIRMED_KEPT = timedelta(days=30)  # how long a sign-up that was never confirmed is kept
 
 
 def email_hash(email: str) -> str:
@@ -102,32 +101,6 @@ def erase(session: Session, subscriber: Subscriber, *, now: datetime | None = No
     )
     delete_subscribers(session, Subscriber.id == subscriber.id)
     session.expunge(subscriber)
-
-
-def delete_subscribers(session: Session, *where: ColumnElement[bool]) -> int:
-    """Delete the subscribers matching `where` with their outbox rows (the outbox has no foreign key to
-    cascade, migration 0012); sections and events go by their keys' cascade. How many subscribers."""
-    chosen = list(session.scalars(select(Subscriber.id).where(*where)))
-    deleted = 0
-    for start in range(0, len(chosen), DELETE_BATCH):
-        part = chosen[start : start + DELETE_BATCH]
-        session.execute(
-            delete(OutboxMessage).where(sends.rows_of(session, part)).execution_options(synchronize_session=False)
-        )
-        result = session.execute(
-            delete(Subscriber).where(Subscriber.id.in_(part)).execution_options(synchronize_session=False)
-        )
-        deleted += result.rowcount or 0
-    return deleted
-
-
-def purge_unconfirmed(session: Session, *, now: datetime | None = None) -> int:
-    """Delete pending sign-ups never confirmed within UNCONFIRMED_KEPT of their creation (no consent, so no reason
-    to keep them; repeated submissions by anyone do not extend it)."""
-    cutoff = (now or utcnow()) - UNCONFIRMED_KEPT
-    return delete_subscribers(
-        session, Subscriber.status == PENDING, Subscriber.confirmed_at.is_(None), Subscriber.created_at < cutoff
-    )
 
 
 def suppress(session: Session, address: str, reason: str = "publisher", *, now: datetime | None = None) -> None:

@@ -19,17 +19,21 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
 
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database, utcnow
-from feedsvc.db.models import SubscriptionRequest
+from feedsvc.db.tables import subscription_requests
 from feedsvc.ops.outage import DatabaseOutage
 from feedsvc.subscribers.addresses import normalise_email
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from feedsvc.db.engine import Executor
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,7 @@ class Taken(NamedTuple):
 
 
 def queue(
-    executor: Session | Connection,
+    executor: Executor,
     settings: Settings,
     action: str,
     address: str,
@@ -76,7 +80,7 @@ def queue(
     email = normalise_email(address)
     chosen = subscriptions.choose_sections(settings.publication, sections) if action == SUBSCRIBE else []
     row = {"action": action, "email": email, "sections": ";".join(chosen), "lang": lang, "source": source}
-    executor.execute(insert(SubscriptionRequest.__table__), {**row, "created_at": now or utcnow()})
+    executor.execute(insert(subscription_requests), {**row, "created_at": now or utcnow()})
 
 
 def process_one(session: Session, settings: Settings) -> bool:
@@ -113,18 +117,12 @@ def process_batch(session: Session, settings: Settings, count: int = BATCH) -> i
 
 def _take(session: Session, count: int) -> list[Taken]:
     """Delete up to `count` of the oldest queued requests that no other transaction holds."""
-    oldest = select(SubscriptionRequest.id).order_by(SubscriptionRequest.id).limit(count)
+    queued = subscription_requests.c
+    oldest = select(queued.id).order_by(queued.id).limit(count)
     taken = session.execute(
-        delete(SubscriptionRequest)
-        .where(SubscriptionRequest.id.in_(oldest.with_for_update(skip_locked=True)))
-        .returning(
-            SubscriptionRequest.id,
-            SubscriptionRequest.action,
-            SubscriptionRequest.email,
-            SubscriptionRequest.sections,
-            SubscriptionRequest.lang,
-            SubscriptionRequest.source,
-        )
+        delete(subscription_requests)
+        .where(queued.id.in_(oldest.with_for_update(skip_locked=True)))
+        .returning(queued.id, queued.action, queued.email, queued.sections, queued.lang, queued.source)
     )
     return [Taken(*row) for row in taken]
 
@@ -140,8 +138,16 @@ def _decide(session: Session, settings: Settings, request: Taken) -> None:
         subscriptions.request_manage_link(session, settings, request.email)
 
 
+def waiting(database: Database) -> bool:
+    """Whether any request is queued (a read in Core: an empty poll takes no write lock and loads no ORM)."""
+    with database.transaction(readonly=True) as connection:
+        return connection.execute(select(subscription_requests.c.id).limit(1)).first() is not None
+
+
 def process(database: Database, settings: Settings, limit: int = TURN) -> int:
     """Decide up to `limit` queued requests, up to BATCH per transaction; how many were decided."""
+    if not waiting(database):
+        return 0
     done = 0
     while done < limit:
         count = min(BATCH, limit - done)
@@ -187,7 +193,7 @@ class Decider:
         """Decide what is queued, then wait for a NOTIFY (or the next poll), until `stop` is set."""
         while not stop.is_set():
             try:
-                decided = process(self.database, self.settings, TURN) if self.waiting() else 0
+                decided = process(self.database, self.settings, TURN)
                 self._outage.succeeded()
                 if decided and self.on_decided:
                     self.on_decided()
@@ -207,11 +213,6 @@ class Decider:
         """Whether a NOTIFY wakes this decider now (PostgreSQL, connected)."""
         return self._listener is not None
 
-    def waiting(self) -> bool:
-        """Whether any request is queued (a read: an empty poll takes no write lock, on SQLite least of all)."""
-        with self.database.session(readonly=True) as session:
-            return session.execute(select(SubscriptionRequest.id).limit(1)).first() is not None
-
     def _wait(self, stop: threading.Event) -> None:
         """Until a NOTIFY on CHANNEL arrives (PostgreSQL), `poll_seconds` pass or `stop` is set."""
         if self.database.dialect != "postgresql":
@@ -228,7 +229,7 @@ class Decider:
                     return
         except (psycopg.Error, OperationalError) as exc:
             # The connection was lost (a restart, an idle timeout): not itself an outage, which the next
-            # `waiting()` finds and the worker's tracker reports. Listen again after one poll's wait.
+            # `waiting` finds and the worker's tracker reports. Listen again after one poll's wait.
             if self._listener is not None:
                 log.info("the sign-up listener's connection was lost (%s); listening again", type(exc).__name__)
             self._close_listener()

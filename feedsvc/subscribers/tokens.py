@@ -11,14 +11,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode, int_to_bytes
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
 
 from feedsvc.config import Settings
-from feedsvc.db.models import Subscriber
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from feedsvc.db.models import Subscriber
 
 CONFIRM_MAX_AGE = timedelta(days=3)
 CONFIRM, MANAGE, UNSUBSCRIBE = "confirm", "manage", "unsubscribe"
@@ -129,6 +133,10 @@ def resolve_payload(
     session: Session, settings: Settings, purpose: str, token: str, *, lock: bool = False
 ) -> tuple[Subscriber, list[object]]:
     """`resolve`, and the extra values the token carries."""
+    from sqlalchemy.orm import selectinload  # the web's objects; `feedsvc worker` only makes links, in no session
+
+    from feedsvc.db.models import Subscriber
+
     subscriber_id, version, extra = read_token_payload(settings, purpose, token)
     query = select(Subscriber).where(Subscriber.id == subscriber_id).options(selectinload(Subscriber.sections))
     if lock:

@@ -30,7 +30,7 @@ def deferred(settings: Settings) -> Iterator[Flask]:
 
 def counts(app: Flask) -> dict[str, int]:
     with app.extensions["feedsvc.db"].session(readonly=True) as s:
-        return {t.__tablename__: s.scalar(select(func.count()).select_from(t)) or 0 for t in TABLES}
+        return {t.__table__.name: s.scalar(select(func.count()).select_from(t)) or 0 for t in TABLES}
 
 
 def test_the_request_writes_the_same_for_known_and_unknown_addresses(deferred: Flask, settings: Settings) -> None:
