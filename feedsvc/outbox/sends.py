@@ -227,17 +227,25 @@ def _enqueue(session: Executor, number: int, slugs: Sequence[str], sets: dict[st
     return max(session.execute(statement).rowcount, 0)
 
 
-def rows_of(session: Executor, subscriber_ids: Collection[int]) -> ColumnElement[bool]:
+def rows_of(
+    session: Executor, subscriber_ids: Collection[int], numbers: Sequence[int] | None = None
+) -> ColumnElement[bool]:
     """WHERE for every outbox row of these subscribers, through the unique (issue_number, subscriber_id) index.
 
-    Issue rows are found one probe per issue the outbox holds, transactional rows under issue_number NULL.
+    Issue rows are found one probe per issue the outbox holds (`numbers`, read here when not given:
+    `issues_in_outbox`), transactional rows under issue_number NULL.
     """
-    numbers = list(session.scalars(ISSUES_IN_OUTBOX))
+    numbers = issues_in_outbox(session) if numbers is None else numbers
     ids = list(subscriber_ids)
     transactional = and_(outbox.c.issue_number.is_(None), outbox.c.subscriber_id.in_(ids))
     if not numbers:
         return transactional
-    return or_(and_(outbox.c.issue_number.in_(numbers), outbox.c.subscriber_id.in_(ids)), transactional)
+    return or_(and_(outbox.c.issue_number.in_(list(numbers)), outbox.c.subscriber_id.in_(ids)), transactional)
+
+
+def issues_in_outbox(session: Executor) -> list[int]:
+    """The distinct issue numbers the outbox holds rows of."""
+    return list(session.scalars(ISSUES_IN_OUTBOX))
 
 
 #: the distinct issue numbers in the outbox, one step along the unique index per issue (a loose index scan).
