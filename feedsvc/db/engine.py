@@ -38,6 +38,11 @@ if TYPE_CHECKING:
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 READONLY = "feedsvc_readonly"
 PG_CONNECT_TIMEOUT_SECONDS = 5
+#: libpq's TCP keepalives on every PostgreSQL connection (unless the URL sets them): a peer that vanished without
+#: hanging up (a lost host, a NAT that forgot the flow) fails an idle connection within about 90 s, where the
+#: kernel's defaults wait two hours. The pool's checkout test then finds it, and the decider's LISTEN connection
+#: errors out and is opened again.
+PG_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 60, "keepalives_interval": 10, "keepalives_count": 3}
 VERSION_TABLE = "alembic_version"  # where Alembic records the revision (its default; env.py keeps it)
 
 
@@ -67,8 +72,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(parsed, **kwargs)
         _configure_sqlite(engine)
         return engine
+    connect_args = kwargs.setdefault("connect_args", {})
     if "connect_timeout" not in parsed.query:  # libpq waits for ever by default: a lost host would hang requests
-        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", PG_CONNECT_TIMEOUT_SECONDS)
+        connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_SECONDS)
+    for name, value in PG_KEEPALIVES.items():
+        if name not in parsed.query:
+            connect_args.setdefault(name, value)
     engine = create_engine(parsed, **kwargs)
     event.listen(engine, "checkout", _refuse_hung_up)
     return engine
@@ -81,8 +90,7 @@ def _refuse_hung_up(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     an idle pooled connection, which otherwise has nothing to read, turns readable. One zero-timeout readiness
     test (a system call, about 2 µs) finds that where SQLAlchemy's pre-ping spent a round trip (``SELECT 1``) on
     every checkout; the pool then connects afresh (DisconnectionError). A host that vanished without closing
-    anything is found by neither: the statement itself then fails, the pool is invalidated, and the next
-    checkout connects again.
+    anything turns the socket readable (its error) once the TCP keepalives (PG_KEEPALIVES) give up on it.
     """
     try:
         gone = dbapi_connection.closed or bool(readiness.select([dbapi_connection.pgconn.socket], [], [], 0)[0])
