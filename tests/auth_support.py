@@ -7,6 +7,8 @@ log_in(client, "owner@example.org", PASSWORD)
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from flask.testing import FlaskClient
 
@@ -14,6 +16,7 @@ from feedsvc.db.engine import Database
 from feedsvc.staff import accounts
 
 PASSWORD = "correct horse battery staple"
+OWNER = "owner@example.org"  # the one owner the staff tests log in as
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -42,3 +45,16 @@ def log_in(client: FlaskClient, email: str, password: str = PASSWORD) -> None:
     response = client.post("/admin/login", data={"csrf_token": token, "email": email, "password": password})
     assert response.status_code == 302, f"login of {email} refused ({response.status_code})"
     assert "/admin/login" not in response.headers["Location"], f"login of {email} needs a second step"
+
+
+@dataclass
+class Clock:
+    """A clock the app reads (FEEDSVC_CLOCK) and the test moves on."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from auth_support import PASSWORD, add_staff, log_in
+from auth_support import OWNER, PASSWORD, add_staff, log_in
 from browser_support import running_browser
 from builders import make_app
 from flask import Flask
@@ -23,7 +23,6 @@ from feedsvc.outbox.worker import SendWorker
 
 pytestmark = pytest.mark.browser
 
-OWNER = "owner@example.org"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # What sticks out past the window's right edge (for the failure message): innermost such elements.

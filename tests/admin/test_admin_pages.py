@@ -13,7 +13,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
-from auth_support import add_staff, log_in
+from auth_support import OWNER, add_staff, log_in
 from builders import make_app
 from flask import Flask
 from flask.testing import FlaskClient
@@ -22,7 +22,6 @@ from feedsvc.config import Settings
 from feedsvc.outbox import sends
 from feedsvc.outbox.worker import SendWorker
 
-OWNER = "owner@example.org"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

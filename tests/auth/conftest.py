@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 import pytest
-from auth_support import add_staff
+from auth_support import OWNER, Clock, add_staff
 from builders import make_app
 from flask import Flask
 from flask.testing import FlaskClient
 
 from feedsvc.config import Settings
-
-OWNER = "owner@example.org"
-
-
-@dataclass
-class Clock:
-    """A clock the app reads (FEEDSVC_CLOCK) and the test moves on."""
-
-    now: datetime = field(default_factory=lambda: datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @pytest.fixture

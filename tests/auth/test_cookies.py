@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from auth_support import PASSWORD, add_staff, csrf_from
+from auth_support import OWNER, PASSWORD, add_staff, csrf_from
 from builders import make_app, make_settings
-from conftest import OWNER
 from flask import Flask
 from flask.testing import FlaskClient
 from itsdangerous.timed import TimestampSigner

@@ -8,9 +8,8 @@ from collections.abc import Callable
 
 import pyotp
 import pytest
-from auth_support import PASSWORD, csrf_from, log_in
+from auth_support import OWNER, PASSWORD, Clock, csrf_from, log_in
 from builders import make_app
-from conftest import OWNER, Clock
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select

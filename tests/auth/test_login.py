@@ -8,9 +8,8 @@ from typing import Literal
 
 import pytest
 from argon2 import PasswordHasher, extract_parameters
-from auth_support import PASSWORD, add_staff, csrf_from, log_in
+from auth_support import OWNER, PASSWORD, Clock, add_staff, csrf_from, log_in
 from builders import make_settings
-from conftest import OWNER, Clock
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select

@@ -9,10 +9,9 @@ import threading
 import time
 
 import pytest
-from auth_support import PASSWORD, csrf_from, log_in
+from auth_support import OWNER, PASSWORD, Clock, csrf_from, log_in
 from builders import cli_env, make_app
 from click.testing import CliRunner
-from conftest import OWNER, Clock
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, text

@@ -7,9 +7,8 @@ import json
 import re
 
 import pyotp
-from auth_support import PASSWORD, add_staff, csrf_from, log_in
+from auth_support import OWNER, PASSWORD, Clock, add_staff, csrf_from, log_in
 from builders import make_app
-from conftest import OWNER, Clock
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from auth_support import add_staff, log_in
+from auth_support import OWNER, add_staff, log_in
 from builders import make_app
 from flask.testing import FlaskClient
 
@@ -17,7 +17,6 @@ from feedsvc import schedule
 from feedsvc.config import Settings
 from feedsvc.db.engine import Database
 
-OWNER = "owner@example.org"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from auth_support import add_staff, log_in
+from auth_support import OWNER, add_staff, log_in
 from flask import Flask
 
 from feedsvc.config import Settings
@@ -23,7 +23,6 @@ def site_app(settings: Settings) -> Iterator[Flask]:
     app.extensions["feedsvc.db"].dispose()
 
 
-OWNER = "owner@example.org"
 PATHS = [
     ("/", 200),
     ("/issues/", 200),
