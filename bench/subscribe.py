@@ -277,8 +277,8 @@ def server(kind: str) -> Iterator[tuple[int, str]]:
         with open(log, "wb") as out, open(folder / "worker.log", "wb") as worker_out:
             command = [gunicorn, "-c", str(config), "--access-logfile", "/dev/null", "feedsvc.web:create_app()"]
             started.append(subprocess.Popen(command, env=env, stdout=out, stderr=out, cwd=ROOT))
-            # As deployed (deploy/feedsvc-worker@.service): the worker decides the queued sign-ups and sends
-            # their confirmations (to the mail folder: FEEDSVC_SMTP_URL is not set), at its default niceness.
+            # As deployed (deploy/feedsvc-worker.service): the worker decides the queued sign-ups and sends
+            # their confirmations (to the mail folder: FEEDSVC_SMTP_URL is not set).
             worker = [Path(sys.executable).with_name("feedsvc"), "worker", "--no-progress"]
             started.append(subprocess.Popen(worker, env=env, stdout=worker_out, stderr=worker_out, cwd=ROOT))
         wait_until_up(port, started[0], log)

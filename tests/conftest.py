@@ -23,11 +23,6 @@ from feedsvc.content.reader import parse
 if TYPE_CHECKING:
     from feedsvc.db.engine import Database
 
-# `feedsvc worker` lowers its own CPU priority (cli/worker.py NICENESS): run in-process by CliRunner it would lower the
-# test runner's, and with it every process the runner starts afterwards. tests/ops/test_worker_priority.py runs the
-# command without this, as deployed.
-os.environ.setdefault("FEEDSVC_WORKER_NICENESS", "0")
-
 
 @pytest.fixture(scope="session")
 def publication() -> Publication:

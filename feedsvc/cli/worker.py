@@ -33,9 +33,6 @@ HOUSEKEEPING_EVERY = 60.0
 SCHEDULE_EVERY = 5.0
 PROGRESS_EVERY = 2.0
 DECIDER_STOP_SECONDS = 10.0  # a stopping worker waits this long for the sign-up batch being decided
-#: the worker's CPU priority by default: below the web processes on the same machine (niceness 0), so that under
-#: load a page is answered first; deciding and sending wait the few milliseconds. No effect on an idle CPU.
-NICENESS = 10
 
 
 @click.command()
@@ -56,14 +53,6 @@ NICENESS = 10
     "--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics on this port (0: any free port)."
 )
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics are served on.")
-@click.option(
-    "--niceness",
-    default=NICENESS,
-    show_default=True,
-    envvar="FEEDSVC_WORKER_NICENESS",
-    type=click.IntRange(0, 19),
-    help="Run at least this nice (lower CPU priority than the web app's); 0 leaves the priority as started.",
-)
 def worker(
     once: bool,
     concurrency: int,
@@ -73,7 +62,6 @@ def worker(
     progress: bool | None,
     metrics_port: int | None,
     metrics_host: str,
-    niceness: int,
 ) -> None:
     """Send queued mail: SMTP when FEEDSVC_SMTP_URL is set, else .eml files in the mail folder.
 
@@ -84,7 +72,6 @@ def worker(
     """
     from feedsvc.cli.dkim import check_at_start  # DKIM's libraries only for this check, not in every import
 
-    _yield_cpu(niceness)  # before any thread starts: on Linux each thread has its own niceness, inherited at creation
     setup_logs()
     if metrics_port is None:
         metrics.discard()  # nobody scrapes this process: count nothing, and leave prometheus_client unloaded
@@ -151,13 +138,6 @@ def worker(
         f"worker {runner.owner}: sent {stats.sent}, retried {stats.retried}, failed {stats.failed}, "
         f"skipped {stats.skipped}"
     )
-
-
-def _yield_cpu(niceness: int) -> None:
-    """Lower this process's CPU priority to `niceness`, unless it already runs nicer (as a unit's Nice= may set)."""
-    current = os.getpriority(os.PRIO_PROCESS, 0)
-    if niceness > current:
-        os.setpriority(os.PRIO_PROCESS, 0, niceness)
 
 
 def _on_stop_signals(stop: threading.Event, runner: SendWorker) -> None:
