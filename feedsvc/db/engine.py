@@ -43,6 +43,9 @@ PG_CONNECT_TIMEOUT_SECONDS = 5
 #: kernel's defaults wait two hours. The pool's checkout test then finds it, and the decider's LISTEN connection
 #: errors out and is opened again.
 PG_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 60, "keepalives_interval": 10, "keepalives_count": 3}
+#: a pooled PostgreSQL connection unused this long is pinged at checkout (`_check_out_live_connections`).
+IDLE_PING_SECONDS = 10.0
+CHECKED_IN = "feedsvc_checked_in"  # the pool record's note of when its connection came back (time.monotonic)
 VERSION_TABLE = "alembic_version"  # where Alembic records the revision (its default; env.py keeps it)
 
 
@@ -78,26 +81,50 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     for name, value in PG_KEEPALIVES.items():
         if name not in parsed.query:
             connect_args.setdefault(name, value)
+    if parsed.get_driver_name() != "psycopg":  # another driver: SQLAlchemy's ping on every checkout
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(parsed, **kwargs)
     engine = create_engine(parsed, **kwargs)
-    event.listen(engine, "checkout", _refuse_hung_up)
+    _check_out_live_connections(engine)
     return engine
 
 
-def _refuse_hung_up(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """A pooled PostgreSQL connection the server has hung up on is replaced at checkout, not used.
+def _check_out_live_connections(engine: Engine) -> None:
+    """Replace, at checkout, a pooled psycopg connection the server has hung up on, without a round trip for the
+    connections in use.
 
-    A restarting PostgreSQL says "terminating connection" on every connection and closes it, so the socket of
-    an idle pooled connection, which otherwise has nothing to read, turns readable. One zero-timeout readiness
-    test (a system call, about 2 µs) finds that where SQLAlchemy's pre-ping spent a round trip (``SELECT 1``) on
-    every checkout; the pool then connects afresh (DisconnectionError). A host that vanished without closing
-    anything turns the socket readable (its error) once the TCP keepalives (PG_KEEPALIVES) give up on it.
+    A restarting PostgreSQL (or an idle-session timeout, or ``pg_terminate_backend``) says "terminating
+    connection" and closes the socket, which an idle pooled connection otherwise has nothing to read from: one
+    zero-timeout poll of the socket (a system call, about 2 µs) finds that, where SQLAlchemy's pre-ping spent a
+    ``SELECT 1`` round trip on every checkout of every request. A connection that sat unused in the pool for
+    IDLE_PING_SECONDS is still pinged: a server that moved (a failover to another host behind the same address)
+    says nothing on the old socket until something is sent, and a backend told to stop a moment ago may not
+    have said so yet. A host that vanished makes the socket readable (its error) once the TCP keepalives give up
+    (PG_KEEPALIVES). Either way the pool connects afresh (DisconnectionError).
     """
-    try:
-        gone = dbapi_connection.closed or bool(readiness.select([dbapi_connection.pgconn.socket], [], [], 0)[0])
-    except Exception as exc:  # psycopg: "the connection is lost"
-        raise DisconnectionError(f"pooled connection unusable: {exc}") from exc
-    if gone:
-        raise DisconnectionError("the server closed this pooled connection (a restart?)")
+    import psycopg
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        try:
+            waiting = readiness.poll()
+            waiting.register(dbapi_connection.pgconn.socket, readiness.POLLIN | readiness.POLLERR | readiness.POLLHUP)
+            hung_up = dbapi_connection.closed or bool(waiting.poll(0))
+        except psycopg.Error as exc:  # "the connection is lost"
+            raise DisconnectionError(f"pooled connection unusable: {exc}") from exc
+        if hung_up:
+            raise DisconnectionError("the server closed this pooled connection (a restart?)")
+        idle = time.monotonic() - record.info.get(CHECKED_IN, time.monotonic())
+        if idle >= IDLE_PING_SECONDS:
+            try:
+                engine.dialect.do_ping(dbapi_connection)
+            except psycopg.Error as exc:
+                raise DisconnectionError(f"pooled connection idle {idle:.0f} s did not answer: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:

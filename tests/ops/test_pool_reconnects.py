@@ -1,33 +1,95 @@
-"""A pooled PostgreSQL connection the server hung up on (a restart terminates every backend) is replaced at checkout,
-with no ping: the next transactions run on fresh connections, without an error. Every connection has TCP keepalives,
-which turn a peer that vanished silently into the same hang-up."""
+"""Pooled PostgreSQL connections the server is done with are replaced at checkout, without a round trip for the
+connections in use: one the server hung up on (a restart terminates every backend) is seen on its socket, one idle
+for a while is pinged, and descriptors past select()'s 1024 work. Every connection has TCP keepalives, which turn a
+peer that vanished silently into the same hang-up."""
 
 from __future__ import annotations
 
-import pytest
+import os
+import resource
+import time
+from collections.abc import Iterator
 
+import pytest
+import sqlalchemy as sa
+
+from feedsvc.db import engine as db_engine
 from feedsvc.db.engine import PG_KEEPALIVES, Database
 
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_connections_the_server_closed_are_replaced_before_use(db: Database) -> None:
-    assert not db.engine.pool._pre_ping  # what replaces the ping is the subject here
-    with db.engine.connect() as first, db.engine.connect() as second:  # two idle connections in the pool after this
-        pooled = {c.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() for c in (first, second)}
-    admin = Database(db.url)
+
+def _pooled_backends(db: Database) -> set[int]:
+    """Two connections put in the pool (idle there afterwards): their server process ids."""
+    with db.engine.connect() as first, db.engine.connect() as second:
+        return {c.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() for c in (first, second)}
+
+
+TERMINATE = sa.text("SELECT pg_terminate_backend(pid) FROM unnest(:pids) AS pid")
+LISTED = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)")
+
+
+@pytest.fixture
+def admin(db: Database) -> Iterator[sa.Connection]:
+    """A connection of its own (autocommit) that terminates the pool's backends, as a restart does to each."""
+    engine = sa.create_engine(db.engine.url, isolation_level="AUTOCOMMIT")
     try:
-        with admin.engine.connect() as connection:  # what a restart does to each of them: FATAL 57P01, then close
-            for pid in pooled:
-                connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
-            connection.commit()
+        with engine.connect() as connection:
+            yield connection
     finally:
-        admin.dispose()
+        engine.dispose()
+
+
+def _two_fresh(db: Database, old: set[int]) -> None:
     with db.transaction() as one, db.transaction() as two:
         now = {c.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() for c in (one, two)}
-    assert not now & pooled and len(now) == 2
+    assert not now & old and len(now) == 2
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_connections_the_server_closed_are_replaced_before_use(db: Database, admin: sa.Connection) -> None:
+    assert not db.engine.pool._pre_ping  # no SELECT 1 before every checkout: the socket says it
+    pooled = _pooled_backends(db)
+    admin.execute(TERMINATE, {"pids": sorted(pooled)})  # FATAL 57P01 "terminating connection", then close
+    deadline = time.monotonic() + 10
+    while admin.execute(LISTED, {"pids": sorted(pooled)}).scalar_one() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    _two_fresh(db, pooled)  # used a moment ago, so not pinged: the hang-up itself was seen
+
+
+def test_an_idle_connection_is_pinged_so_a_backend_told_to_stop_a_moment_ago_is_replaced(
+    db: Database, admin: sa.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db_engine, "IDLE_PING_SECONDS", 0.0)  # every pooled connection counts as idle
+    for _ in range(20):  # checked out at once: the server has often not closed the socket yet (the ping's case)
+        pooled = _pooled_backends(db)
+        admin.execute(TERMINATE, {"pids": sorted(pooled)})
+        _two_fresh(db, pooled)
+
+
+@pytest.fixture
+def many_descriptors() -> Iterator[None]:
+    """This process holds over 1100 open files, so the next sockets' descriptors are past 1024 (the soft limit raised
+    for it if need be, as a server's often is)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2048:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard), hard))
+    opened = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        yield
+    finally:
+        for fd in opened:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_connection_past_descriptor_1024_is_checked_out(db: Database, many_descriptors: None) -> None:
+    with db.transaction() as connection:
+        assert connection.connection.driver_connection.pgconn.socket > 1024  # type: ignore[union-attr]
+        assert connection.exec_driver_sql("SELECT 1").scalar_one() == 1
+    with db.transaction() as connection:  # and again, from the pool
+        assert connection.exec_driver_sql("SELECT 1").scalar_one() == 1
+
+
 def test_every_connection_has_tcp_keepalives_unless_the_url_says_otherwise(db: Database) -> None:
     pooled = db.engine.raw_connection()
     try:
@@ -35,9 +97,10 @@ def test_every_connection_has_tcp_keepalives_unless_the_url_says_otherwise(db: D
     finally:
         pooled.close()
     assert {name: given.get(name) for name in PG_KEEPALIVES} == {k: str(v) for k, v in PG_KEEPALIVES.items()}
-    own = Database(db.url + "&keepalives_idle=5" if "?" in db.url else db.url + "?keepalives_idle=5")
+    own = Database(db.url + ("&" if "?" in db.url else "?") + "keepalives_idle=5")
     try:
         with own.engine.connect() as connection:
-            assert connection.connection.driver_connection.info.get_parameters()["keepalives_idle"] == "5"  # type: ignore[union-attr]
+            parameters = connection.connection.driver_connection.info.get_parameters()  # type: ignore[union-attr]
+            assert parameters["keepalives_idle"] == "5"
     finally:
         own.dispose()
