@@ -215,19 +215,19 @@ class QueueDepth:
         from sqlalchemy import text
         from sqlalchemy.exc import SQLAlchemyError
 
-        from feedsvc.db.models import QUEUED, SENDING
+        from feedsvc.db.tables import QUEUED, SENDING
 
         family = GaugeMetricFamily(
             "feedsvc_queue_depth", "Outbox rows queued or sending, counted at scrape time.", labels=["state"]
         )
         try:
-            with self.db.session(readonly=True) as session:
-                sqlite = session.get_bind().dialect.name == "sqlite"
+            with self.db.transaction(readonly=True) as connection:  # Core: a scrape of a worker loads no ORM
+                sqlite = self.db.dialect == "sqlite"
                 for state, index in ((QUEUED, "ix_outbox_claim"), (SENDING, "ix_outbox_lease")):
                     # SQLite's planner would scan a covering index of every row; the partial one holds only these.
                     hint = f" INDEXED BY {index}" if sqlite else ""
                     counted = f"SELECT count(*) FROM outbox{hint} WHERE state = '{state}'"  # noqa: S608 - constants
-                    family.add_metric([state], int(session.scalar(text(counted)) or 0))
+                    family.add_metric([state], int(connection.scalar(text(counted)) or 0))
         except SQLAlchemyError:
             return
         yield family

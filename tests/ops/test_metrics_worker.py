@@ -3,6 +3,9 @@ SQLite and PostgreSQL (the `database_url` fixture)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from delivery.delivery_support import by_state, subscribe_many
 from metrics_support import run_worker, value, wait_for
@@ -75,3 +78,26 @@ def test_failed_and_retried_counters_follow_a_misbehaving_server(
     summaries = [r for r in records if "sent" in r and r.get("issue") == seed_issue.number]
     assert sum(r["sent"] for r in summaries) == done
     assert sum(r["failed"] for r in summaries) == len(refused)
+
+
+# A scrape of the worker's /metrics as `feedsvc worker --metrics-port` serves it, in a fresh interpreter: the queue
+# depth is read in Core, so a worker that is scraped still never loads the ORM.
+SCRAPE = """
+import sys
+from prometheus_client import generate_latest
+from feedsvc.db.engine import Database
+from feedsvc.ops import metrics
+text = generate_latest(metrics.collector(Database(sys.argv[1]), own_process=True)).decode()
+assert 'feedsvc_queue_depth{state="queued"} 3.0' in text, text
+print("sqlalchemy.orm" in sys.modules)
+"""
+
+
+def test_a_scrape_counts_the_queue_without_loading_the_orm(db: Database, settings: Settings, seed_issue: Issue) -> None:
+    subscribe_many(db, 3, ["industry"])
+    publish_seed(db, seed_issue)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRAPE, db.url], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"
