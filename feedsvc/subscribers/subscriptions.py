@@ -364,4 +364,8 @@ def record_bounce(
     from feedsvc.bounces.classify import BouncePolicy
     from feedsvc.bounces.scoring import hard_bounce
 
-    return hard_bounce(session, subscriber_id, reason, BouncePolicy(limit=limit), now or utcnow())
+    bounced = hard_bounce(session, subscriber_id, reason, BouncePolicy(limit=limit), now or utcnow())
+    held = session.identity_map.get(Session.identity_key(Subscriber, subscriber_id))
+    if held is not None:  # scored in Core statements: the session's object reads the row again when next used
+        session.expire(held)
+    return bounced

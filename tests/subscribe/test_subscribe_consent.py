@@ -277,3 +277,13 @@ def test_migration_0005_gives_stored_unicode_domains_their_idna_form(database_ur
     finally:
         database.upgrade()  # the schema is shared by the tests after this one: leave it at head
         database.dispose()
+
+
+def test_a_recorded_bounce_shows_on_the_sessions_own_subscriber_object(app: Flask, settings: Settings) -> None:
+    with db_of(app).session() as s:
+        subscriptions.subscribe(s, settings, "reader@example.org", ["industry"])
+    with db_of(app).session() as s:
+        reader = s.scalars(select(Subscriber).where(Subscriber.email == "reader@example.org")).one()
+        assert (reader.status, reader.bounce_count) == ("pending", 0)
+        assert subscriptions.record_bounce(s, reader.id, 1, "550 5.1.1 no such user")
+        assert (reader.status, reader.bounce_count) == ("bounced", 1)  # scored in Core, read again
