@@ -83,8 +83,18 @@ def _pending(session: Executor, number: int) -> Row[Any] | None:
     ).first()
 
 
-def _set(session: Executor, row_id: int, **values: object) -> None:
-    session.execute(update(scheduled_issues).where(SCHEDULED.id == row_id).values(**values))
+def _change_pending(session: Executor, number: int, **values: object) -> Row[Any]:
+    """Change issue `number`'s pending schedule (the row as it was); ScheduleError if none is pending, or it fired
+    while this was asked (the UPDATE matches only a row still pending, so a fired publish is never relabelled)."""
+    row = _pending(session, number)
+    changed = None
+    if row is not None:
+        changed = session.execute(
+            update(scheduled_issues).where(SCHEDULED.id == row.id, SCHEDULED.state == SCHEDULE_PENDING).values(**values)
+        )
+    if row is None or changed is None or changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ScheduleError(f"issue {number} has no schedule waiting to fire")
+    return row
 
 
 def schedule(
@@ -128,19 +138,13 @@ def move(
     """Give issue `number`'s pending schedule the time `due_at`; ScheduleError if none or the time has passed."""
     now = now or utcnow()
     _refuse_past(due_at, now, settings.publication)
-    row = _pending(session, number)
-    if row is None:
-        raise ScheduleError(f"issue {number} has no schedule waiting to fire")
-    _set(session, row.id, due_at=due_at, updated_at=now)
+    row = _change_pending(session, number, due_at=due_at, updated_at=now)
     return Scheduled(number, row.source_name, due_at)
 
 
 def cancel(session: Executor, number: int, now: datetime | None = None) -> None:
     """Cancel issue `number`'s pending schedule; ScheduleError if there is none (it may have fired)."""
-    row = _pending(session, number)
-    if row is None:
-        raise ScheduleError(f"issue {number} has no schedule waiting to fire")
-    _set(session, row.id, state=SCHEDULE_CANCELLED, updated_at=now or utcnow())
+    _change_pending(session, number, state=SCHEDULE_CANCELLED, updated_at=now or utcnow())
 
 
 def pending(session: Executor) -> list[Scheduled]:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+import queue
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -152,3 +156,46 @@ def test_cli_schedules_shows_moves_and_cancels(db: Database, settings: Settings,
     assert code != 0 and "in the past" in out
     with db.session(readonly=True) as s:
         assert s.get(PublishedIssue, 399) is None
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite runs the two one after the other
+def test_a_cancel_waiting_on_a_schedule_that_fires_meanwhile_says_so(
+    db: Database, settings: Settings, candidate: Path
+) -> None:
+    with db.session() as s:
+        schedule.schedule(s, settings, candidate, NOW + timedelta(hours=1), now=NOW)
+    outcome: queue.Queue[object] = queue.Queue()
+
+    def cancel() -> None:  # read the row while it is pending, then wait on its lock
+        try:
+            with db.session() as s:
+                schedule.cancel(s, 399, now=NOW)
+            outcome.put("cancelled")
+        except schedule.ScheduleError as exc:
+            outcome.put(exc)
+
+    firing = db.engine.connect()  # what `_fire` does first: the claim, held while the issue is published
+    try:
+        firing.execute(sa.update(ScheduledIssue).where(ScheduledIssue.issue_number == 399).values(state=SCHEDULE_FIRED))
+        waiter = threading.Thread(target=cancel)
+        waiter.start()
+        deadline = time.monotonic() + 10
+        while not _blocked(db) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        firing.commit()
+    finally:
+        firing.close()
+    waiter.join(10)
+    result = outcome.get(timeout=1)
+    assert isinstance(result, schedule.ScheduleError) and "no schedule waiting to fire" in str(result)
+    with db.session(readonly=True) as s:
+        assert s.scalar(sa.select(ScheduledIssue.state)) == SCHEDULE_FIRED  # never relabelled cancelled
+
+
+def _blocked(db: Database) -> bool:
+    """Whether some session of this database waits on a lock now."""
+    with db.engine.connect() as connection:
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return bool(connection.exec_driver_sql(waiting).scalar_one())
