@@ -5,7 +5,8 @@ never restarts a healthy process because PostgreSQL is restarting. `/readyz` is 
 answers a ``SELECT 1`` (PostgreSQL connections time out after a few seconds, feedsvc.db.engine) and a built
 site is in place; otherwise 503 with a small JSON body naming what failed. Pages that need the database
 answer 503 with ``Retry-After`` while it is away (the built feeds and archive pages keep coming from disk),
-and the next request after it returns simply works: the connection pool pings before each use.
+and the next request after it returns simply works: the pool checks each connection at checkout
+(feedsvc.db.engine) and replaces one the restart cut.
 """
 
 from __future__ import annotations
