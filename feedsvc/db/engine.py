@@ -38,11 +38,19 @@ if TYPE_CHECKING:
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 READONLY = "feedsvc_readonly"
 PG_CONNECT_TIMEOUT_SECONDS = 5
-#: libpq's TCP keepalives on every PostgreSQL connection (unless the URL sets them): a peer that vanished without
-#: hanging up (a lost host, a NAT that forgot the flow) fails an idle connection within about 90 s, where the
-#: kernel's defaults wait two hours. The pool's checkout test then finds it, and the decider's LISTEN connection
-#: errors out and is opened again.
-PG_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 60, "keepalives_interval": 10, "keepalives_count": 3}
+#: libpq's socket settings on every PostgreSQL connection (unless the URL sets them), for a peer that vanished
+#: without hanging up (a lost host, a NAT that forgot the flow). TCP keepalives fail an idle connection within
+#: about 90 s, where the kernel's defaults wait two hours; the pool's checkout test then finds it, and the
+#: decider's LISTEN connection errors out and is opened again. `tcp_user_timeout` (ms) fails a connection
+#: whose sent statement or ping goes unacknowledged for 30 s, where the kernel retransmits for about 15 minutes
+#: (a request thread or a worker step would wait that long).
+PG_SOCKET_SETTINGS = {
+    "keepalives": 1,
+    "keepalives_idle": 60,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 #: a pooled PostgreSQL connection unused this long is pinged at checkout (`_check_out_live_connections`).
 IDLE_PING_SECONDS = 10.0
 CHECKED_IN = "feedsvc_checked_in"  # the pool record's note of when its connection came back (time.monotonic)
@@ -78,7 +86,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     connect_args = kwargs.setdefault("connect_args", {})
     if "connect_timeout" not in parsed.query:  # libpq waits for ever by default: a lost host would hang requests
         connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_SECONDS)
-    for name, value in PG_KEEPALIVES.items():
+    for name, value in PG_SOCKET_SETTINGS.items():
         if name not in parsed.query:
             connect_args.setdefault(name, value)
     if parsed.get_driver_name() != "psycopg":  # another driver: SQLAlchemy's ping on every checkout
@@ -100,7 +108,9 @@ def _check_out_live_connections(engine: Engine) -> None:
     IDLE_PING_SECONDS is still pinged: a server that moved (a failover to another host behind the same address)
     says nothing on the old socket until something is sent, and a backend told to stop a moment ago may not
     have said so yet. A host that vanished makes the socket readable (its error) once the TCP keepalives give up
-    (PG_KEEPALIVES). Either way the pool connects afresh (DisconnectionError).
+    (PG_SOCKET_SETTINGS). Either way the pool connects afresh (DisconnectionError). A connection just opened
+    is handed out untested, as SQLAlchemy's pre-ping does: SQLAlchemy tries a checkout twice, and a test that
+    failed the fresh second connection too would raise an error that is not the database's (not a 503).
     """
     import psycopg
 
@@ -111,6 +121,8 @@ def _check_out_live_connections(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if CHECKED_IN not in record.info:  # fresh from connect (SQLAlchemy's second try, too): nothing to test yet
+            return
         try:
             waiting = readiness.poll()
             waiting.register(dbapi_connection.pgconn.socket, readiness.POLLIN | readiness.POLLERR | readiness.POLLHUP)
@@ -119,7 +131,7 @@ def _check_out_live_connections(engine: Engine) -> None:
             raise DisconnectionError(f"pooled connection unusable: {exc}") from exc
         if hung_up:
             raise DisconnectionError("the server closed this pooled connection (a restart?)")
-        idle = time.monotonic() - record.info.get(CHECKED_IN, time.monotonic())
+        idle = time.monotonic() - record.info[CHECKED_IN]
         if idle >= IDLE_PING_SECONDS:
             try:
                 engine.dialect.do_ping(dbapi_connection)

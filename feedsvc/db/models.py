@@ -2,8 +2,8 @@
 
 The schema (columns, indexes, constraints) and the words its columns hold are defined once, in
 feedsvc.db.tables, which also says what each table is for; the words are re-exported here for the code that
-works with these classes, and the annotations below only type the mapped attributes. `feedsvc worker` never
-imports this module.
+works with these classes, and the annotations below only type the mapped attributes. A `feedsvc worker` that
+only sends never imports this module.
 """
 
 from __future__ import annotations

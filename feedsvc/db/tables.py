@@ -2,8 +2,9 @@
 
 The migrations make the schema; these tables describe it (tests/config/test_models_match_migrations.py holds
 the two together). The ORM classes (feedsvc.db.models, feedsvc.bounces.models, feedsvc.staff.models) map
-these same tables for the workflows that want objects; code that runs in `feedsvc worker` uses the tables
-alone, so the worker never loads sqlalchemy.orm.
+these same tables for the workflows that want objects; the send path of `feedsvc worker` uses the tables
+alone, so a worker that only sends never loads sqlalchemy.orm (deciding a sign-up or publishing a due
+schedule loads it).
 
 - `subscribers`: one row per normalised address, with its status and when each change happened.
 - `subscriber_sections`: the section slugs a subscriber chose.

@@ -1,12 +1,13 @@
 """Pooled PostgreSQL connections the server is done with are replaced at checkout, without a round trip for the
 connections in use: one the server hung up on (a restart terminates every backend) is seen on its socket, one idle
-for a while is pinged, and descriptors past select()'s 1024 work. Every connection has TCP keepalives, which turn a
-peer that vanished silently into the same hang-up."""
+for a while is pinged, one just opened is not tested, and descriptors past select()'s 1024 work. Every connection
+has TCP keepalives, which turn a peer that vanished silently into the same hang-up, and a TCP user timeout."""
 
 from __future__ import annotations
 
 import os
 import resource
+import select
 import time
 from collections.abc import Iterator
 
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from feedsvc.db import engine as db_engine
-from feedsvc.db.engine import PG_KEEPALIVES, Database
+from feedsvc.db.engine import PG_SOCKET_SETTINGS, Database
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -82,6 +83,33 @@ def many_descriptors() -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+class _CountedPolls:
+    """select's poll, counting the polls the checkout test makes."""
+
+    POLLIN, POLLERR, POLLHUP = select.POLLIN, select.POLLERR, select.POLLHUP
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def poll(self) -> select.poll:
+        self.count += 1
+        return select.poll()
+
+
+def test_a_connection_just_opened_is_handed_out_untested_and_a_pooled_one_is_tested(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    polls = _CountedPolls()
+    monkeypatch.setattr(db_engine, "readiness", polls)
+    db.engine.dispose()  # an empty pool: the next checkout connects
+    with db.transaction() as connection:
+        connection.exec_driver_sql("SELECT 1")
+    assert polls.count == 0  # SQLAlchemy's second try is such a connection: testing it could only fail it
+    with db.transaction() as connection:  # back from the pool
+        connection.exec_driver_sql("SELECT 1")
+    assert polls.count == 1
+
+
 def test_a_connection_past_descriptor_1024_is_checked_out(db: Database, many_descriptors: None) -> None:
     with db.transaction() as connection:
         assert connection.connection.driver_connection.pgconn.socket > 1024  # type: ignore[union-attr]
@@ -90,13 +118,13 @@ def test_a_connection_past_descriptor_1024_is_checked_out(db: Database, many_des
         assert connection.exec_driver_sql("SELECT 1").scalar_one() == 1
 
 
-def test_every_connection_has_tcp_keepalives_unless_the_url_says_otherwise(db: Database) -> None:
+def test_every_connection_has_the_socket_settings_unless_the_url_says_otherwise(db: Database) -> None:
     pooled = db.engine.raw_connection()
     try:
         given = pooled.driver_connection.info.get_parameters()  # type: ignore[union-attr]
     finally:
         pooled.close()
-    assert {name: given.get(name) for name in PG_KEEPALIVES} == {k: str(v) for k, v in PG_KEEPALIVES.items()}
+    assert {name: given.get(name) for name in PG_SOCKET_SETTINGS} == {k: str(v) for k, v in PG_SOCKET_SETTINGS.items()}
     own = Database(db.url + ("&" if "?" in db.url else "?") + "keepalives_idle=5")
     try:
         with own.engine.connect() as connection:
