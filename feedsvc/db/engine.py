@@ -37,14 +37,15 @@ if TYPE_CHECKING:
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 READONLY = "feedsvc_readonly"
-PG_CONNECT_TIMEOUT_SECONDS = 5
-#: libpq's socket settings on every PostgreSQL connection (unless the URL sets them), for a peer that vanished
-#: without hanging up (a lost host, a NAT that forgot the flow). TCP keepalives fail an idle connection within
-#: about 90 s, where the kernel's defaults wait two hours; the pool's checkout test then finds it, and the
-#: decider's LISTEN connection errors out and is opened again. `tcp_user_timeout` (ms) fails a connection
-#: whose sent statement or ping goes unacknowledged for 30 s, where the kernel retransmits for about 15 minutes
-#: (a request thread or a worker step would wait that long).
-PG_SOCKET_SETTINGS = {
+#: libpq's connection settings on every PostgreSQL connection, unless the URL sets them. `connect_timeout`: libpq
+#: waits for ever by default, so a lost host would hang requests. The rest are for a peer that vanished without
+#: hanging up (a lost host, a NAT that forgot the flow): TCP keepalives fail an idle connection within about
+#: 90 s, where the kernel's defaults wait two hours (the pool's checkout test then finds it, and the decider's
+#: LISTEN connection errors out and is opened again); `tcp_user_timeout` (ms) fails a connection whose sent
+#: statement or ping goes unacknowledged for 30 s, where the kernel retransmits for about 15 minutes (a request
+#: thread or a worker step would wait that long).
+PG_CONNECTION_SETTINGS = {
+    "connect_timeout": 5,
     "keepalives": 1,
     "keepalives_idle": 60,
     "keepalives_interval": 10,
@@ -84,9 +85,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     connect_args = kwargs.setdefault("connect_args", {})
-    if "connect_timeout" not in parsed.query:  # libpq waits for ever by default: a lost host would hang requests
-        connect_args.setdefault("connect_timeout", PG_CONNECT_TIMEOUT_SECONDS)
-    for name, value in PG_SOCKET_SETTINGS.items():
+    for name, value in PG_CONNECTION_SETTINGS.items():
         if name not in parsed.query:
             connect_args.setdefault(name, value)
     if parsed.get_driver_name() != "psycopg":  # another driver: SQLAlchemy's ping on every checkout
@@ -108,7 +107,7 @@ def _check_out_live_connections(engine: Engine) -> None:
     IDLE_PING_SECONDS is still pinged: a server that moved (a failover to another host behind the same address)
     says nothing on the old socket until something is sent, and a backend told to stop a moment ago may not
     have said so yet. A host that vanished makes the socket readable (its error) once the TCP keepalives give up
-    (PG_SOCKET_SETTINGS). Either way the pool connects afresh (DisconnectionError). A connection just opened
+    (PG_CONNECTION_SETTINGS). Either way the pool connects afresh (DisconnectionError). A connection just opened
     is handed out untested, as SQLAlchemy's pre-ping does: SQLAlchemy tries a checkout twice, and a test that
     failed the fresh second connection too would raise an error that is not the database's (not a 503).
     """

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from feedsvc.db import engine as db_engine
-from feedsvc.db.engine import PG_SOCKET_SETTINGS, Database
+from feedsvc.db.engine import PG_CONNECTION_SETTINGS, Database
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -118,13 +118,15 @@ def test_a_connection_past_descriptor_1024_is_checked_out(db: Database, many_des
         assert connection.exec_driver_sql("SELECT 1").scalar_one() == 1
 
 
-def test_every_connection_has_the_socket_settings_unless_the_url_says_otherwise(db: Database) -> None:
+def test_every_connection_has_the_libpq_settings_unless_the_url_says_otherwise(db: Database) -> None:
     pooled = db.engine.raw_connection()
     try:
         given = pooled.driver_connection.info.get_parameters()  # type: ignore[union-attr]
     finally:
         pooled.close()
-    assert {name: given.get(name) for name in PG_SOCKET_SETTINGS} == {k: str(v) for k, v in PG_SOCKET_SETTINGS.items()}
+    assert {name: given.get(name) for name in PG_CONNECTION_SETTINGS} == {
+        k: str(v) for k, v in PG_CONNECTION_SETTINGS.items()
+    }
     own = Database(db.url + ("&" if "?" in db.url else "?") + "keepalives_idle=5")
     try:
         with own.engine.connect() as connection:
